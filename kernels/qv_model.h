@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * qv_model.h - quiver's model runtime: load an ONNX MLP, compile it into a
+ * plan of oneDNN primitives and hand-written kernels, run it.
+ *
+ * Contract
+ *  - Slow-path functions return 0 or a negative errno; out-parameters are
+ *    named ret_* and are written only on success.
+ *  - Loading never leaves a half-loaded model: on failure nothing is
+ *    allocated and `err` (if given) holds one line naming the node, the op
+ *    and the reason, e.g. "node 'fc2' (Gemm): transB=2 is not 0 or 1".
+ *  - A loaded qv_model is immutable and may be shared by any number of
+ *    threads. Every thread that runs it owns one qv_exec_ctx: its scratch,
+ *    oneDNN stream and memory objects. qv_run() never allocates, locks,
+ *    logs or makes a syscall, and runs single-threaded on the calling
+ *    thread (no OpenMP pool is ever woken; see kernels/README in onednn.c).
+ *  - Models have exactly one float32 input and one float32 output whose
+ *    first dimension is the (dynamic) batch. Everything after the batch
+ *    dimension is flattened into in_dim / out_dim floats a row.
+ */
+#ifndef QV_MODEL_H
+#define QV_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QV_MAX_RANK 8
+#define QV_DEFAULT_MAX_BATCH 256u
+#define QV_ERR_LEN 256
+
+typedef struct qv_model qv_model;
+typedef struct qv_exec_ctx qv_exec_ctx;
+
+/* Which implementation a dense step uses. AUTO measures at load time. */
+enum qv_kernel_choice {
+	QV_KERNEL_AUTO = 0,
+	QV_KERNEL_ONEDNN = 1,  /* oneDNN primitives only */
+	QV_KERNEL_HAND = 2,    /* hand-written kernels where they exist */
+};
+
+struct qv_model_opts {
+	uint32_t max_batch;            /* 0 = QV_DEFAULT_MAX_BATCH; rounded up to a power of two */
+	enum qv_kernel_choice kernels; /* default AUTO */
+	uint32_t tune_iters;           /* AUTO: timed runs per candidate, 0 = default */
+};
+
+struct qv_model_info {
+	uint32_t in_dim;      /* floats a row of input */
+	uint32_t out_dim;     /* floats a row of output */
+	uint32_t max_batch;
+	uint32_t n_steps;     /* steps in the compiled plan */
+	uint32_t in_rank, out_rank;
+	int64_t in_shape[QV_MAX_RANK];  /* in_shape[0] == -1: dynamic batch */
+	int64_t out_shape[QV_MAX_RANK];
+	char in_name[64];
+	char out_name[64];
+};
+
+/* Load from a file or a buffer. opts may be NULL. err may be NULL. */
+int qv_model_load_file(const char *path, const struct qv_model_opts *opts,
+		       qv_model **ret_model, char *err, size_t err_len);
+int qv_model_load_buffer(const void *buf, size_t len, const struct qv_model_opts *opts,
+			 qv_model **ret_model, char *err, size_t err_len);
+void qv_model_free(qv_model *m);
+
+int qv_model_get_info(const qv_model *m, struct qv_model_info *ret_info);
+
+/* Human-readable plan, one step a line (op, shapes, kernel chosen, measured ns). */
+int qv_model_describe(const qv_model *m, char *buf, size_t len);
+
+/* One context per running thread. Allocates everything run() will touch. */
+int qv_exec_ctx_create(const qv_model *m, qv_exec_ctx **ret_ctx);
+void qv_exec_ctx_free(qv_exec_ctx *ctx);
+
+/*
+ * Run the model on `rows` rows (1 <= rows <= max_batch) of `in`
+ * (rows * in_dim floats, read in place) and write rows * out_dim floats to
+ * `out`. Returns 0, -EINVAL for rows out of range. Hot path.
+ */
+int qv_run(qv_exec_ctx *ctx, const float *in, uint32_t rows, float *out);
+
+/* The plain C reference implementation of the same graph (slow, unfused). */
+int qv_run_reference(const qv_model *m, const float *in, uint32_t rows, float *out);
+
+/* Makes the calling thread run oneDNN inline (one OpenMP thread). Called by
+ * qv_exec_ctx_create and idempotent; workers call it once after pinning. */
+void qv_thread_init(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QV_MODEL_H */

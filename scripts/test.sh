@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds quiver twice (optimized, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in the
+# first build and the unit suite in the sanitizer build, and ends with
+# one line "N passed, N failed, N skipped" computed from meson's results.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+status=0
+build() { # dir, extra args...
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" -Dwerror=true "$@" || return 1
+  fi
+  meson compile -C "$dir" || return 1
+}
+
+if build build; then
+  meson test -C build --print-errorlogs --num-processes 2 || status=1
+else
+fi
+if build build-san -Db_sanitize=address,undefined -Db_lundef=false; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C build-san --suite unit --print-errorlogs --num-processes 2 || status=1
+else
+  echo "sanitizer build failed"; status=1
+fi
+
+/usr/bin/python3 scripts/count_results.py build/meson-logs/testlog.json build-san/meson-logs/testlog.json
+rc=$?
+[ $status -ne 0 ] && exit 1
+exit $rc
