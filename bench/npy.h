@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * npy.h - read and write NumPy .npy files holding float32 arrays in C order
+ * (format versions 1.0-3.0). Just enough of the format for model inputs
+ * and outputs; anything else ('<f8', Fortran order, object arrays) is
+ * refused with -ENOTSUP. Hand-written because Debian ships no C library for
+ * .npy and the format is one small header plus raw data.
+ */
+#ifndef QV_NPY_H
+#define QV_NPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QV_NPY_MAX_RANK 8
+
+struct qv_npy {
+	uint32_t rank;
+	int64_t shape[QV_NPY_MAX_RANK];
+	size_t count;   /* elements */
+	float *data;    /* malloc'ed, count floats */
+};
+
+/* Returns 0 or -errno; on failure err holds a message. */
+int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len);
+/* Writes a float32 C-order array. */
+int qv_npy_write(const char *path, const float *data, uint32_t rank, const int64_t *shape);
+void qv_npy_free(struct qv_npy *a);
+
+#endif

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * serve.h - what a transport (shared-memory channels, UDP over io_uring,
+ * UDP over DPDK) asks of the worker that polls it. Every transport turns a
+ * request into a qv_serve_req whose fields it has already copied out of
+ * untrusted memory, and gets exactly one qv_serve_res back.
+ */
+#ifndef QV_SERVE_H
+#define QV_SERVE_H
+
+#include <stdint.h>
+
+#include "qv_proto.h"
+
+struct qv_worker;
+
+struct qv_serve_req {
+	uint32_t handle;
+	uint32_t rows;
+	uint32_t in_bytes;      /* bytes at `in`, as the transport received them */
+	uint32_t out_cap;       /* bytes available at `out` */
+	uint64_t deadline_ns;   /* absolute CLOCK_MONOTONIC, 0 = route default */
+	uint64_t routing_key;
+	uint64_t request_id;
+	const float *in;        /* read in place */
+	float *out;             /* written in place */
+};
+
+struct qv_serve_res {
+	uint32_t status;        /* enum qv_status */
+	uint32_t version;
+	uint32_t flags;         /* QV_FLAG_* */
+	uint32_t out_bytes;
+};
+
+/*
+ * Validates the request against the route (handle, rows <= max_batch,
+ * in_bytes == rows * in_dim * 4, out_cap >= rows * out_dim * 4), runs it on
+ * the worker's current routing table and fills *ret. Hot path: no
+ * allocation, lock, syscall or log.
+ */
+void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
+		     struct qv_serve_res *ret);
+
+/* Name -> route handle and shapes, for transports' lookup messages.
+ * Returns 0 or -ENOENT. May be called from the worker (reads the table). */
+int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret);
+
+#endif /* QV_SERVE_H */
