@@ -74,7 +74,13 @@ struct qv_request {
 	uint32_t handle;
 	uint32_t rows;
 	const float *input;       /* rows * in_dim floats, copied into the slot */
-	uint64_t deadline_ns;     /* absolute CLOCK_MONOTONIC; 0 = model default */
+	/*
+	 * Absolute CLOCK_MONOTONIC ns. 0 = the route's default: the model's
+	 * config.json deadline counted from when the worker picks the request
+	 * up, or no deadline if the route has none. The client never reads the
+	 * clock to check it; the server answers QV_DEADLINE_EXCEEDED.
+	 */
+	uint64_t deadline_ns;
 	uint64_t routing_key;     /* sticky canary key; 0 = none */
 	uint64_t request_id;      /* caller's id, echoed in the result */
 };
@@ -87,11 +93,23 @@ struct qv_result {
 	uint32_t out_floats;      /* floats written to the caller's buffer */
 };
 
+/*
+ * socket_path NULL = QV_DEFAULT_SOCKET; opts NULL = all defaults. The server
+ * may grant fewer slots than asked. Errors: -EINVAL (ret_client NULL),
+ * -ENOENT / -ECONNREFUSED / -EACCES (socket), -ENAMETOOLONG, -E2BIG (more
+ * than 65536 slots or 64 MiB a slot region), -EPROTO (malformed reply or
+ * segment), -EPROTONOSUPPORT (channel ABI), -ETIMEDOUT (no reply in 10 s),
+ * or the server's refusal (-EPERM ...).
+ */
 int qv_connect(const char *socket_path, const struct qv_connect_opts *opts,
 	       qv_client **ret_client);
 void qv_close(qv_client *c);
 
-/* Resolve a model name over the socket (slow path; do it once). */
+/*
+ * Resolve a model name over the socket (slow path; do it once). -ENOENT for
+ * an unknown model. A handle is usable for requests on this client only
+ * after this client looked it up (the client needs its row sizes).
+ */
 int qv_model_lookup(qv_client *c, const char *name, struct qv_model_desc *ret_desc);
 
 /*
@@ -99,6 +117,16 @@ int qv_model_lookup(qv_client *c, const char *name, struct qv_model_desc *ret_de
  * floats at most). Returns 0 and fills *ret_result (whose status may still
  * be an error status), -ETIMEDOUT after timeout_ms (0 = wait until the
  * server is declared dead), or another negative errno for misuse.
+ *
+ * Misuse: -EINVAL (NULL arguments, rows 0 or > max_batch), -ENOENT (handle
+ * not looked up on this client), -EMSGSIZE (input or output larger than a
+ * slot), -ENOBUFS (out_cap < rows * out_dim), -EAGAIN (every slot busy).
+ * A dead, closed or draining server gives 0 with QV_UNAVAILABLE, without
+ * sending anything; a completion that fails validation gives QV_INTERNAL.
+ * The clock is read only every ~1000 spins, so timeout_ms has ~10 us
+ * granularity. After -ETIMEDOUT the slot stays taken until the late
+ * completion arrives, which is then dropped: `out` is never written after
+ * qv_infer returns.
  */
 int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_cap,
 	     uint32_t timeout_ms, struct qv_result *ret_result);
@@ -106,7 +134,9 @@ int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_
 /*
  * Asynchronous: qv_submit returns 0, or -EAGAIN when every slot is in
  * flight (poll first). The output is copied to `out` when the completion
- * is polled; `out` must stay valid until then.
+ * is reaped (by qv_poll, or by a qv_infer on the same client); `out` must
+ * stay valid until it is polled. Also -EPIPE (server dead), -ESHUTDOWN
+ * (server draining), and the misuse errors of qv_infer.
  */
 int qv_submit(qv_client *c, const struct qv_request *req, float *out, size_t out_cap);
 
@@ -114,13 +144,73 @@ int qv_submit(qv_client *c, const struct qv_request *req, float *out, size_t out
  * Reap up to max completions without blocking. Returns how many were
  * written to results (0 if none), or -EPIPE once the server is dead (every
  * request still in flight is then reported with QV_UNAVAILABLE first).
+ *
+ * "Dead" is final when the socket hangs up, the server marks the channel
+ * CLOSED or breaks a ring: reconnect. A server that is merely silent for
+ * dead_after_ms (overloaded host, SIGSTOP) is treated as dead while it is
+ * silent, and used again, on the same client, once it beats again; late
+ * completions of requests already reported UNAVAILABLE are dropped.
  */
 int qv_poll(qv_client *c, struct qv_result *results, int max);
 
-/* Requests submitted and not yet polled. */
+/* Requests submitted with qv_submit and not yet polled. */
 uint32_t qv_inflight(const qv_client *c);
 
 const char *qv_strerror(int status_or_negerrno);
+
+
+/* ======================================================================
+ * UDP client (qv_udp_*): the same request/result model over datagrams, for
+ * clients on other hosts. Wire format: qv_udp_proto.h. One request a
+ * datagram: a request larger than QV_UDP_MAX_DATAGRAM (16 KiB, header
+ * included) is refused with -EMSGSIZE before anything is sent. UDP may lose
+ * datagrams: a request unanswered after opts.timeout_ms is reported with
+ * QV_UNAVAILABLE (qv_udp_poll) or -ETIMEDOUT (qv_udp_infer). Same contract
+ * as above otherwise: 0 / count / -errno, ret_* written only on success,
+ * one thread at a time per client. A request's handle must have been
+ * resolved with qv_udp_lookup on the same client (-ENOENT otherwise): the
+ * client needs in_dim/out_dim to size the datagram; rows > max_batch is
+ * -EINVAL and an out_cap below rows * out_dim is -ENOBUFS.
+ * ====================================================================== */
+
+typedef struct qv_udp_client qv_udp_client;
+
+struct qv_udp_opts {
+	uint32_t max_inflight;    /* requests in flight at most; 0 = 64 */
+	uint32_t timeout_ms;      /* lookup timeout and async expiry; 0 = 1000 */
+};
+
+/* addr_port: "A.B.C.D:PORT" or "[v6]:PORT". opts may be NULL. */
+int qv_udp_connect(const char *addr_port, const struct qv_udp_opts *opts,
+		   qv_udp_client **ret_client);
+void qv_udp_close(qv_udp_client *c);
+
+/* Name -> handle and shapes; retried within opts.timeout_ms.
+ * -ENOENT: no such model; -ETIMEDOUT: no answer. */
+int qv_udp_lookup(qv_udp_client *c, const char *name, struct qv_model_desc *ret_desc);
+
+/*
+ * Synchronous round trip, busy-polling the socket (no sleep) for the
+ * lowest latency. Returns 0 and fills *ret_result (its status may be an
+ * error status), -ETIMEDOUT after timeout_ms (0 = opts.timeout_ms),
+ * -EMSGSIZE if the request does not fit one datagram, -EAGAIN if
+ * max_inflight requests are already in flight.
+ */
+int qv_udp_infer(qv_udp_client *c, const struct qv_request *req, float *out, size_t out_cap,
+		 uint32_t timeout_ms, struct qv_result *ret_result);
+
+/* Asynchronous: 0, -EAGAIN (max_inflight reached: poll first), -EMSGSIZE.
+ * `out` (out_cap floats) must stay valid until the result is polled. */
+int qv_udp_submit(qv_udp_client *c, const struct qv_request *req, float *out, size_t out_cap);
+
+/* Reap up to max results without blocking; returns how many (0 if none).
+ * result.request_id is the caller's qv_request.request_id. */
+int qv_udp_poll(qv_udp_client *c, struct qv_result *results, int max);
+
+uint32_t qv_udp_inflight(const qv_udp_client *c);
+
+/* Datagrams received that matched no request in flight (late or foreign). */
+uint64_t qv_udp_stray(const qv_udp_client *c);
 
 #ifdef __cplusplus
 }

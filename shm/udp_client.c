@@ -1,1 +1,500 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * udp_client.c - libquiver's qv_udp_* calls: the request/result API of
+ * quiver.h over UDP datagrams (wire format in qv_udp_proto.h). libc only.
+ *
+ * The socket is connected to the server, so the kernel filters out
+ * datagrams from anyone else. Requests in flight live in a fixed table;
+ * the wire request id is (sequence << 32 | table index): a reply finds its
+ * entry in O(1), and a late reply to an expired request (same index, older
+ * sequence) is recognised and dropped instead of being taken for a newer
+ * one. Everything is allocated at connect time.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "quiver.h"
+#include "qv_udp_proto.h"
+
+enum pend_state { P_FREE = 0, P_INFLIGHT, P_DONE };
+
+struct pend {
+	uint64_t wire_id;
+	uint64_t sent_ns;
+	float *out;
+	size_t out_cap;
+	struct qv_result res;   /* res.request_id: the caller's id */
+	uint8_t state;
+	bool sync;              /* taken by qv_udp_infer itself, not by poll */
+};
+
+#define MODELS_MAX 64
+
+struct model {
+	uint32_t handle, in_dim, out_dim, max_batch;
+};
+
+struct qv_udp_client {
+	int fd;
+	uint32_t nmodels;
+	struct model models[MODELS_MAX]; /* looked up through this client */
+	uint32_t max_inflight;
+	uint32_t timeout_ms;
+	uint32_t inflight;
+	uint32_t seq;
+	uint64_t stray;
+	uint64_t last_expiry_ns;
+	struct pend *pend;
+	uint32_t *free_idx;     /* stack of free table indices */
+	uint32_t free_n;
+	uint64_t *done_q;       /* FIFO of wire ids of finished async requests */
+	uint32_t done_head, done_tail; /* free-running, capacity max_inflight */
+	uint64_t lookup_id;     /* wire id of the lookup waited for, 0 = none */
+	bool lookup_done;
+	uint32_t lookup_status;
+	struct qv_udp_model lookup_model;
+	uint8_t *tx;            /* QV_UDP_MAX_DATAGRAM */
+	uint8_t *rx;            /* QV_UDP_MAX_DATAGRAM + 1: a longer reply shows as such */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int parse_addr(const char *ap, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *hs = ap, *he, *ps;
+	char *end;
+	long port;
+
+	if (ap[0] == '[') {
+		hs = ap + 1;
+		he = strchr(hs, ']');
+		if (he == NULL || he[1] != ':')
+			return -EINVAL;
+		ps = he + 2;
+	} else {
+		he = strrchr(hs, ':');
+		/* An IPv6 address needs brackets: "::1:80" is ambiguous. */
+		if (he == NULL || memchr(hs, ':', (size_t)(he - hs)) != NULL)
+			return -EINVAL;
+		ps = he + 1;
+	}
+	if (he == hs || (size_t)(he - hs) >= sizeof(host) || *ps < '0' || *ps > '9')
+		return -EINVAL;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	errno = 0;
+	port = strtol(ps, &end, 10);
+	if (errno != 0 || *end != '\0' || port <= 0 || port > 65535)
+		return -EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*s6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void qv_udp_close(qv_udp_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->pend);
+	free(c->free_idx);
+	free(c->done_q);
+	free(c->tx);
+	free(c->rx);
+	free(c);
+}
+
+int qv_udp_connect(const char *addr_port, const struct qv_udp_opts *opts,
+		   qv_udp_client **ret_client)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	qv_udp_client *c;
+	int r;
+
+	if (addr_port == NULL || ret_client == NULL)
+		return -EINVAL;
+	r = parse_addr(addr_port, &ss, &sl);
+	if (r < 0)
+		return r;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->fd = -1;
+	c->max_inflight = opts && opts->max_inflight ? opts->max_inflight : 64;
+	c->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : 1000;
+	if (c->max_inflight > (1u << 20)) {
+		qv_udp_close(c);
+		return -EINVAL;
+	}
+	c->pend = calloc(c->max_inflight, sizeof(*c->pend));
+	c->free_idx = calloc(c->max_inflight, sizeof(*c->free_idx));
+	c->done_q = calloc(c->max_inflight, sizeof(*c->done_q));
+	c->tx = malloc(QV_UDP_MAX_DATAGRAM);
+	c->rx = malloc(QV_UDP_MAX_DATAGRAM + 1);
+	if (!c->pend || !c->free_idx || !c->done_q || !c->tx || !c->rx) {
+		qv_udp_close(c);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < c->max_inflight; i++)
+		c->free_idx[i] = c->max_inflight - 1 - i;
+	c->free_n = c->max_inflight;
+
+	c->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&ss, sl) < 0) {
+		r = -errno;
+		qv_udp_close(c);
+		return r;
+	}
+	*ret_client = c;
+	return 0;
+}
+
+static uint64_t next_wire_id(qv_udp_client *c, uint32_t idx)
+{
+	if (++c->seq == 0)
+		c->seq = 1; /* wire id 0 never names a request */
+	return (uint64_t)c->seq << 32 | idx;
+}
+
+/* Receives and dispatches one datagram. Returns 1 if one was read, 0 if the
+ * socket is empty. Errors of earlier sends (ICMP port unreachable shows as
+ * ECONNREFUSED on a connected socket) are not fatal: requests time out. */
+static int recv_one(qv_udp_client *c)
+{
+	struct qv_udp_rep_hdr h;
+	ssize_t n = recv(c->fd, c->rx, QV_UDP_MAX_DATAGRAM + 1, MSG_DONTWAIT);
+
+	if (n < 0)
+		return errno == EINTR || errno == ECONNREFUSED ? 1 : 0;
+	if ((size_t)n < sizeof(h) || (size_t)n > QV_UDP_MAX_DATAGRAM)
+		goto stray;
+	memcpy(&h, c->rx, sizeof(h));
+	if (h.magic != QV_UDP_MAGIC || h.version != QV_UDP_VERSION ||
+	    h.payload_bytes != (size_t)n - sizeof(h))
+		goto stray;
+
+	if (h.type == QV_UDP_LOOKUP_REPLY) {
+		if (c->lookup_id == 0 || h.request_id != c->lookup_id || c->lookup_done)
+			goto stray;
+		if (h.status == QV_OK && h.payload_bytes != sizeof(c->lookup_model))
+			goto stray;
+		if (h.status == QV_OK)
+			memcpy(&c->lookup_model, c->rx + sizeof(h), sizeof(c->lookup_model));
+		c->lookup_status = h.status;
+		c->lookup_done = true;
+		return 1;
+	}
+	if (h.type != QV_UDP_INFER_REPLY)
+		goto stray;
+
+	uint32_t idx = (uint32_t)h.request_id;
+	if (idx >= c->max_inflight)
+		goto stray;
+	struct pend *p = &c->pend[idx];
+	if (p->state != P_INFLIGHT || p->wire_id != h.request_id)
+		goto stray;
+
+	p->res.status = h.status < QV_STATUS_COUNT ? (enum qv_status)h.status : QV_INTERNAL;
+	p->res.version = h.version_served;
+	p->res.flags = h.flags;
+	p->res.out_floats = 0;
+	if (h.status == QV_OK) {
+		size_t floats = h.payload_bytes / sizeof(float);
+
+		if (h.payload_bytes % sizeof(float) != 0 || floats > p->out_cap) {
+			p->res.status = QV_BAD_SHAPE; /* caller's buffer too small */
+		} else {
+			memcpy(p->out, c->rx + sizeof(h), h.payload_bytes);
+			p->res.out_floats = (uint32_t)floats;
+		}
+	}
+	p->state = P_DONE;
+	if (!p->sync)
+		c->done_q[c->done_tail++ % c->max_inflight] = p->wire_id;
+	return 1;
+stray:
+	c->stray++;
+	return 1;
+}
+
+static const struct model *find_model(const qv_udp_client *c, uint32_t handle)
+{
+	for (uint32_t i = 0; i < c->nmodels; i++)
+		if (c->models[i].handle == handle)
+			return &c->models[i];
+	return NULL;
+}
+
+/* Sends a request; on success the entry is INFLIGHT and *ret_idx names it. */
+static int send_req(qv_udp_client *c, const struct qv_request *req, float *out, size_t out_cap,
+		    bool sync, uint32_t *ret_idx)
+{
+	const struct model *m;
+	struct qv_udp_req_hdr h;
+	uint64_t in_bytes, out_need, now;
+	uint32_t idx;
+	struct pend *p;
+
+	if (c == NULL || req == NULL || req->input == NULL || (out == NULL && out_cap > 0))
+		return -EINVAL;
+	m = find_model(c, req->handle);
+	if (m == NULL)
+		return -ENOENT;
+	if (req->rows == 0 || req->rows > m->max_batch)
+		return -EINVAL;
+	in_bytes = (uint64_t)req->rows * m->in_dim * sizeof(float);
+	out_need = (uint64_t)req->rows * m->out_dim * sizeof(float);
+	if (in_bytes > QV_UDP_MAX_IN_BYTES || out_need > QV_UDP_MAX_OUT_BYTES)
+		return -EMSGSIZE;
+	if (out_cap * sizeof(float) < out_need)
+		return -ENOBUFS;
+	if (c->free_n == 0)
+		return -EAGAIN;
+
+	idx = c->free_idx[c->free_n - 1];
+	now = now_ns();
+	memset(&h, 0, sizeof(h));
+	h.magic = QV_UDP_MAGIC;
+	h.version = QV_UDP_VERSION;
+	h.type = QV_UDP_INFER;
+	h.handle = req->handle;
+	h.rows = req->rows;
+	h.request_id = next_wire_id(c, idx);
+	/* The wire carries a budget: absolute clocks of two hosts differ. A
+	 * deadline already passed still goes out with 1 ns, so the server
+	 * answers DEADLINE_EXCEEDED like it would over shared memory. */
+	if (req->deadline_ns != 0)
+		h.budget_ns = req->deadline_ns > now ? req->deadline_ns - now : 1;
+	h.routing_key = req->routing_key;
+	h.payload_bytes = (uint32_t)in_bytes;
+	memcpy(c->tx, &h, sizeof(h));
+	memcpy(c->tx + sizeof(h), req->input, in_bytes);
+	if (send(c->fd, c->tx, sizeof(h) + in_bytes, 0) < 0)
+		return errno == ECONNREFUSED ? -ECONNREFUSED : -errno;
+
+	c->free_n--;
+	p = &c->pend[idx];
+	p->wire_id = h.request_id;
+	p->sent_ns = now;
+	p->out = out;
+	p->out_cap = out_cap;
+	p->sync = sync;
+	p->state = P_INFLIGHT;
+	memset(&p->res, 0, sizeof(p->res));
+	p->res.request_id = req->request_id;
+	c->inflight++;
+	*ret_idx = idx;
+	return 0;
+}
+
+static void release(qv_udp_client *c, uint32_t idx)
+{
+	c->pend[idx].state = P_FREE;
+	c->free_idx[c->free_n++] = idx;
+	c->inflight--;
+}
+
+int qv_udp_infer(qv_udp_client *c, const struct qv_request *req, float *out, size_t out_cap,
+		 uint32_t timeout_ms, struct qv_result *ret_result)
+{
+	uint64_t limit;
+	uint32_t idx;
+	int r;
+
+	if (ret_result == NULL)
+		return -EINVAL;
+	r = send_req(c, req, out, out_cap, true, &idx);
+	if (r < 0)
+		return r;
+	limit = c->pend[idx].sent_ns +
+		(uint64_t)(timeout_ms ? timeout_ms : c->timeout_ms) * 1000000ull;
+	/* Busy poll: a sleeping recv adds a wake-up (microseconds) to every
+	 * round trip. The clock is read only when the socket is empty. */
+	for (;;) {
+		if (recv_one(c) == 0 && c->pend[idx].state != P_DONE && now_ns() > limit)
+			break;
+		if (c->pend[idx].state == P_DONE) {
+			*ret_result = c->pend[idx].res;
+			release(c, idx);
+			return 0;
+		}
+	}
+	release(c, idx); /* a late reply finds the entry free and is dropped */
+	return -ETIMEDOUT;
+}
+
+int qv_udp_submit(qv_udp_client *c, const struct qv_request *req, float *out, size_t out_cap)
+{
+	uint32_t idx;
+
+	return send_req(c, req, out, out_cap, false, &idx);
+}
+
+/* Declares lost the async requests older than timeout_ms (checked at most
+ * once a millisecond: it walks the whole table). */
+static void expire(qv_udp_client *c)
+{
+	uint64_t now = now_ns(), tmo = (uint64_t)c->timeout_ms * 1000000ull;
+
+	if (now - c->last_expiry_ns < 1000000ull)
+		return;
+	c->last_expiry_ns = now;
+	for (uint32_t i = 0; i < c->max_inflight; i++) {
+		struct pend *p = &c->pend[i];
+
+		if (p->state != P_INFLIGHT || p->sync || now - p->sent_ns <= tmo)
+			continue;
+		p->res.status = QV_UNAVAILABLE;
+		p->state = P_DONE;
+		c->done_q[c->done_tail++ % c->max_inflight] = p->wire_id;
+	}
+}
+
+int qv_udp_poll(qv_udp_client *c, struct qv_result *results, int max)
+{
+	int got = 0;
+
+	if (c == NULL || (results == NULL && max > 0))
+		return -EINVAL;
+	/* Drain what is there, bounded so a flood cannot pin the caller. */
+	for (uint32_t i = 0; i < c->max_inflight + 8 && recv_one(c) == 1; i++)
+		;
+	if (c->done_head == c->done_tail && c->inflight > 0)
+		expire(c);
+	while (got < max && c->done_head != c->done_tail) {
+		uint64_t id = c->done_q[c->done_head++ % c->max_inflight];
+		uint32_t idx = (uint32_t)id;
+		struct pend *p = &c->pend[idx];
+
+		results[got++] = p->res;
+		release(c, idx);
+	}
+	return got;
+}
+
+uint32_t qv_udp_inflight(const qv_udp_client *c)
+{
+	return c ? c->inflight : 0;
+}
+
+uint64_t qv_udp_stray(const qv_udp_client *c)
+{
+	return c ? c->stray : 0;
+}
+
+int qv_udp_lookup(qv_udp_client *c, const char *name, struct qv_model_desc *ret_desc)
+{
+	struct qv_udp_req_hdr h;
+	struct qv_model_desc d;
+	size_t nlen;
+	uint64_t start, resend_ns, next_send;
+
+	if (c == NULL || name == NULL || ret_desc == NULL)
+		return -EINVAL;
+	nlen = strlen(name);
+	if (nlen == 0 || nlen >= QV_UDP_NAME_MAX)
+		return -EINVAL;
+	memset(&h, 0, sizeof(h));
+	h.magic = QV_UDP_MAGIC;
+	h.version = QV_UDP_VERSION;
+	h.type = QV_UDP_LOOKUP;
+	/* Top bit set: never collides with a request id (seq << 32 | idx
+	 * where idx < 2^20). */
+	h.request_id = (1ull << 63) | (uint64_t)++c->seq << 20;
+	h.payload_bytes = (uint32_t)nlen;
+	memcpy(c->tx, &h, sizeof(h));
+	memcpy(c->tx + sizeof(h), name, nlen);
+
+	c->lookup_id = h.request_id;
+	c->lookup_done = false;
+	start = now_ns();
+	resend_ns = (uint64_t)c->timeout_ms * 1000000ull / 5;
+	next_send = start;
+	while (!c->lookup_done) {
+		uint64_t now = now_ns();
+
+		if (now - start > (uint64_t)c->timeout_ms * 1000000ull)
+			break;
+		/* Lookups are the slow path: UDP may lose one, so resend a few
+		 * times within the timeout, and sleep in poll() between. */
+		if (now >= next_send) {
+			if (send(c->fd, c->tx, sizeof(h) + nlen, 0) < 0 && errno != ECONNREFUSED) {
+				c->lookup_id = 0;
+				return -errno;
+			}
+			next_send = now + resend_ns;
+		}
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int wait_ms = (int)((next_send - now) / 1000000ull) + 1;
+		if (poll(&pfd, 1, wait_ms) > 0)
+			while (!c->lookup_done && recv_one(c) == 1)
+				;
+	}
+	c->lookup_id = 0;
+	if (!c->lookup_done)
+		return -ETIMEDOUT;
+	if (c->lookup_status == QV_UNKNOWN_MODEL)
+		return -ENOENT;
+	if (c->lookup_status != QV_OK)
+		return -EPROTO;
+
+	const struct qv_udp_model *m = &c->lookup_model;
+	if (m->in_dim == 0 || m->out_dim == 0 || m->max_batch == 0 || m->in_rank > 8 ||
+	    m->out_rank > 8)
+		return -EPROTO;
+	memset(&d, 0, sizeof(d));
+	d.handle = m->handle;
+	d.version = m->version;
+	d.in_dim = m->in_dim;
+	d.out_dim = m->out_dim;
+	d.max_batch = m->max_batch;
+	d.in_rank = m->in_rank;
+	d.out_rank = m->out_rank;
+	memcpy(d.in_shape, m->in_shape, sizeof(d.in_shape));
+	memcpy(d.out_shape, m->out_shape, sizeof(d.out_shape));
+	memcpy(d.name, m->name, sizeof(d.name) < sizeof(m->name) ? sizeof(d.name) : sizeof(m->name));
+	d.name[sizeof(d.name) - 1] = '\0';
+
+	struct model mm = { d.handle, d.in_dim, d.out_dim, d.max_batch };
+	uint32_t i;
+	for (i = 0; i < c->nmodels && c->models[i].handle != d.handle; i++)
+		;
+	if (i == c->nmodels) {
+		if (c->nmodels == MODELS_MAX)
+			return -ENOSPC;
+		c->nmodels++;
+	}
+	c->models[i] = mm;
+	*ret_desc = d;
+	return 0;
+}

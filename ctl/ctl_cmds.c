@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_cmds.c - the human views of quiverd's replies. Every field is read
+ * defensively: a missing or mistyped field prints "-" rather than failing,
+ * so an older quiverctl still shows what it understands of a newer daemon.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ctl.h"
+
+/* Numbers arrive as doubles; counters stay exact up to 2^53. */
+static void fmt_num(char *buf, size_t cap, const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (cJSON_IsNumber(v))
+		snprintf(buf, cap, "%.0f", v->valuedouble);
+	else if (cJSON_IsString(v))
+		snprintf(buf, cap, "%s", v->valuestring);
+	else
+		snprintf(buf, cap, "-");
+}
+
+static double get_num(const cJSON *o, const char *key, double dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static const char *get_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void fmt_duration(char *buf, size_t cap, double s)
+{
+	if (!(s >= 0)) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	uint64_t t = (uint64_t)s;
+	uint64_t d = t / 86400, h = t / 3600 % 24, m = t / 60 % 60, sec = t % 60;
+	if (d)
+		snprintf(buf, cap, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m", d, h, m);
+	else if (h)
+		snprintf(buf, cap, "%" PRIu64 "h %" PRIu64 "m %" PRIu64 "s", h, m, sec);
+	else if (m)
+		snprintf(buf, cap, "%" PRIu64 "m %" PRIu64 "s", m, sec);
+	else
+		snprintf(buf, cap, "%" PRIu64 "s", sec);
+}
+
+/* Shape as [-1,32]; -1 is the batch axis. */
+static void fmt_shape(char *buf, size_t cap, const cJSON *o, const char *key)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!cJSON_IsArray(a)) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	size_t n = 0;
+	const cJSON *d;
+	n += (size_t)snprintf(buf, cap, "[");
+	cJSON_ArrayForEach(d, a) {
+		if (n >= cap)
+			break;
+		n += (size_t)snprintf(buf + n, cap - n, "%s%.0f", d == a->child ? "" : ",",
+				      cJSON_IsNumber(d) ? d->valuedouble : 0.0);
+	}
+	if (n < cap)
+		snprintf(buf + n, cap - n, "]");
+}
+
+void ctl_render_status(const cJSON *reply)
+{
+	char up[64], ch[32], req[32], ml[32], mf[32];
+	const char *state = get_str(reply, "state");
+
+	fmt_duration(up, sizeof(up), get_num(reply, "uptime_s", -1));
+	fmt_num(ch, sizeof(ch), reply, "channels");
+	fmt_num(req, sizeof(req), reply, "requests_served");
+	fmt_num(ml, sizeof(ml), reply, "models_loaded");
+	fmt_num(mf, sizeof(mf), reply, "models_failed");
+
+	printf("state:           %s\n", state ? state : "-");
+	printf("uptime:          %s\n", up);
+	printf("channels:        %s\n", ch);
+	printf("requests served: %s\n", req);
+	printf("models:          %s loaded, %s failed\n", ml, mf);
+
+	const cJSON *workers = cJSON_GetObjectItemCaseSensitive(reply, "workers");
+	if (!cJSON_IsArray(workers) || cJSON_GetArraySize(workers) == 0)
+		return;
+	putchar('\n');
+	struct ctl_table *t = ctl_table_new(6);
+	static const char *const head[] = { "WORKER", "CORE", "NUMA", "CHANNELS", "REQUESTS",
+					    "UTIL" };
+	ctl_table_add(t, head);
+	const cJSON *w;
+	cJSON_ArrayForEach(w, workers) {
+		char id[32], core[32], numa[32], wch[32], wreq[32], util[32];
+		fmt_num(id, sizeof(id), w, "id");
+		fmt_num(core, sizeof(core), w, "core");
+		fmt_num(numa, sizeof(numa), w, "numa_node");
+		fmt_num(wch, sizeof(wch), w, "channels");
+		fmt_num(wreq, sizeof(wreq), w, "requests");
+		/* Utilisation: the share of polled cycles in which a poll step
+		 * found work (SPDK's busy/idle reactor accounting). */
+		double busy = get_num(w, "busy_cycles", -1), idle = get_num(w, "idle_cycles", -1);
+		if (busy >= 0 && idle >= 0 && busy + idle > 0)
+			snprintf(util, sizeof(util), "%.1f%%", 100.0 * busy / (busy + idle));
+		else
+			snprintf(util, sizeof(util), "-");
+		const char *row[] = { id, core, numa, wch, wreq, util };
+		ctl_table_add(t, row);
+	}
+	ctl_table_print(t);
+	ctl_table_free(t);
+}
+
+void ctl_render_models(const cJSON *reply)
+{
+	const cJSON *models = cJSON_GetObjectItemCaseSensitive(reply, "models");
+	if (!cJSON_IsArray(models) || cJSON_GetArraySize(models) == 0) {
+		puts("no models");
+		return;
+	}
+	struct ctl_table *t = ctl_table_new(8);
+	static const char *const head[] = { "NAME",  "HANDLE", "VERSION",   "STATE",
+					    "INPUT", "OUTPUT", "MAX_BATCH", "ERROR" };
+	ctl_table_add(t, head);
+	const cJSON *m;
+	cJSON_ArrayForEach(m, models) {
+		char handle[32], version[32], ins[128], outs[128], mb[32];
+		fmt_num(handle, sizeof(handle), m, "handle");
+		fmt_num(version, sizeof(version), m, "version");
+		fmt_shape(ins, sizeof(ins), m, "in_shape");
+		fmt_shape(outs, sizeof(outs), m, "out_shape");
+		fmt_num(mb, sizeof(mb), m, "max_batch");
+		const char *row[] = { get_str(m, "name"), handle, version, get_str(m, "state"),
+				      ins, outs, mb, get_str(m, "error") };
+		ctl_table_add(t, row);
+	}
+	ctl_table_print(t);
+	ctl_table_free(t);
+}

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * quiverctl.c - the operator CLI of quiverd: a table of subcommands, each a
+ * JSON request over the control socket (qv_proto.h), a human view by
+ * default and the daemon's own JSON with --json.
+ *
+ * Replies are parsed with cJSON (Debian's libcjson): quiverd builds them
+ * with the same library, so both ends agree on escaping and number
+ * formats, and a small, widely fuzzed parser is safer than a hand-rolled
+ * one for text that comes from another process.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ctl.h"
+#include "quiver.h"
+
+static const struct ctl_cmd commands[] = {
+	{
+		.name = "status",
+		.args = "",
+		.summary = "daemon state, uptime, workers and their utilisation",
+		.help = "Shows the daemon's state, uptime, channel and request counts, and one\n"
+			"row a worker: its core, NUMA node, channels, requests served and\n"
+			"utilisation (busy cycles over busy + idle cycles of its poll loop).",
+		.render = ctl_render_status,
+	},
+	{
+		.name = "models",
+		.args = "",
+		.summary = "models, versions, shapes and load errors",
+		.help = "Lists every model route: name, handle, the version served, its state,\n"
+			"input and output shapes (-1 is the batch axis), max batch, and the\n"
+			"load error of a model that failed to load.",
+		.render = ctl_render_models,
+	},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char exit_codes_help[] =
+	"Exit status:\n"
+	"  0  success\n"
+	"  1  the daemon answered with an error (or an unreadable reply)\n"
+	"  2  usage error: bad arguments\n"
+	"  3  cannot connect: daemon not running, socket missing, or no reply\n"
+	"  4  permission denied\n";
+
+static void usage_global(FILE *f)
+{
+	fprintf(f,
+		"Usage: quiverctl [--socket PATH] [--json] [--timeout MS] <command> [args]\n"
+		"       quiverctl <command> --help\n"
+		"\n"
+		"Options:\n"
+		"  -s, --socket PATH  quiverd's control socket (default: $QUIVER_SOCKET,\n"
+		"                     else %s)\n"
+		"  -j, --json         print the daemon's JSON reply instead of a table\n"
+		"  -t, --timeout MS   give up waiting for a reply after MS ms (default 5000)\n"
+		"  -h, --help         this help\n"
+		"\n"
+		"Commands:\n",
+		QV_DEFAULT_SOCKET);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n%s", exit_codes_help);
+}
+
+static void usage_cmd(FILE *f, const struct ctl_cmd *c)
+{
+	fprintf(f, "Usage: quiverctl [--socket PATH] [--json] %s%s%s\n\n%s\n\n"
+		   "Options:\n  -j, --json  print the daemon's JSON reply\n"
+		   "  -h, --help  this help\n\n%s",
+		c->name, c->args[0] ? " " : "", c->args, c->help, exit_codes_help);
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("quiverctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'quiverctl --help'.\n", stderr);
+	return CTL_EXIT_USAGE;
+}
+
+static const struct ctl_cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int exit_for_errno(int e)
+{
+	switch (e) {
+	case -EACCES:
+	case -EPERM:
+		return CTL_EXIT_PERM;
+	case -ENOENT:
+	case -ECONNREFUSED:
+	case -ENOTSOCK:
+	case -ENOTDIR:
+	case -ENAMETOOLONG:
+	case -ETIMEDOUT:
+	case -ECONNRESET:
+	case -EPIPE:
+	case -EPROTOTYPE:
+		return CTL_EXIT_CONNECT;
+	default:
+		return CTL_EXIT_DAEMON;
+	}
+}
+
+static int parse_timeout(const char *s, uint32_t *ret_ms)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v == 0 || v > 3600000ul || s[0] == '-')
+		return -EINVAL;
+	*ret_ms = (uint32_t)v;
+	return 0;
+}
+
+/* Strips --json/--help that follow the command name; returns the index of
+ * the first argument left for the command's own builder, or -1 on --help. */
+static int cmd_options(const struct ctl_cmd *c, int argc, char **argv, struct ctl_opts *o,
+		       int *ret_first)
+{
+	int first = argc;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			first = i + 1;
+			break;
+		}
+		if (strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--json") == 0) {
+			o->json = true;
+			argv[i] = NULL;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage_cmd(stdout, c);
+			return -1;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return usage_error("unknown option '%s'", argv[i]);
+		} else if (first == argc) {
+			first = i;
+		}
+	}
+	*ret_first = first;
+	return 0;
+}
+
+static int run_cmd(const struct ctl_cmd *c, int argc, char **argv, struct ctl_opts *o)
+{
+	int first = argc;
+	int r = cmd_options(c, argc, argv, o, &first);
+	if (r < 0)
+		return CTL_EXIT_OK;     /* --help */
+	if (r > 0)
+		return r;
+
+	/* Gather the positional arguments (nulled entries were options). */
+	char **pos = calloc((size_t)argc + 1, sizeof(char *));
+	cJSON *req = cJSON_CreateObject();
+	if (!pos || !req || !cJSON_AddStringToObject(req, "cmd", c->name)) {
+		free(pos);
+		cJSON_Delete(req);
+		fputs("quiverctl: out of memory\n", stderr);
+		return CTL_EXIT_DAEMON;
+	}
+	int npos = 0;
+	for (int i = first; i < argc; i++)
+		if (argv[i])
+			pos[npos++] = argv[i];
+
+	int rc = CTL_EXIT_OK;
+	if (c->build) {
+		rc = c->build(npos, pos, req);
+	} else if (npos > 0) {
+		fprintf(stderr, "quiverctl: %s takes no arguments, got '%s'\n"
+				"Try 'quiverctl %s --help'.\n", c->name, pos[0], c->name);
+		rc = CTL_EXIT_USAGE;
+	}
+	free(pos);
+	if (rc != CTL_EXIT_OK) {
+		cJSON_Delete(req);
+		return rc;
+	}
+
+	char *text = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	if (!text) {
+		fputs("quiverctl: out of memory\n", stderr);
+		return CTL_EXIT_DAEMON;
+	}
+	struct ctl_reply rep;
+	r = ctl_call(o->socket_path, o->timeout_ms, text, strlen(text), &rep);
+	cJSON_free(text);
+	if (r < 0) {
+		fprintf(stderr, "quiverctl: %s: %s: %s\n", c->name, o->socket_path, strerror(-r));
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			fputs("quiverctl: is quiverd running? (--socket or $QUIVER_SOCKET)\n",
+			      stderr);
+		return exit_for_errno(r);
+	}
+
+	cJSON *j = cJSON_ParseWithLength(rep.json, rep.len);
+	if (rep.status != 0) {
+		const char *msg = rep.json;
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+		if (cJSON_IsString(e))
+			msg = e->valuestring;
+		if (o->json && j)
+			printf("%s\n", rep.json);
+		fprintf(stderr, "quiverctl: %s: %s (%s)\n", c->name, msg[0] ? msg : "error",
+			strerror(rep.status < 0 ? -rep.status : EPROTO));
+		rc = rep.status == -EACCES || rep.status == -EPERM ? CTL_EXIT_PERM
+								    : CTL_EXIT_DAEMON;
+	} else if (!j) {
+		fprintf(stderr, "quiverctl: %s: the daemon's reply is not JSON\n", c->name);
+		rc = CTL_EXIT_DAEMON;
+	} else if (o->json) {
+		/* The daemon's text, untouched: the stable machine interface. */
+		printf("%s\n", rep.json);
+	} else if (c->render) {
+		c->render(j);
+	} else {
+		char *pretty = cJSON_Print(j);
+		if (pretty)
+			printf("%s\n", pretty);
+		cJSON_free(pretty);
+	}
+	cJSON_Delete(j);
+	ctl_reply_free(&rep);
+	if (fflush(stdout) != 0 && rc == CTL_EXIT_OK)
+		rc = CTL_EXIT_DAEMON;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *env = getenv("QUIVER_SOCKET");
+	struct ctl_opts o = {
+		.socket_path = env && env[0] ? env : QV_DEFAULT_SOCKET,
+		.timeout_ms = 5000,
+	};
+
+	opterr = 0;
+	int ch;
+	/* '+': stop at the command name; what follows belongs to it. */
+	while ((ch = getopt_long(argc, argv, "+:s:jt:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if (!optarg[0])
+				return usage_error("empty socket path");
+			o.socket_path = optarg;
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &o.timeout_ms) < 0)
+				return usage_error("bad timeout '%s' (milliseconds, 1..3600000)",
+						   optarg);
+			break;
+		case 'h':
+			usage_global(stdout);
+			return CTL_EXIT_OK;
+		case ':':
+			return usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc) {
+		usage_global(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	const char *name = argv[optind];
+	if (strcmp(name, "help") == 0) {
+		const struct ctl_cmd *c = optind + 1 < argc ? find_cmd(argv[optind + 1]) : NULL;
+		if (c)
+			usage_cmd(stdout, c);
+		else
+			usage_global(stdout);
+		return CTL_EXIT_OK;
+	}
+	const struct ctl_cmd *c = find_cmd(name);
+	if (!c)
+		return usage_error("unknown command '%s'", name);
+	return run_cmd(c, argc - optind, argv + optind, &o);
+}

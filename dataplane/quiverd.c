@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * quiverd - the quiver inference daemon.
+ *
+ *   quiverd --repo DIR [--cores LIST] [--socket PATH] [--socket-mode OCTAL]
+ *           [--allow-uid UID]... [--allow-gid GID]... [--udp ADDR:PORT]
+ *           [--max-batch N] [--foreground] [--log-level LEVEL]
+ *
+ * Threads
+ *   The main thread is the control thread: it loads the repository (one
+ *   route per model directory, handle = index in name order, stable for
+ *   the daemon's life; a model that fails to load keeps its route in state
+ *   "failed" with the loader's message, and quiverd refuses to start only
+ *   when no model loaded), starts one worker per core of --cores (default:
+ *   the last core we may run on), then serves the Unix socket with poll().
+ *   Each worker pins itself, sets local NUMA allocation, calls
+ *   qv_thread_init(), creates its exec context for every model, reports
+ *   ready, and then only polls: its mailbox, its channels, its UDP socket.
+ *   The socket is opened (and "quiverd ready" logged) only after every
+ *   worker is ready, so nothing is created lazily once serving starts.
+ *
+ * Ownership of channels
+ *   The control thread creates a channel on HELLO (memfd, header, magic
+ *   last with release, seals), sends the fd, and posts ADD to the least
+ *   loaded worker's mailbox. The mailbox is an SPSC ring in private memory:
+ *   the producer's release store of its tail pairs with the worker's
+ *   acquire load, so the worker sees the channel fully built. From then on
+ *   only that worker touches the channel's rings and slots; the control
+ *   thread touches only server_state (drain) and its own bookkeeping.
+ *
+ * Retirement
+ *   When the client's socket reaches EOF/POLLHUP, the control thread closes
+ *   the socket and posts RETIRE. The worker finishes what it already
+ *   consumed (requests are completed inside the turn that consumed them),
+ *   removes the channel from its poll list and stores chan->retired =
+ *   ACKED with release, its last access. The control thread, ticking every
+ *   millisecond while any retirement is pending, loads `retired` with
+ *   acquire and only on ACKED munmaps and frees: every access the worker
+ *   made happens-before the unmap. A client that corrupts its ring indices
+ *   (-EBADMSG) gets server_state CLOSED; the worker drops the channel and
+ *   stores DROPPED unasked; the control thread, seeing DROPPED on a channel
+ *   it never posted RETIRE for, closes that client's socket and frees. (If
+ *   RETIRE was already posted it still waits for ACKED: the worker will
+ *   read that message, which names the channel.) A client that merely
+ *   stops heartbeating keeps its channel.
+ *
+ * Drain (SIGTERM/SIGINT, read from a signalfd in the control loop)
+ *   Every channel's server_state becomes DRAINING; each worker gets DRAIN,
+ *   answers UNAVAILABLE from then on, and acknowledges (release on
+ *   `drained`, acquire by the control thread) after a full turn. Then STOP,
+ *   join, every channel CLOSED, unmapped and freed, the socket unlinked,
+ *   exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "quiverd.h"
+#include "log.h"
+#include "udp.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: quiverd --repo DIR [options]\n"
+		"  --repo DIR            model repository: DIR/<name>/<version>/model.onnx\n"
+		"  --cores LIST          worker cores, e.g. 1 or 1,3-5 (default: the last core)\n"
+		"  --socket PATH         control socket (default %s)\n"
+		"  --socket-mode OCTAL   socket file mode (default 0660)\n"
+		"  --allow-uid UID       also accept this uid (repeatable)\n"
+		"  --allow-gid GID       also accept this group (repeatable)\n"
+		"  --udp ADDR:PORT       serve UDP requests (io_uring back end)\n"
+		"  --max-batch N         cap on every model's max batch\n"
+		"  --foreground          do not detach (always the case under systemd)\n"
+		"  --log-level LEVEL     debug, info, warn or error (default info)\n"
+		"Root and the daemon's own uid are always allowed.\n",
+		QV_DEFAULT_SOCKET);
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || end == s || *end || v > max || s[0] == '-')
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* "1,3-5" -> {1,3,4,5}. */
+static int parse_cores(const char *s, struct qv_daemon *d)
+{
+	char buf[1024], *save = NULL, *tok;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", s);
+	d->ncores = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		unsigned long a, b;
+		char *dash = strchr(tok, '-');
+		if (dash) {
+			*dash = '\0';
+			if (parse_uint(tok, CPU_SETSIZE - 1, &a) < 0 ||
+			    parse_uint(dash + 1, CPU_SETSIZE - 1, &b) < 0 || b < a)
+				return -EINVAL;
+		} else {
+			if (parse_uint(tok, CPU_SETSIZE - 1, &a) < 0)
+				return -EINVAL;
+			b = a;
+		}
+		for (unsigned long c = a; c <= b; c++) {
+			for (uint32_t i = 0; i < d->ncores; i++)
+				if (d->cores[i] == (int)c)
+					return -EINVAL;
+			if (d->ncores == QV_MAX_WORKERS)
+				return -E2BIG;
+			d->cores[d->ncores++] = (int)c;
+		}
+	}
+	return d->ncores ? 0 : -EINVAL;
+}
+
+static int last_allowed_core(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int c = CPU_SETSIZE - 1; c >= 0; c--)
+			if (CPU_ISSET(c, &set))
+				return c;
+	return (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+}
+
+enum {
+	OPT_REPO = 256, OPT_CORES, OPT_SOCKET, OPT_SOCKET_MODE, OPT_ALLOW_UID, OPT_ALLOW_GID,
+	OPT_UDP, OPT_MAX_BATCH, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP,
+};
+
+static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreground)
+{
+	static const struct option opts[] = {
+		{ "repo", required_argument, NULL, OPT_REPO },
+		{ "cores", required_argument, NULL, OPT_CORES },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+		{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
+		{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
+		{ "udp", required_argument, NULL, OPT_UDP },
+		{ "max-batch", required_argument, NULL, OPT_MAX_BATCH },
+		{ "foreground", no_argument, NULL, OPT_FOREGROUND },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	enum qv_log_level lvl;
+	unsigned long v;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case OPT_REPO:
+			d->repo = optarg;
+			break;
+		case OPT_CORES:
+			if (parse_cores(optarg, d) < 0) {
+				fprintf(stderr, "quiverd: bad --cores '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_SOCKET:
+			d->sock_path = optarg;
+			break;
+		case OPT_SOCKET_MODE:
+			if (strspn(optarg, "01234567") != strlen(optarg) ||
+			    parse_uint(optarg, 0777, &v) < 0) {
+				fprintf(stderr, "quiverd: bad --socket-mode '%s'\n", optarg);
+				return -EINVAL;
+			}
+			d->sock_mode = (mode_t)strtoul(optarg, NULL, 8);
+			break;
+		case OPT_ALLOW_UID:
+		case OPT_ALLOW_GID:
+			if (parse_uint(optarg, UINT32_MAX - 1, &v) < 0) {
+				fprintf(stderr, "quiverd: bad id '%s'\n", optarg);
+				return -EINVAL;
+			}
+			if (o == OPT_ALLOW_UID && d->n_allow_uid < QV_MAX_ALLOW)
+				d->allow_uid[d->n_allow_uid++] = (uid_t)v;
+			else if (o == OPT_ALLOW_GID && d->n_allow_gid < QV_MAX_ALLOW)
+				d->allow_gid[d->n_allow_gid++] = (gid_t)v;
+			else {
+				fprintf(stderr, "quiverd: at most %d ids of each kind\n", QV_MAX_ALLOW);
+				return -E2BIG;
+			}
+			break;
+		case OPT_UDP:
+			d->udp_addr = optarg;
+			break;
+		case OPT_MAX_BATCH:
+			if (parse_uint(optarg, QV_REPO_MAX_BATCH_LIMIT, &v) < 0 || v == 0) {
+				fprintf(stderr, "quiverd: bad --max-batch '%s'\n", optarg);
+				return -EINVAL;
+			}
+			d->max_batch = (uint32_t)v;
+			break;
+		case OPT_FOREGROUND:
+			*ret_foreground = 1;
+			break;
+		case OPT_LOG_LEVEL:
+			if (qv_log_parse_level(optarg, &lvl) < 0) {
+				fprintf(stderr, "quiverd: bad --log-level '%s'\n", optarg);
+				return -EINVAL;
+			}
+			qv_log_set_level(lvl);
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc || !d->repo) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int udp_poll_adapter(void *arg, struct qv_worker *w)
+{
+	return qv_udp_uring_poll(arg, w);
+}
+
+static int start_workers(struct qv_daemon *d)
+{
+	for (uint32_t i = 0; i < d->ncores; i++) {
+		struct qv_worker *w;
+		int r = qv_worker_create(i, d->cores[i], &d->routes, d->tsc_hz, &w);
+		if (r < 0) {
+			qv_log(QV_LOG_ERROR, "worker %u: %s", i, strerror(-r));
+			return r;
+		}
+		d->workers[d->nworkers++] = w;
+		if (d->udp_addr) {
+			struct qv_udp_uring *u;
+			r = qv_udp_uring_open(d->udp_addr, NULL, w->node, &u);
+			if (r < 0) {
+				qv_log(QV_LOG_ERROR, "worker %u: udp %s: %s", i, d->udp_addr,
+				       strerror(-r));
+				return r;
+			}
+			d->udp[i] = u;
+			w->ext_poll = udp_poll_adapter;
+			w->ext_arg = u;
+		}
+		r = qv_worker_start(w);
+		if (r < 0) {
+			qv_log(QV_LOG_ERROR, "worker %u on core %d: %s", i, w->core,
+			       w->init_err[0] ? w->init_err : strerror(-r));
+			return r;
+		}
+		qv_log(QV_LOG_INFO, "worker %u on core %d (NUMA node %d)%s", i, w->core, w->node,
+		       d->udp[i] ? ", serving UDP" : "");
+	}
+	if (d->udp_addr && d->udp[0])
+		qv_log(QV_LOG_INFO, "udp: listening on port %u",
+		       (unsigned)qv_udp_uring_port(d->udp[0]));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct qv_daemon *d = calloc(1, sizeof(*d));
+	int foreground = 0, sigfd = -1, r;
+	sigset_t mask;
+
+	if (!d)
+		return 1;
+	d->sock_path = QV_DEFAULT_SOCKET;
+	d->sock_mode = 0660;
+	if (parse_args(argc, argv, d, &foreground) < 0) {
+		free(d);
+		return 2;
+	}
+	if (!foreground && daemon(1, 1) < 0) {
+		fprintf(stderr, "quiverd: daemon: %s\n", strerror(errno));
+		free(d);
+		return 1;
+	}
+	if (d->ncores == 0) {
+		d->cores[0] = last_allowed_core();
+		d->ncores = 1;
+	}
+	/* Blocked before any thread exists, so only the signalfd ever sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0 ||
+	    (sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		qv_log(QV_LOG_ERROR, "signalfd: %s", strerror(errno));
+		free(d);
+		return 1;
+	}
+	d->start_ns = qv_now_ns();
+	r = qv_routes_load(d->repo, d->max_batch, &d->routes);
+	if (r < 0) {
+		qv_log(QV_LOG_ERROR, "repository %s: %s", d->repo, strerror(-r));
+		goto out;
+	}
+	if (d->routes.nready == 0) {
+		qv_log(QV_LOG_ERROR, "repository %s: no model loaded (%u found); not starting",
+		       d->repo, d->routes.n);
+		r = -ENOENT;
+		goto out;
+	}
+	d->tsc_hz = qv_tsc_calibrate();
+	r = start_workers(d);
+	if (r == 0)
+		r = qv_control_run(d, sigfd);
+out:
+	/* qv_control_run stops the workers; here only what it never saw. */
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		qv_worker_destroy(d->workers[i]);
+	for (uint32_t i = 0; i < QV_MAX_WORKERS; i++)
+		if (d->udp[i])
+			qv_udp_uring_close(d->udp[i]);
+	qv_routes_free(&d->routes);
+	close(sigfd);
+	qv_log(r < 0 ? QV_LOG_ERROR : QV_LOG_INFO, "quiverd exiting (%s)",
+	       r < 0 ? strerror(-r) : "clean");
+	free(d);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * quiverd.h - quiverd's process-wide state, owned by the control thread
+ * (workers see only their own struct qv_worker and the immutable routes).
+ */
+#ifndef QV_DP_QUIVERD_H
+#define QV_DP_QUIVERD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "routes.h"
+#include "worker.h"
+
+#define QV_MAX_ALLOW 32
+#define QV_MAX_WORKERS 256
+
+struct qv_daemon {
+	/* configuration (command line) */
+	const char *repo;
+	const char *sock_path;
+	mode_t sock_mode;
+	uid_t allow_uid[QV_MAX_ALLOW];
+	uint32_t n_allow_uid;
+	gid_t allow_gid[QV_MAX_ALLOW];
+	uint32_t n_allow_gid;
+	const char *udp_addr;
+	uint32_t max_batch;
+	int cores[QV_MAX_WORKERS];
+	uint32_t ncores;
+
+	/* state */
+	struct qv_routes routes;
+	struct qv_worker *workers[QV_MAX_WORKERS];
+	uint32_t nworkers;
+	void *udp[QV_MAX_WORKERS];  /* per-worker UDP back end, when --udp */
+	uint64_t start_ns;
+	uint64_t tsc_hz;
+	uint32_t channels_open;
+	uint64_t channels_total;
+	int draining;
+};
+
+/* Runs the control loop until SIGTERM/SIGINT (drains) or a fatal error. */
+int qv_control_run(struct qv_daemon *d, int sigfd);
+
+/*
+ * Answers one JSON command. *ret_reply is malloc'd JSON (caller frees),
+ * *ret_status 0 or -errno. Returns 0, or -ENOMEM when no reply could be built.
+ */
+int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, char **ret_reply,
+		  int32_t *ret_status);
+
+#endif /* QV_DP_QUIVERD_H */

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * repo.h - the model repository: REPO/<name>/<version>/model.onnx (or
+ * model.json) plus an optional REPO/<name>/config.json. Pure logic (no
+ * model loading), so it is unit-tested on its own.
+ *
+ * Scanning never fails because of one bad model: each model directory
+ * becomes an entry, and an entry that cannot be served carries a readable
+ * error ("no numeric version directory", "config.json: max_batch must be
+ * ..."). Entries are sorted by name so handles are deterministic.
+ */
+#ifndef QV_DP_REPO_H
+#define QV_DP_REPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QV_REPO_NAME_MAX 64    /* incl. NUL, same as the wire's name[64] */
+#define QV_REPO_ERR_MAX 256
+#define QV_REPO_MAX_MODELS 1024
+#define QV_REPO_MAX_BATCH_LIMIT 65536u
+
+struct qv_model_config {
+	uint32_t max_batch;          /* 0 = not set */
+	uint64_t default_deadline_us; /* 0 = none */
+};
+
+struct qv_repo_entry {
+	char name[QV_REPO_NAME_MAX];
+	uint32_t version;            /* highest numeric version found, 0 if none */
+	char path[4096];             /* model file of that version */
+	struct qv_model_config cfg;
+	int ok;                      /* 1 = path and config are usable */
+	char error[QV_REPO_ERR_MAX]; /* why not, when ok == 0 */
+};
+
+/*
+ * Parses a config.json body (len bytes, not NUL-terminated). Unknown keys
+ * are ignored (later features add their own). Returns 0 or -EINVAL with a
+ * message in err.
+ */
+int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cfg, char *err,
+		    size_t err_len);
+
+/* A model name usable on the wire and in a path: [A-Za-z0-9._-], 1..63, no leading dot. */
+int qv_repo_name_valid(const char *name);
+
+/*
+ * Scans dir. On success *ret_entries (free with free()) holds *ret_n
+ * entries sorted by name. Returns -errno when dir itself cannot be read.
+ */
+int qv_repo_scan(const char *dir, struct qv_repo_entry **ret_entries, size_t *ret_n);
+
+#endif /* QV_DP_REPO_H */

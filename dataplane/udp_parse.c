@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * udp_parse.c - the one place a UDP datagram is trusted or not. Pure
+ * functions: no state, no allocation, fuzzed by tests/udp/fuzz_udp_parse.c.
+ */
+#include <string.h>
+
+#include "udp.h"
+
+enum qv_udp_verdict qv_udp_parse_request(const void *buf, size_t len, bool truncated,
+					 struct qv_udp_parsed *ret)
+{
+	struct qv_udp_req_hdr h;
+	struct qv_udp_parsed p;
+
+	/* Without a whole header nothing can be trusted, not even an id to
+	 * answer to: drop. */
+	if (buf == NULL || len < sizeof(h))
+		return QV_UDP_V_JUNK;
+	/* Copy once: the buffer may be unaligned, and every later check reads
+	 * this copy only. */
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != QV_UDP_MAGIC)
+		return QV_UDP_V_JUNK;
+	/* A reply type is never answered, whatever else it says: two servers
+	 * (or a spoofed source) must not be able to ping-pong forever. */
+	if (h.type & QV_UDP_TYPE_REPLY_BIT)
+		return QV_UDP_V_JUNK;
+
+	memset(&p, 0, sizeof(p));
+	p.request_id = h.request_id;
+	p.in_off = (uint32_t)sizeof(h);
+	p.reply_type = h.type == QV_UDP_LOOKUP ? QV_UDP_LOOKUP_REPLY : QV_UDP_INFER_REPLY;
+	*ret = p;
+
+	if (h.version != QV_UDP_VERSION || h.flags != 0 || h.reserved != 0 || truncated)
+		return QV_UDP_V_BAD;
+	if (len > QV_UDP_MAX_DATAGRAM || (size_t)h.payload_bytes != len - sizeof(h))
+		return QV_UDP_V_BAD;
+
+	switch (h.type) {
+	case QV_UDP_INFER:
+		/* rows must be >= 1 and divide the payload into whole float
+		 * rows; the route then checks rows * in_dim exactly. */
+		if (h.rows == 0 || h.payload_bytes == 0 || h.payload_bytes % sizeof(float) != 0)
+			return QV_UDP_V_BAD;
+		if ((uint64_t)h.rows * sizeof(float) > h.payload_bytes ||
+		    h.payload_bytes % ((uint64_t)h.rows * sizeof(float)) != 0)
+			return QV_UDP_V_BAD;
+		p.handle = h.handle;
+		p.rows = h.rows;
+		p.in_bytes = h.payload_bytes;
+		p.budget_ns = h.budget_ns;
+		p.routing_key = h.routing_key;
+		*ret = p;
+		return QV_UDP_V_INFER;
+	case QV_UDP_LOOKUP: {
+		const char *name = (const char *)buf + sizeof(h);
+
+		if (h.payload_bytes == 0 || h.payload_bytes >= QV_UDP_NAME_MAX)
+			return QV_UDP_V_BAD;
+		/* An embedded NUL would make two different datagrams name the
+		 * same model; refuse it rather than guess. */
+		if (memchr(name, '\0', h.payload_bytes) != NULL)
+			return QV_UDP_V_BAD;
+		memcpy(p.name, name, h.payload_bytes);
+		p.name[h.payload_bytes] = '\0';
+		*ret = p;
+		return QV_UDP_V_LOOKUP;
+	}
+	default:
+		return QV_UDP_V_BAD;
+	}
+}
+
+size_t qv_udp_put_reply_hdr(void *buf, uint8_t type, uint32_t status, uint32_t version,
+			    uint32_t flags, uint64_t request_id, uint32_t payload_bytes)
+{
+	struct qv_udp_rep_hdr h = {
+		.magic = QV_UDP_MAGIC,
+		.version = QV_UDP_VERSION,
+		.type = type,
+		.flags = (uint16_t)flags,
+		.status = status,
+		.version_served = version,
+		.request_id = request_id,
+		.payload_bytes = payload_bytes,
+		.reserved = 0,
+	};
+
+	memcpy(buf, &h, sizeof(h));
+	return sizeof(h);
+}

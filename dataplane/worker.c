@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * worker.c - the polled worker loop, qv_worker_serve and qv_worker_lookup.
+ *
+ * A turn: (1) take control messages from the mailbox, (2) poll every owned
+ * channel once, consuming up to a burst of descriptors, (3) poll the
+ * external transport (UDP), (4) account the turn's cycles as busy (some
+ * work done) or idle, and about once a millisecond refresh the
+ * server_heartbeat_ns of every owned channel. Nothing in a turn blocks,
+ * locks, allocates, logs or enters the kernel; the clock is read once a
+ * millisecond (vDSO) and per request only when the request has a deadline.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <numa.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#include "numa_mem.h"
+#include "sqe_check.h"
+
+uint64_t qv_tsc(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __rdtsc();
+#else
+	return qv_now_ns();
+#endif
+}
+
+uint64_t qv_tsc_calibrate(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	struct timespec d = { .tv_nsec = 20 * 1000 * 1000 };
+	uint64_t n0 = qv_now_ns(), t0 = qv_tsc(), n1, t1;
+
+	nanosleep(&d, NULL);
+	n1 = qv_now_ns();
+	t1 = qv_tsc();
+	if (n1 <= n0 || t1 <= t0)
+		return 1000000000ull;
+	return (uint64_t)((double)(t1 - t0) * 1e9 / (double)(n1 - n0));
+#else
+	return 1000000000ull;
+#endif
+}
+
+/* Single writer: a plain load and store, no locked read-modify-write. */
+static inline void cnt_add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+static inline void count_status(struct qv_worker *w, uint32_t st)
+{
+	cnt_add(&w->cnt.requests, 1);
+	cnt_add(&w->cnt.status[st < QV_STATUS_COUNT ? st : QV_INTERNAL], 1);
+}
+
+static inline void finish(struct qv_serve_res *ret, uint32_t status)
+{
+	ret->status = status;
+}
+
+void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
+		     struct qv_serve_res *ret)
+{
+	const struct qv_route_hot *r;
+	uint64_t out_need;
+
+	ret->version = 0;
+	ret->flags = 0;
+	ret->out_bytes = 0;
+	if (w->draining) {
+		finish(ret, QV_UNAVAILABLE);
+		goto out;
+	}
+	if (req->handle >= w->nroutes) {
+		finish(ret, QV_UNKNOWN_MODEL);
+		goto out;
+	}
+	r = &w->hot[req->handle];
+	if (r->state != QV_ROUTE_READY) {
+		finish(ret, QV_UNKNOWN_MODEL);
+		goto out;
+	}
+	ret->version = r->version;
+	out_need = (uint64_t)req->rows * r->out_dim * sizeof(float);
+	if (req->rows == 0 || req->rows > r->max_batch ||
+	    (uint64_t)req->in_bytes != (uint64_t)req->rows * r->in_dim * sizeof(float) ||
+	    (uint64_t)req->out_cap < out_need) {
+		finish(ret, QV_BAD_SHAPE);
+		goto out;
+	}
+	/* The only per-request clock read, and only when a deadline was set. */
+	if (req->deadline_ns && qv_now_ns() > req->deadline_ns) {
+		finish(ret, QV_DEADLINE_EXCEEDED);
+		goto out;
+	}
+	if (qv_run(w->ctx[req->handle], req->in, req->rows, req->out) != 0) {
+		finish(ret, QV_INTERNAL);
+		goto out;
+	}
+	ret->out_bytes = (uint32_t)out_need;
+	finish(ret, QV_OK);
+out:
+	count_status(w, ret->status);
+}
+
+int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
+{
+	int h = qv_routes_find(w->routes, name);
+
+	if (h < 0 || w->routes->r[h].state != QV_ROUTE_READY)
+		return -ENOENT;
+	qv_route_to_wire(&w->routes->r[h], ret);
+	return 0;
+}
+
+/* Stops polling chans[i] and hands it back: the caller never touches it again. */
+static void chan_drop(struct qv_worker *w, uint32_t i, uint32_t how)
+{
+	struct qv_chan *c = w->chans[i];
+
+	w->chans[i] = w->chans[--w->nchans];
+	/*
+	 * Release orders every access this worker made to the channel (ring
+	 * state, slots, header) before the flag; pairs with the control
+	 * thread's acquire load of `retired` before it unmaps and frees.
+	 */
+	atomic_store_explicit(&c->retired, how, memory_order_release);
+}
+
+/* A client whose ring indices are impossible loses its channel. */
+static void chan_corrupt(struct qv_worker *w, uint32_t i)
+{
+	atomic_store_explicit(&w->chans[i]->hdr->server_state, QV_SRV_CLOSED,
+			      memory_order_relaxed);
+	cnt_add(&w->cnt.corrupt_channels, 1);
+	chan_drop(w, i, QV_CHAN_DROPPED);
+}
+
+/*
+ * Serves up to a burst of descriptors of chans[i]. Returns requests
+ * completed, or -1 when the channel was dropped (the caller then looks at
+ * index i again, which now holds another channel).
+ */
+static int chan_poll(struct qv_worker *w, uint32_t i)
+{
+	struct qv_chan *c = w->chans[i];
+	int avail, space;
+	uint32_t n;
+
+	avail = qv_ring_cons_avail(&c->sq);
+	if (avail == 0)
+		return 0;
+	if (avail < 0)
+		goto corrupt;
+	/*
+	 * Consume only what we can complete now: with the completion ring
+	 * full the descriptors stay in the submission ring and are retried
+	 * next turn, so nothing is dropped and nothing is held aside.
+	 */
+	space = qv_ring_prod_space(&c->cq);
+	if (space == 0)
+		return 0;
+	if (space < 0)
+		goto corrupt;
+	n = (uint32_t)(avail < space ? avail : space);
+	if (n > QV_WORKER_BURST)
+		n = QV_WORKER_BURST;
+	for (uint32_t k = 0; k < n; k++) {
+		struct qv_sqe d;
+		struct qv_cqe e;
+
+		/* The one read of this descriptor; everything below uses the copy. */
+		memcpy(&d, qv_ring_cons_entry(&c->sq, k), sizeof(d));
+		e.request_id = d.request_id;
+		e.slot = d.slot;
+		e.reserved = 0;
+		if (!qv_sqe_valid(&d, &c->lim)) {
+			e.status = QV_BAD_REQUEST;
+			e.out_bytes = 0;
+			e.version = 0;
+			e.flags = 0;
+			count_status(w, QV_BAD_REQUEST);
+		} else {
+			uint8_t *s = c->slots + (uint64_t)d.slot * c->slot_stride;
+			struct qv_serve_req rq = {
+				.handle = d.handle,
+				.rows = d.rows,
+				.in_bytes = d.in_bytes,
+				.out_cap = d.out_cap,
+				.deadline_ns = d.deadline_ns,
+				.routing_key = d.routing_key,
+				.request_id = d.request_id,
+				.in = (const void *)s,
+				.out = (void *)(s + c->slot_in_bytes),
+			};
+			struct qv_serve_res res;
+
+			qv_worker_serve(w, &rq, &res);
+			e.status = res.status;
+			e.out_bytes = res.out_bytes;
+			e.version = res.version;
+			e.flags = res.flags;
+		}
+		memcpy(qv_ring_prod_entry(&c->cq, 0), &e, sizeof(e));
+		/* One completion at a time: the first answer never waits for the burst. */
+		qv_ring_prod_commit(&c->cq, 1);
+	}
+	qv_ring_cons_release(&c->sq, n);
+	return (int)n;
+corrupt:
+	chan_corrupt(w, i);
+	return -1;
+}
+
+/* Returns 1 when told to stop. */
+static int mbox_poll(struct qv_worker *w)
+{
+	int n = qv_ring_cons_avail(&w->mbox_cons);
+
+	if (n <= 0)
+		return 0;
+	for (int k = 0; k < n; k++) {
+		struct qv_mbox_msg m;
+		uint32_t i;
+
+		memcpy(&m, qv_ring_cons_entry(&w->mbox_cons, (uint32_t)k), sizeof(m));
+		switch (m.op) {
+		case QV_MBOX_ADD:
+			/* The control thread never assigns more than the array holds. */
+			w->chans[w->nchans++] = m.chan;
+			atomic_store_explicit(&m.chan->hdr->server_heartbeat_ns, qv_now_ns(),
+					      memory_order_relaxed);
+			break;
+		case QV_MBOX_RETIRE:
+			for (i = 0; i < w->nchans && w->chans[i] != m.chan; i++)
+				;
+			if (i < w->nchans)
+				chan_drop(w, i, QV_CHAN_ACKED);
+			else /* dropped as corrupt earlier: still acknowledge. Pairs as in chan_drop(). */
+				atomic_store_explicit(&m.chan->retired, QV_CHAN_ACKED,
+						      memory_order_release);
+			break;
+		case QV_MBOX_DRAIN:
+			w->draining = 1;
+			w->drain_ack_due = 1;
+			break;
+		case QV_MBOX_STOP:
+			qv_ring_cons_release(&w->mbox_cons, (uint32_t)k + 1);
+			return 1;
+		default:
+			break;
+		}
+	}
+	qv_ring_cons_release(&w->mbox_cons, (uint32_t)n);
+	return 0;
+}
+
+static void heartbeat(struct qv_worker *w)
+{
+	uint64_t now = qv_now_ns();
+
+	for (uint32_t i = 0; i < w->nchans; i++)
+		atomic_store_explicit(&w->chans[i]->hdr->server_heartbeat_ns, now,
+				      memory_order_relaxed);
+}
+
+static void worker_loop(struct qv_worker *w)
+{
+	w->last_tsc = qv_tsc();
+	w->last_hb_tsc = w->last_tsc;
+	for (;;) {
+		uint64_t t;
+		int work = 0;
+
+		if (mbox_poll(w))
+			break;
+		for (uint32_t i = 0; i < w->nchans;) {
+			int r = chan_poll(w, i);
+			if (r >= 0) {
+				work += r;
+				i++;
+			}
+		}
+		if (w->ext_poll) {
+			int r = w->ext_poll(w->ext_arg, w);
+			if (r > 0)
+				work += r;
+		}
+		if (w->drain_ack_due) {
+			/*
+			 * A whole turn ran with draining set: every descriptor
+			 * consumed before DRAIN is completed. Release pairs with
+			 * the control thread's acquire load of `drained`.
+			 */
+			atomic_store_explicit(&w->drained, 1, memory_order_release);
+			w->drain_ack_due = 0;
+		}
+		t = qv_tsc();
+		cnt_add(work ? &w->cnt.busy_cycles : &w->cnt.idle_cycles, t - w->last_tsc);
+		w->last_tsc = t;
+		if (t - w->last_hb_tsc >= w->hb_interval_tsc) {
+			w->last_hb_tsc = t;
+			cnt_add(&w->cnt.beats, 1);
+			heartbeat(w);
+		}
+	}
+}
+
+static int worker_init(struct qv_worker *w)
+{
+	cpu_set_t set;
+	int r;
+
+	CPU_ZERO(&set);
+	CPU_SET(w->core, &set);
+	r = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (r != 0) {
+		snprintf(w->init_err, sizeof(w->init_err), "pin to core %d: %s", w->core,
+			 strerror(r));
+		return -r;
+	}
+	/* Pinned: from here on, allocations by this thread land on its node. */
+	if (w->node >= 0)
+		numa_set_localalloc();
+	qv_thread_init();
+	for (uint32_t i = 0; i < w->nroutes; i++) {
+		const struct qv_route *rt = &w->routes->r[i];
+		if (rt->state != QV_ROUTE_READY)
+			continue;
+		r = qv_exec_ctx_create(rt->model, &w->ctx[i]);
+		if (r < 0) {
+			snprintf(w->init_err, sizeof(w->init_err), "model %s: exec context: %s",
+				 rt->name, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static void worker_fini(struct qv_worker *w)
+{
+	for (uint32_t i = 0; i < w->nroutes; i++) {
+		if (w->ctx[i])
+			qv_exec_ctx_free(w->ctx[i]);
+		w->ctx[i] = NULL;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct qv_worker *w = arg;
+	int r = worker_init(w);
+
+	/*
+	 * Release publishes init_err and the exec contexts; pairs with the
+	 * acquire load in qv_worker_start().
+	 */
+	atomic_store_explicit(&w->ready, r < 0 ? r : 1, memory_order_release);
+	if (r == 0)
+		worker_loop(w);
+	worker_fini(w);
+	return NULL;
+}
+
+int qv_worker_create(uint32_t id, int core, const struct qv_routes *routes, uint64_t tsc_hz,
+		     struct qv_worker **ret)
+{
+	int node = qv_numa_node_of_cpu(core);
+	uint64_t mbox_bytes = qv_ring_bytes(QV_MBOX_ENTRIES, sizeof(struct qv_mbox_msg));
+	struct qv_worker *w;
+
+	w = qv_numa_alloc(sizeof(*w), node);
+	if (!w)
+		return -ENOMEM;
+	w->id = id;
+	w->core = core;
+	w->node = node;
+	w->routes = routes;
+	w->hot = routes->hot;
+	w->nroutes = routes->n;
+	w->hb_interval_tsc = tsc_hz / 1000 ? tsc_hz / 1000 : 1;
+	w->ctx = qv_numa_alloc((routes->n ? routes->n : 1) * sizeof(*w->ctx), node);
+	w->chans = qv_numa_alloc(QV_WORKER_MAX_CHANS * sizeof(*w->chans), node);
+	w->mbox_mem = qv_numa_alloc(mbox_bytes, node);
+	if (!w->ctx || !w->chans || !w->mbox_mem) {
+		qv_worker_destroy(w);
+		return -ENOMEM;
+	}
+	qv_ring_prod_init(&w->mbox_prod, w->mbox_mem, QV_MBOX_ENTRIES, sizeof(struct qv_mbox_msg));
+	qv_ring_cons_init(&w->mbox_cons, w->mbox_mem, QV_MBOX_ENTRIES, sizeof(struct qv_mbox_msg));
+	*ret = w;
+	return 0;
+}
+
+int qv_worker_start(struct qv_worker *w)
+{
+	struct timespec d = { .tv_nsec = 1000 * 1000 };
+	int32_t st;
+	int r;
+
+	r = pthread_create(&w->thread, NULL, worker_main, w);
+	if (r != 0) {
+		snprintf(w->init_err, sizeof(w->init_err), "pthread_create: %s", strerror(r));
+		return -r;
+	}
+	w->started = 1;
+	/* Acquire pairs with the release store of `ready` in worker_main(). */
+	while ((st = atomic_load_explicit(&w->ready, memory_order_acquire)) == 0)
+		nanosleep(&d, NULL);
+	return st < 0 ? st : 0;
+}
+
+void qv_worker_post(struct qv_worker *w, uint32_t op, struct qv_chan *c)
+{
+	struct timespec d = { .tv_nsec = 100 * 1000 };
+	struct qv_mbox_msg m = { .op = op, .chan = c };
+	int space;
+
+	/* Full only while the worker runs long requests: wait for it. */
+	while ((space = qv_ring_prod_space(&w->mbox_prod)) <= 0)
+		nanosleep(&d, NULL);
+	memcpy(qv_ring_prod_entry(&w->mbox_prod, 0), &m, sizeof(m));
+	/* Release (in commit) publishes the message and everything the
+	 * channel holds; pairs with the worker's acquire in mbox_poll(). */
+	qv_ring_prod_commit(&w->mbox_prod, 1);
+}
+
+void qv_worker_destroy(struct qv_worker *w)
+{
+	uint32_t n;
+
+	if (!w)
+		return;
+	n = w->routes->n ? w->routes->n : 1;
+	if (w->started) {
+		if (atomic_load_explicit(&w->ready, memory_order_acquire) == 1)
+			qv_worker_post(w, QV_MBOX_STOP, NULL);
+		pthread_join(w->thread, NULL);
+	}
+	qv_numa_free(w->ctx, n * sizeof(*w->ctx), w->node);
+	qv_numa_free(w->chans, QV_WORKER_MAX_CHANS * sizeof(*w->chans), w->node);
+	qv_numa_free(w->mbox_mem, qv_ring_bytes(QV_MBOX_ENTRIES, sizeof(struct qv_mbox_msg)),
+		     w->node);
+	qv_numa_free(w, sizeof(*w), w->node);
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * worker.h - a polled worker: one thread pinned to one core, owning the
+ * channels (and UDP socket) assigned to it, serving them in a loop that
+ * never blocks, locks, allocates, logs or makes a syscall.
+ *
+ * The control thread talks to a worker only through its mailbox, an SPSC
+ * ring in private memory (control = producer, worker = consumer), and reads
+ * its counters (single writer, relaxed). The worker talks back through a
+ * few flags (ready, drained) and each channel's `retired`.
+ */
+#ifndef QV_DP_WORKER_H
+#define QV_DP_WORKER_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "channel.h"
+#include "quiver.h"
+#include "qv_model.h"
+#include "qv_ring.h"
+#include "routes.h"
+#include "serve.h"
+
+#define QV_WORKER_MAX_CHANS 1024u
+#define QV_MBOX_ENTRIES 256u
+#define QV_WORKER_BURST 32u
+
+enum qv_mbox_op {
+	QV_MBOX_ADD = 1,      /* adopt chan */
+	QV_MBOX_RETIRE = 2,   /* stop polling chan, then store chan->retired = 1 */
+	QV_MBOX_DRAIN = 3,    /* answer UNAVAILABLE from now on; ack with `drained` */
+	QV_MBOX_STOP = 4,     /* leave the loop */
+};
+
+struct qv_mbox_msg {
+	uint32_t op;
+	uint32_t pad;
+	struct qv_chan *chan;
+};
+
+/* A transport polled by the worker besides its channels (e.g. UDP). Returns work done. */
+typedef int (*qv_worker_poll_fn)(void *arg, struct qv_worker *w);
+
+/* Counters: written by the owning worker only (relaxed load + store, no RMW). */
+struct qv_worker_counters {
+	_Atomic uint64_t requests;
+	_Atomic uint64_t status[QV_STATUS_COUNT];
+	_Atomic uint64_t busy_cycles;
+	_Atomic uint64_t idle_cycles;
+	_Atomic uint64_t corrupt_channels;
+	_Atomic uint64_t beats;      /* heartbeat rounds: the worker is making progress */
+};
+
+struct qv_worker {
+	/* ---- the worker's own, read every turn ---- */
+	alignas(64) const struct qv_route_hot *hot;
+	uint32_t nroutes;
+	uint32_t draining;          /* plain: written and read by the worker only */
+	qv_exec_ctx **ctx;          /* [nroutes], NULL for failed routes */
+	struct qv_chan **chans;     /* [QV_WORKER_MAX_CHANS] */
+	uint32_t nchans;
+	uint32_t drain_ack_due;
+	struct qv_ring_cons mbox_cons;
+	uint64_t hb_interval_tsc;
+	uint64_t last_hb_tsc;
+	uint64_t last_tsc;
+	qv_worker_poll_fn ext_poll;
+	void *ext_arg;
+
+	alignas(64) struct qv_worker_counters cnt;
+
+	/* ---- control thread's side ---- */
+	alignas(64) struct qv_ring_prod mbox_prod;
+	void *mbox_mem;
+	const struct qv_routes *routes;
+	uint32_t id;
+	int core;
+	int node;
+	uint32_t nchans_ctl;        /* channels assigned and not yet freed */
+	pthread_t thread;
+	int started;
+
+	/* ---- worker -> control ---- */
+	alignas(64) _Atomic int32_t ready;  /* 0 starting, 1 serving, -errno failed */
+	_Atomic uint32_t drained;
+	char init_err[QV_ERR_LEN];
+};
+
+/* Allocates a worker (on its core's NUMA node) for `routes`. */
+int qv_worker_create(uint32_t id, int core, const struct qv_routes *routes,
+		     uint64_t tsc_hz, struct qv_worker **ret);
+
+/* Starts the thread and waits until it is pinned and its exec contexts exist. */
+int qv_worker_start(struct qv_worker *w);
+
+/* Control thread: posts a message, waiting (sleeping) while the mailbox is full. */
+void qv_worker_post(struct qv_worker *w, uint32_t op, struct qv_chan *c);
+
+/* Control thread: sends STOP, joins, frees the worker. Safe on a never-started worker. */
+void qv_worker_destroy(struct qv_worker *w);
+
+/* Time-stamp counter (or ns where there is none) and its rate. */
+uint64_t qv_tsc(void);
+uint64_t qv_tsc_calibrate(void);
+
+static inline uint64_t qv_cnt_get(const _Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+#endif /* QV_DP_WORKER_H */

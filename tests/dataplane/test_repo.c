@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Repository scanning and config.json parsing, on a repository built in a
+ * fresh temporary directory: highest numeric version wins, non-numeric
+ * and empty versions are ignored, a broken model is reported and does not
+ * hide the others, entries come sorted by name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "repo.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                 \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+				#cond);                                              \
+			failures++;                                                  \
+		}                                                                    \
+	} while (0)
+
+static char root[256];
+
+static void mkdirs(const char *rel)
+{
+	char p[1024], *s;
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	for (s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
+		*s = '\0';
+		mkdir(p, 0755);
+		*s = '/';
+	}
+	mkdir(p, 0755);
+}
+
+static void put(const char *rel, const char *text)
+{
+	char p[1024];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	f = fopen(p, "w");
+	if (!f) {
+		perror(p);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void test_config(void)
+{
+	struct qv_model_config c;
+	char err[256];
+	const char *s;
+
+	s = "{\"max_batch\": 64, \"default_deadline_us\": 500, \"fallback\": {\"x\": 1}}";
+	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0);
+	CHECK(c.max_batch == 64 && c.default_deadline_us == 500);
+
+	s = "{}";
+	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0);
+	CHECK(c.max_batch == 0 && c.default_deadline_us == 0);
+
+	s = "{\"max_batch\": null}";
+	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0 && c.max_batch == 0);
+
+	const char *bad[] = {
+		"{\"max_batch\": 0}", "{\"max_batch\": -1}", "{\"max_batch\": 1.5}",
+		"{\"max_batch\": \"8\"}", "{\"max_batch\": 1e12}", "{\"default_deadline_us\": -5}",
+		"[1,2]", "{\"max_batch\": 8", "", "nul\0l",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CHECK(qv_config_parse(bad[i], strlen(bad[i]), &c, err, sizeof(err)) == -EINVAL);
+		CHECK(strncmp(err, "config.json:", 12) == 0);
+	}
+	/* Length is honoured: the text past len is not read. */
+	s = "{\"max_batch\": 16}GARBAGE";
+	CHECK(qv_config_parse(s, 17, &c, err, sizeof(err)) == 0 && c.max_batch == 16);
+}
+
+static void test_names(void)
+{
+	CHECK(qv_repo_name_valid("trade-mlp"));
+	CHECK(qv_repo_name_valid("a.b_c-1"));
+	CHECK(!qv_repo_name_valid(""));
+	CHECK(!qv_repo_name_valid(".hidden"));
+	CHECK(!qv_repo_name_valid("sp ace"));
+	CHECK(!qv_repo_name_valid("x/y"));
+	CHECK(qv_repo_name_valid("012345678901234567890123456789012345678901234567890123456789012"));
+	CHECK(!qv_repo_name_valid("0123456789012345678901234567890123456789012345678901234567890123"));
+}
+
+static const struct qv_repo_entry *find(const struct qv_repo_entry *e, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(e[i].name, name) == 0)
+			return &e[i];
+	return NULL;
+}
+
+static void test_scan(void)
+{
+	struct qv_repo_entry *e = NULL;
+	const struct qv_repo_entry *x;
+	size_t n = 0;
+	char want[1024];
+
+	snprintf(root, sizeof(root), "/tmp/qv-test-repo-XXXXXX");
+	if (!mkdtemp(root)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	/* zeta: versions 1, 2, 10 (numeric, not lexical, order), junk dirs. */
+	mkdirs("zeta/1"); put("zeta/1/model.onnx", "x");
+	mkdirs("zeta/2"); put("zeta/2/model.onnx", "x");
+	mkdirs("zeta/10"); put("zeta/10/model.onnx", "x");
+	mkdirs("zeta/latest"); put("zeta/latest/model.onnx", "x");
+	mkdirs("zeta/07");
+	put("zeta/config.json", "{\"max_batch\": 32, \"default_deadline_us\": 250}");
+	/* alpha: xgboost json. */
+	mkdirs("alpha/3"); put("alpha/3/model.json", "{}");
+	/* broken: highest version has no model file. */
+	mkdirs("broken/1"); put("broken/1/model.onnx", "x");
+	mkdirs("broken/2");
+	/* noversions */
+	mkdirs("noversions/abc");
+	/* badconfig */
+	mkdirs("badconfig/1"); put("badconfig/1/model.onnx", "x");
+	put("badconfig/config.json", "{\"max_batch\": \"lots\"}");
+	/* a stray file and a hidden dir at top level are not models. */
+	put("README", "hello");
+	mkdirs(".git/1");
+
+	CHECK(qv_repo_scan(root, &e, &n) == 0);
+	CHECK(n == 5);
+	for (size_t i = 1; i < n; i++)
+		CHECK(strcmp(e[i - 1].name, e[i].name) < 0);
+
+	x = find(e, n, "zeta");
+	CHECK(x && x->ok && x->version == 10 && x->cfg.max_batch == 32 &&
+	      x->cfg.default_deadline_us == 250);
+	snprintf(want, sizeof(want), "%s/zeta/10/model.onnx", root);
+	CHECK(x && strcmp(x->path, want) == 0);
+
+	x = find(e, n, "alpha");
+	CHECK(x && x->ok && x->version == 3 && x->cfg.max_batch == 0);
+	snprintf(want, sizeof(want), "%s/alpha/3/model.json", root);
+	CHECK(x && strcmp(x->path, want) == 0);
+
+	x = find(e, n, "broken");
+	CHECK(x && !x->ok && x->version == 2 && strstr(x->error, "version 2"));
+
+	x = find(e, n, "noversions");
+	CHECK(x && !x->ok && strstr(x->error, "no numeric version"));
+
+	x = find(e, n, "badconfig");
+	CHECK(x && !x->ok && strstr(x->error, "max_batch"));
+	free(e);
+
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+
+	CHECK(qv_repo_scan("/nonexistent/qv-repo", &e, &n) == -ENOENT);
+}
+
+int main(void)
+{
+	test_config();
+	test_names();
+	test_scan();
+	if (failures)
+		return 1;
+	printf("repo: ok\n");
+	return 0;
+}

@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fake_server.c - see fake_server.h. Written against the same headers
+ * quiverd uses (qv_proto.h, qv_shm.h, qv_seg.h, qv_ring.h), so the client is
+ * exercised on the real wire format and layout, not on a private copy.
+ */
+#include "fake_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "quiver.h"
+#include "qv_proto.h"
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int send_msg(int fd, uint16_t type, uint32_t seq, int32_t status, const void *payload,
+		    uint32_t len, int pass_fd)
+{
+	struct qv_msg_hdr h = {
+		.magic = QV_PROTO_MAGIC, .type = type, .version = QV_PROTO_VERSION,
+		.len = len, .seq = seq, .status = status,
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = &h, .iov_len = sizeof(h) },
+		{ .iov_base = (void *)payload, .iov_len = len },
+	};
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+
+	if (pass_fd >= 0) {
+		memset(&cbuf, 0, sizeof(cbuf));
+		m.msg_control = cbuf.buf;
+		m.msg_controllen = sizeof(cbuf.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+	}
+	return sendmsg(fd, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+static int handshake(struct fake_server *f)
+{
+	struct {
+		struct qv_msg_hdr h;
+		struct qv_hello hello;
+	} in;
+	struct qv_hello_ok ok;
+	ssize_t n = recv(f->cfd, &in, sizeof(in), 0);
+	int memfd, r;
+
+	if (n != (ssize_t)sizeof(in) || in.h.magic != QV_PROTO_MAGIC || in.h.type != QV_MSG_HELLO ||
+	    in.hello.abi_version != QV_ABI_VERSION)
+		return -EPROTO;
+	if (in.hello.slots == FAKE_REFUSED_SLOTS) {
+		/* Like quiverd's refusals: an errno plus a readable (long) reason. */
+		char why[300];
+		memset(why, 'x', sizeof(why));
+		send_msg(f->cfd, QV_MSG_ERROR, in.h.seq, -EBUSY, why, sizeof(why), -1);
+		return -EBUSY;
+	}
+	r = qv_seg_layout(in.hello.slots, in.hello.slot_in_bytes, in.hello.slot_out_bytes, &f->l);
+	if (r < 0)
+		return send_msg(f->cfd, QV_MSG_ERROR, in.h.seq, r, NULL, 0, -1);
+	memfd = memfd_create("qv-fake-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (memfd < 0)
+		return -errno;
+	if (ftruncate(memfd, (off_t)f->l.seg_bytes) < 0 ||
+	    fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		close(memfd);
+		return -errno;
+	}
+	f->map = mmap(NULL, f->l.seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (f->map == MAP_FAILED) {
+		f->map = NULL;
+		close(memfd);
+		return -errno;
+	}
+	f->hdr = f->map;
+	qv_seg_init_hdr(f->hdr, &f->l, 1, 0, mono_ns());
+	qv_ring_cons_init(&f->sq, (uint8_t *)f->map + f->l.sq_off, f->l.ring_entries,
+			  sizeof(struct qv_sqe));
+	qv_ring_prod_init(&f->cq, (uint8_t *)f->map + f->l.cq_off, f->l.ring_entries,
+			  sizeof(struct qv_cqe));
+	ok = (struct qv_hello_ok){ .seg_bytes = f->l.seg_bytes, .channel_id = 1, .worker = 0 };
+	switch (atomic_load(&f->hello_lie)) {
+	case LIE_MAGIC:
+		atomic_store(&f->hdr->magic, 0);
+		break;
+	case LIE_ABI:
+		f->hdr->abi_version = 99;
+		break;
+	case LIE_SEG_BYTES:
+		ok.seg_bytes += QV_SEG_PAGE;
+		break;
+	case LIE_RING:
+		f->hdr->ring_entries = 3;
+		break;
+	case LIE_SLOTS_OFF:
+		f->hdr->slots_off = f->l.seg_bytes - QV_CACHELINE;
+		break;
+	case LIE_NO_FD:
+		r = send_msg(f->cfd, QV_MSG_HELLO_OK, in.h.seq, 0, &ok, sizeof(ok), -1);
+		close(memfd);
+		return r;
+	default:
+		break;
+	}
+	r = send_msg(f->cfd, QV_MSG_HELLO_OK, in.h.seq, 0, &ok, sizeof(ok), memfd);
+	close(memfd);
+	return r;
+}
+
+static void answer_control(struct fake_server *f)
+{
+	struct {
+		struct qv_msg_hdr h;
+		struct qv_lookup q;
+	} in;
+	struct qv_model_wire w;
+	ssize_t n = recv(f->cfd, &in, sizeof(in), MSG_DONTWAIT);
+
+	if (n <= 0)
+		return;
+	if (n != (ssize_t)sizeof(in) || in.h.type != QV_MSG_LOOKUP) {
+		send_msg(f->cfd, QV_MSG_ERROR, in.h.seq, -EPROTO, NULL, 0, -1);
+		return;
+	}
+	atomic_fetch_add_explicit(&f->lookups, 1, memory_order_relaxed);
+	in.q.name[sizeof(in.q.name) - 1] = 0;
+	memset(&w, 0, sizeof(w));
+	if (strcmp(in.q.name, "echo") == 0) {
+		w.handle = FAKE_ECHO_HANDLE;
+		w.in_dim = w.out_dim = 4;
+		w.max_batch = 8;
+	} else if (strcmp(in.q.name, "double") == 0) {
+		w.handle = FAKE_DOUBLE_HANDLE;
+		w.in_dim = w.out_dim = 3;
+		w.max_batch = 4;
+	} else if (strcmp(in.q.name, "fail") == 0) {
+		char why[2000];
+		memset(why, 'y', sizeof(why));
+		send_msg(f->cfd, QV_MSG_ERROR, in.h.seq, -EIO, why, sizeof(why), -1);
+		return;
+	} else {
+		send_msg(f->cfd, QV_MSG_LOOKUP_OK, in.h.seq, QV_UNKNOWN_MODEL, NULL, 0, -1);
+		return;
+	}
+	w.version = FAKE_VERSION;
+	w.in_rank = w.out_rank = 2;
+	w.in_shape[0] = w.out_shape[0] = -1;
+	w.in_shape[1] = w.in_dim;
+	w.out_shape[1] = w.out_dim;
+	snprintf(w.name, sizeof(w.name), "%s", in.q.name);
+	send_msg(f->cfd, QV_MSG_LOOKUP_OK, in.h.seq, 0, &w, sizeof(w), -1);
+}
+
+static void push_cqe(struct fake_server *f, const struct qv_cqe *e)
+{
+	while (qv_ring_prod_space(&f->cq) <= 0)
+		sched_yield();
+	memcpy(qv_ring_prod_entry(&f->cq, 0), e, sizeof(*e));
+	qv_ring_prod_commit(&f->cq, 1);
+}
+
+/* Serves one descriptor, validating the private copy like a worker would. */
+static void serve_one(struct fake_server *f, const struct qv_sqe *d)
+{
+	struct qv_cqe e = { .request_id = d->request_id, .slot = d->slot, .version = FAKE_VERSION };
+	uint32_t in_dim, max_batch;
+	float mul;
+
+	if (d->slot >= f->l.nslots || d->in_bytes > f->l.slot_in_bytes ||
+	    d->out_cap > f->l.slot_out_bytes) {
+		e.status = QV_BAD_REQUEST;
+		if (d->slot >= f->l.nslots)
+			return; /* nowhere to answer; a real worker retires the channel */
+		goto done;
+	}
+	if (d->handle == FAKE_ECHO_HANDLE) {
+		in_dim = 4, max_batch = 8, mul = 1.0f;
+	} else if (d->handle == FAKE_DOUBLE_HANDLE) {
+		in_dim = 3, max_batch = 4, mul = 2.0f;
+	} else {
+		e.status = QV_UNKNOWN_MODEL;
+		goto done;
+	}
+	if (d->rows == 0 || d->rows > max_batch || d->in_bytes != d->rows * in_dim * 4 ||
+	    d->out_cap < d->in_bytes) {
+		e.status = QV_BAD_SHAPE;
+		goto done;
+	}
+	const uint8_t *in = (const uint8_t *)f->map + qv_seg_slot_off(&f->l, d->slot);
+	uint8_t *out = (uint8_t *)f->map + qv_seg_slot_off(&f->l, d->slot) + f->l.slot_in_bytes;
+	for (uint32_t i = 0; i < d->rows * in_dim; i++) {
+		float v;
+		memcpy(&v, in + 4 * i, 4);
+		v *= mul;
+		memcpy(out + 4 * i, &v, 4);
+	}
+	e.status = QV_OK;
+	e.out_bytes = d->in_bytes;
+done:
+	switch (atomic_exchange_explicit(&f->corrupt, FAKE_OK, memory_order_relaxed)) {
+	case FAKE_BOGUS_SLOT: {
+		struct qv_cqe b = e;
+		b.slot = f->l.nslots + 5;
+		push_cqe(f, &b);
+		break;
+	}
+	case FAKE_IDLE_SLOT: {
+		struct qv_cqe b = e;
+		b.slot = (e.slot + 1) % f->l.nslots;
+		push_cqe(f, &b);
+		break;
+	}
+	case FAKE_TOO_BIG:
+		e.out_bytes = d->out_cap + 64;
+		break;
+	case FAKE_WRONG_ID:
+		e.request_id ^= 0x5a5a;
+		break;
+	case FAKE_BAD_STATUS:
+		e.status = 99;
+		break;
+	case FAKE_DUPLICATE:
+		push_cqe(f, &e);
+		break;
+	case FAKE_BREAK_RING:
+		/* Release pairs with the client's acquire of tail; it sees garbage. */
+		atomic_store_explicit(&f->cq.ctl->tail, f->cq.tail + 4 * f->l.ring_entries + 1,
+				      memory_order_release);
+		return;
+	default:
+		break;
+	}
+	push_cqe(f, &e);
+	atomic_fetch_add_explicit(&f->served, 1, memory_order_relaxed);
+}
+
+static void *run(void *arg)
+{
+	struct fake_server *f = arg;
+
+	f->cfd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (f->cfd < 0 || handshake(f) < 0 || !f->map) {
+		/* Release pairs with fake_wait_channel(): it sees the failure. */
+		atomic_store_explicit(&f->ready, -1, memory_order_release);
+		return NULL;
+	}
+	/* Release pairs with the acquire in fake_wait_channel(): hdr is set. */
+	atomic_store_explicit(&f->ready, 1, memory_order_release);
+
+	while (!atomic_load_explicit(&f->stop, memory_order_relaxed)) {
+		int did = 0;
+
+		if (atomic_load_explicit(&f->hangup, memory_order_relaxed) && f->cfd >= 0) {
+			close(f->cfd);
+			f->cfd = -1;
+		}
+		if (f->cfd >= 0)
+			answer_control(f);
+		if (atomic_load_explicit(&f->beat, memory_order_relaxed))
+			atomic_store_explicit(&f->hdr->server_heartbeat_ns, mono_ns(),
+					      memory_order_relaxed);
+		if (!atomic_load_explicit(&f->hold, memory_order_relaxed)) {
+			int n = qv_ring_cons_avail(&f->sq);
+			for (int i = 0; i < n; i++) {
+				struct qv_sqe d;
+				memcpy(&d, qv_ring_cons_entry(&f->sq, (uint32_t)i), sizeof(d));
+				serve_one(f, &d);
+			}
+			if (n > 0) {
+				qv_ring_cons_release(&f->sq, (uint32_t)n);
+				did = 1;
+			}
+		}
+		if (!did)
+			sched_yield();
+	}
+	return NULL;
+}
+
+int fake_start(struct fake_server *f)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int r;
+
+	memset(f, 0, sizeof(*f));
+	f->lfd = f->cfd = -1;
+	atomic_store(&f->beat, 1);
+		snprintf(f->dir, sizeof(f->dir), "/tmp/qv-fake.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -errno;
+	snprintf(f->path, sizeof(f->path), "%s/quiverd.sock", f->dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
+	f->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (f->lfd < 0)
+		return -errno;
+	if (bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(f->lfd, 4) < 0)
+		return -errno;
+	r = pthread_create(&f->thread, NULL, run, f);
+	if (r)
+		return -r;
+	f->started = true;
+	return 0;
+}
+
+void fake_wait_channel(struct fake_server *f)
+{
+	/* Acquire pairs with the thread's release store after the hand-shake. */
+	while (atomic_load_explicit(&f->ready, memory_order_acquire) == 0)
+		sched_yield();
+}
+
+void fake_set_state(struct fake_server *f, uint32_t state)
+{
+	fake_wait_channel(f);
+	if (f->hdr)
+		atomic_store_explicit(&f->hdr->server_state, state, memory_order_relaxed);
+}
+
+void fake_stop(struct fake_server *f)
+{
+	if (f->started) {
+		atomic_store(&f->stop, 1);
+		/* Wakes a thread still blocked in accept(). */
+		shutdown(f->lfd, SHUT_RDWR);
+		pthread_join(f->thread, NULL);
+	}
+	if (f->cfd >= 0)
+		close(f->cfd);
+	if (f->lfd >= 0)
+		close(f->lfd);
+	if (f->map)
+		munmap(f->map, f->l.seg_bytes);
+	unlink(f->path);
+	rmdir(f->dir);
+	f->started = false;
+	f->cfd = f->lfd = -1;
+	f->map = NULL;
+}

@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_client.c - libquiver against the fake server of fake_server.c:
+ * connect, lookup, infer, submit/poll/inflight/-EAGAIN, timeouts, corrupted
+ * completions, a draining server, a broken ring, a server whose heartbeat
+ * stops and one whose socket hangs up. Expected outputs are computed here
+ * from the inputs (echo: x, double: 2x), independently of the client.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_server.h"
+#include "quiver.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                  \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+				#cond);                                              \
+			failures++;                                                  \
+		}                                                                    \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                               \
+	do {                                                                         \
+		long long a_ = (long long)(a), b_ = (long long)(b);                  \
+		if (a_ != b_) {                                                      \
+			fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n",  \
+				__FILE__, __LINE__, #a, a_, #b, b_);                 \
+			failures++;                                                  \
+		}                                                                    \
+	} while (0)
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const struct qv_connect_opts small_opts = {
+	.client_name = "test-client",
+	.slots = 4,
+	.slot_in_bytes = 256,
+	.slot_out_bytes = 256,
+	.dead_after_ms = 100,
+};
+
+/* Polls until `want` results arrived or 10 s passed; returns how many. */
+static int poll_n(qv_client *c, struct qv_result *res, int want)
+{
+	uint64_t until = now_ms() + 10000;
+	int got = 0;
+
+	while (got < want && now_ms() < until) {
+		int n = qv_poll(c, res + got, want - got);
+		if (n < 0)
+			break;
+		got += n;
+	}
+	return got;
+}
+
+static void test_bad_args(void)
+{
+	char longpath[300];
+	qv_client *c = NULL;
+
+	CHECK_EQ(qv_connect("/nonexistent-qv-dir/quiverd.sock", NULL, &c), -ENOENT);
+	CHECK(c == NULL);
+	CHECK_EQ(qv_connect("/nonexistent-qv-dir/quiverd.sock", NULL, NULL), -EINVAL);
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = 0;
+	CHECK_EQ(qv_connect(longpath, NULL, &c), -ENAMETOOLONG);
+	CHECK_EQ(qv_connect("", NULL, &c), -ENAMETOOLONG);
+	/* Exists, but nobody listens there. */
+	CHECK_EQ(qv_connect("/dev/null", NULL, &c), -ECONNREFUSED);
+	CHECK(c == NULL);
+	qv_close(NULL);
+	CHECK_EQ(qv_inflight(NULL), 0);
+
+	CHECK(strcmp(qv_strerror(QV_OK), "OK") == 0);
+	CHECK(strcmp(qv_strerror(QV_UNAVAILABLE), "UNAVAILABLE") == 0);
+	CHECK(strcmp(qv_strerror(QV_INTERNAL), "INTERNAL") == 0);
+	CHECK(strcmp(qv_strerror(-ENOENT), "No such file or directory") == 0);
+	CHECK(qv_strerror(1000) != NULL && qv_strerror(-100000) != NULL);
+	CHECK(qv_strerror(-2147483647 - 1) != NULL);
+}
+
+static void test_refused_hello(void)
+{
+	struct fake_server f;
+	struct qv_connect_opts o = small_opts;
+	qv_client *c = NULL;
+
+	CHECK_EQ(fake_start(&f), 0);
+	/* More slots than any server grants: refused before a segment exists. */
+	o.slots = QV_SEG_MAX_SLOTS + 1;
+	CHECK_EQ(qv_connect(f.path, &o, &c), -E2BIG);
+	CHECK(c == NULL);
+	fake_stop(&f);
+
+	/* The server refuses: its errno comes back, its long text does not matter. */
+	CHECK_EQ(fake_start(&f), 0);
+	o.slots = FAKE_REFUSED_SLOTS;
+	CHECK_EQ(qv_connect(f.path, &o, &c), -EBUSY);
+	CHECK(c == NULL);
+	fake_stop(&f);
+}
+
+/* A server whose hand-shake lies about the segment is refused. */
+static void test_lying_hello(void)
+{
+	for (int lie = LIE_MAGIC; lie < LIE_COUNT; lie++) {
+		struct fake_server f;
+		qv_client *c = NULL;
+
+		CHECK_EQ(fake_start(&f), 0);
+		atomic_store(&f.hello_lie, lie);
+		int r = qv_connect(f.path, &small_opts, &c);
+		if (r != (lie == LIE_ABI ? -EPROTONOSUPPORT : -EPROTO))
+			fprintf(stderr, "hello lie %d: qv_connect gave %d\n", lie, r);
+		CHECK_EQ(r, lie == LIE_ABI ? -EPROTONOSUPPORT : -EPROTO);
+		CHECK(c == NULL);
+		fake_stop(&f);
+	}
+}
+
+static void fill(float *x, uint32_t n, float base)
+{
+	for (uint32_t i = 0; i < n; i++)
+		x[i] = base + (float)i * 0.25f;
+}
+
+static int same(const float *a, const float *b, uint32_t n, float mul)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (a[i] != b[i] * mul)
+			return 0;
+	return 1;
+}
+
+static void infer_ok(qv_client *c, uint32_t handle, uint32_t rows, uint32_t dim, float mul,
+		     uint64_t id)
+{
+	float in[32], out[32];
+	struct qv_request rq = { .handle = handle, .rows = rows, .input = in, .request_id = id };
+	struct qv_result res;
+
+	fill(in, rows * dim, (float)id);
+	memset(out, 0xff, sizeof(out));
+	CHECK_EQ(qv_infer(c, &rq, out, rows * dim, 0, &res), 0);
+	CHECK_EQ(res.status, QV_OK);
+	CHECK_EQ(res.request_id, id);
+	CHECK_EQ(res.version, FAKE_VERSION);
+	CHECK_EQ(res.out_floats, rows * dim);
+	CHECK(same(out, in, rows * dim, mul));
+}
+
+static void test_lookup(qv_client *c)
+{
+	struct qv_model_desc d;
+
+	memset(&d, 0x5a, sizeof(d));
+	CHECK_EQ(qv_model_lookup(c, "double", &d), 0);
+	CHECK_EQ(d.handle, FAKE_DOUBLE_HANDLE);
+	CHECK_EQ(d.version, FAKE_VERSION);
+	CHECK_EQ(d.in_dim, 3);
+	CHECK_EQ(d.out_dim, 3);
+	CHECK_EQ(d.max_batch, 4);
+	CHECK_EQ(d.in_rank, 2);
+	CHECK_EQ(d.in_shape[0], -1);
+	CHECK_EQ(d.in_shape[1], 3);
+	CHECK(strcmp(d.name, "double") == 0);
+	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
+	CHECK_EQ(d.handle, FAKE_ECHO_HANDLE);
+
+	memset(&d, 0x5a, sizeof(d));
+	CHECK_EQ(qv_model_lookup(c, "no-such-model", &d), -ENOENT);
+	CHECK_EQ(d.handle, 0x5a5a5a5au); /* ret_* untouched on failure */
+	CHECK_EQ(qv_model_lookup(c, "fail", &d), -EIO);
+	CHECK_EQ(qv_model_lookup(c, "", &d), -EINVAL);
+	CHECK_EQ(qv_model_lookup(c, NULL, &d), -EINVAL);
+	CHECK_EQ(qv_model_lookup(c, "echo", NULL), -EINVAL);
+}
+
+static void test_bad_requests(qv_client *c)
+{
+	float in[64] = { 0 }, out[64];
+	struct qv_request rq = { .handle = FAKE_ECHO_HANDLE, .rows = 1, .input = in };
+	struct qv_result res;
+
+	CHECK_EQ(qv_infer(c, NULL, out, 64, 0, &res), -EINVAL);
+	CHECK_EQ(qv_infer(c, &rq, out, 64, 0, NULL), -EINVAL);
+	rq.handle = 12345;
+	CHECK_EQ(qv_infer(c, &rq, out, 64, 0, &res), -ENOENT);
+	CHECK_EQ(qv_submit(c, &rq, out, 64), -ENOENT);
+	rq.handle = FAKE_ECHO_HANDLE;
+	rq.rows = 0;
+	CHECK_EQ(qv_infer(c, &rq, out, 64, 0, &res), -EINVAL);
+	rq.rows = 9; /* max_batch 8 */
+	CHECK_EQ(qv_infer(c, &rq, out, 64, 0, &res), -EINVAL);
+	rq.rows = 2;
+	CHECK_EQ(qv_infer(c, &rq, out, 7, 0, &res), -ENOBUFS);
+	CHECK_EQ(qv_submit(c, &rq, out, 7), -ENOBUFS);
+	rq.input = NULL;
+	CHECK_EQ(qv_submit(c, &rq, out, 64), -EINVAL);
+	CHECK_EQ(qv_inflight(c), 0);
+}
+
+static void test_async(struct fake_server *f, qv_client *c)
+{
+	float in[4][4], out[4][4], extra[4];
+	struct qv_result res[8];
+
+	atomic_store(&f->hold, 1);
+	for (int i = 0; i < 4; i++) {
+		struct qv_request rq = { .handle = FAKE_ECHO_HANDLE, .rows = 1, .input = in[i],
+					 .request_id = 100 + (uint64_t)i };
+		fill(in[i], 4, 10.0f * (float)i);
+		CHECK_EQ(qv_submit(c, &rq, out[i], 4), 0);
+	}
+	CHECK_EQ(qv_inflight(c), 4);
+	struct qv_request more = { .handle = FAKE_ECHO_HANDLE, .rows = 1, .input = in[0] };
+	CHECK_EQ(qv_submit(c, &more, extra, 4), -EAGAIN);
+	CHECK_EQ(qv_poll(c, res, 8), 0);
+	CHECK_EQ(qv_inflight(c), 4);
+
+	atomic_store(&f->hold, 0);
+	CHECK_EQ(poll_n(c, res, 4), 4);
+	CHECK_EQ(qv_inflight(c), 0);
+	int seen = 0;
+	for (int i = 0; i < 4; i++) {
+		int k = (int)(res[i].request_id - 100);
+		CHECK(k >= 0 && k < 4);
+		if (k < 0 || k >= 4)
+			continue;
+		seen |= 1 << k;
+		CHECK_EQ(res[i].status, QV_OK);
+		CHECK_EQ(res[i].out_floats, 4);
+		CHECK(same(out[k], in[k], 4, 1.0f));
+	}
+	CHECK_EQ(seen, 0xf);
+	CHECK_EQ(qv_poll(c, res, 8), 0);
+}
+
+static void test_timeout(struct fake_server *f, qv_client *c)
+{
+	float in[4] = { 1, 2, 3, 4 }, out[4];
+	struct qv_request rq = { .handle = FAKE_ECHO_HANDLE, .rows = 1, .input = in,
+				 .request_id = 77 };
+	struct qv_result res;
+
+	atomic_store(&f->hold, 1);
+	CHECK_EQ(qv_infer(c, &rq, out, 4, 20, &res), -ETIMEDOUT);
+	CHECK_EQ(qv_inflight(c), 0);
+	atomic_store(&f->hold, 0);
+	/* The late completion of request 77 must be dropped, not delivered. */
+	infer_ok(c, FAKE_ECHO_HANDLE, 1, 4, 1.0f, 78);
+	CHECK_EQ(qv_poll(c, &res, 1), 0);
+	/* ...and its slot reclaimed: all four slots can be submitted again. */
+	float outs[4][4];
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(qv_submit(c, &rq, outs[i], 4), 0);
+	struct qv_result rs[4];
+	CHECK_EQ(poll_n(c, rs, 4), 4);
+	for (int i = 0; i < 4; i++)
+		CHECK(same(outs[i], in, 4, 1.0f));
+}
+
+static void test_corrupt(struct fake_server *f, qv_client *c)
+{
+	static const int recovered[] = { FAKE_BOGUS_SLOT, FAKE_IDLE_SLOT, FAKE_DUPLICATE };
+	static const int internal[] = { FAKE_TOO_BIG, FAKE_WRONG_ID, FAKE_BAD_STATUS };
+	float in[8], out[8];
+	struct qv_request rq = { .handle = FAKE_DOUBLE_HANDLE, .rows = 2, .input = in };
+	struct qv_result res;
+
+	for (size_t i = 0; i < sizeof(recovered) / sizeof(recovered[0]); i++) {
+		atomic_store(&f->corrupt, recovered[i]);
+		infer_ok(c, FAKE_DOUBLE_HANDLE, 2, 3, 2.0f, 200 + i);
+		CHECK_EQ(qv_inflight(c), 0);
+		CHECK_EQ(qv_poll(c, &res, 1), 0);
+	}
+	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++) {
+		atomic_store(&f->corrupt, internal[i]);
+		fill(in, 6, 1.0f);
+		rq.request_id = 300 + i;
+		CHECK_EQ(qv_infer(c, &rq, out, 6, 0, &res), 0);
+		CHECK_EQ(res.status, QV_INTERNAL);
+		CHECK_EQ(res.request_id, 300 + i);
+		CHECK_EQ(res.out_floats, 0);
+		/* The channel is still usable. */
+		infer_ok(c, FAKE_DOUBLE_HANDLE, 2, 3, 2.0f, 400 + i);
+	}
+}
+
+static void test_draining(struct fake_server *f, qv_client *c)
+{
+	float in[4] = { 0 }, out[4];
+	struct qv_request rq = { .handle = FAKE_ECHO_HANDLE, .rows = 1, .input = in,
+				 .request_id = 9 };
+	struct qv_result res;
+
+	fake_set_state(f, QV_SRV_DRAINING);
+	CHECK_EQ(qv_infer(c, &rq, out, 4, 0, &res), 0);
+	CHECK_EQ(res.status, QV_UNAVAILABLE);
+	CHECK_EQ(res.request_id, 9);
+	CHECK_EQ(qv_submit(c, &rq, out, 4), -ESHUTDOWN);
+	fake_set_state(f, QV_SRV_RUNNING);
+	infer_ok(c, FAKE_ECHO_HANDLE, 1, 4, 1.0f, 10);
+}
+
+static void test_broken_ring(struct fake_server *f, qv_client *c)
+{
+	float in[4] = { 0 }, out[4];
+	struct qv_request rq = { .handle = FAKE_ECHO_HANDLE, .rows = 1, .input = in,
+				 .request_id = 11 };
+	struct qv_result res;
+
+	atomic_store(&f->corrupt, FAKE_BREAK_RING);
+	CHECK_EQ(qv_infer(c, &rq, out, 4, 0, &res), 0);
+	CHECK_EQ(res.status, QV_UNAVAILABLE);
+	CHECK_EQ(qv_submit(c, &rq, out, 4), -EPIPE);
+	CHECK_EQ(qv_poll(c, &res, 1), -EPIPE);
+}
+
+static void test_channel(void)
+{
+	struct fake_server f;
+	qv_client *c = NULL;
+
+	CHECK_EQ(fake_start(&f), 0);
+	CHECK_EQ(qv_connect(f.path, &small_opts, &c), 0);
+	if (!c) {
+		fake_stop(&f);
+		return;
+	}
+	fake_wait_channel(&f);
+	CHECK_EQ(f.l.nslots, 4);
+	CHECK(atomic_load(&f.hdr->client_heartbeat_ns) != 0);
+
+	test_lookup(c);
+	test_bad_requests(c);
+	infer_ok(c, FAKE_DOUBLE_HANDLE, 2, 3, 2.0f, 1);
+	infer_ok(c, FAKE_ECHO_HANDLE, 8, 4, 1.0f, 2);
+	for (uint64_t i = 0; i < 10000; i++)
+		infer_ok(c, FAKE_ECHO_HANDLE, 1 + (uint32_t)(i % 8), 4, 1.0f, 1000 + i);
+	test_async(&f, c);
+	test_timeout(&f, c);
+	test_corrupt(&f, c);
+	test_draining(&f, c);
+	CHECK(atomic_load(&f.lookups) >= 3);
+	test_broken_ring(&f, c);
+
+	qv_close(c);
+	fake_stop(&f);
+}
+
+/* The heartbeat stops with requests in flight: nothing may hang. Then it resumes. */
+static void test_dead_heartbeat(void)
+{
+	struct fake_server f;
+	struct qv_model_desc d;
+	float in[4] = { 1, 2, 3, 4 }, out[3][4];
+	struct qv_result res[4];
+	qv_client *c = NULL;
+
+	CHECK_EQ(fake_start(&f), 0);
+	CHECK_EQ(qv_connect(f.path, &small_opts, &c), 0);
+	if (!c) {
+		fake_stop(&f);
+		return;
+	}
+	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
+	atomic_store(&f.hold, 1);
+	for (int i = 0; i < 2; i++) {
+		struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in,
+					 .request_id = 50 + (uint64_t)i };
+		CHECK_EQ(qv_submit(c, &rq, out[i], 4), 0);
+	}
+	atomic_store(&f.beat, 0);
+
+	struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in, .request_id = 52 };
+	uint64_t t0 = now_ms();
+	CHECK_EQ(qv_infer(c, &rq, out[2], 4, 0, &res[0]), 0);
+	uint64_t took = now_ms() - t0;
+	CHECK_EQ(res[0].status, QV_UNAVAILABLE);
+	CHECK_EQ(res[0].request_id, 52);
+	/* dead_after is 100 ms; 2 s is generous on a loaded machine. */
+	CHECK(took < 2000);
+	printf("dead heartbeat detected after %llu ms (dead_after 100 ms)\n",
+	       (unsigned long long)took);
+
+	/* The two asynchronous requests are reported once each, then -EPIPE. */
+	int got = 0, r;
+	while ((r = qv_poll(c, res + got, 4 - got)) > 0)
+		got += r;
+	CHECK_EQ(r, -EPIPE);
+	CHECK_EQ(got, 2);
+	for (int i = 0; i < got && i < 2; i++) {
+		CHECK_EQ(res[i].status, QV_UNAVAILABLE);
+		CHECK(res[i].request_id == 50 || res[i].request_id == 51);
+	}
+	CHECK(got < 2 || res[0].request_id != res[1].request_id);
+	CHECK_EQ(qv_inflight(c), 0);
+	CHECK_EQ(qv_submit(c, &rq, out[2], 4), -EPIPE);
+	CHECK_EQ(qv_infer(c, &rq, out[2], 4, 0, &res[0]), 0);
+	CHECK_EQ(res[0].status, QV_UNAVAILABLE);
+
+	/*
+	 * The server was only stalled: it beats again and answers the three
+	 * abandoned requests, whose completions must be dropped (not reported)
+	 * and whose slots must come back.
+	 */
+	atomic_store(&f.beat, 1);
+	atomic_store(&f.hold, 0);
+	uint64_t until = now_ms() + 10000;
+	do {
+		rq.request_id = 53;
+		CHECK_EQ(qv_infer(c, &rq, out[2], 4, 0, &res[0]), 0);
+	} while (res[0].status == QV_UNAVAILABLE && now_ms() < until);
+	CHECK_EQ(res[0].status, QV_OK);
+	CHECK_EQ(res[0].request_id, 53);
+	CHECK(same(out[2], in, 4, 1.0f));
+	CHECK_EQ(qv_inflight(c), 0);
+	float outs[4][4];
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(qv_submit(c, &rq, outs[i], 4), 0);
+	CHECK_EQ(poll_n(c, res, 4), 4);
+	for (int i = 0; i < 4; i++) {
+		CHECK_EQ(res[i].request_id, 53);
+		CHECK(same(outs[i], in, 4, 1.0f));
+	}
+
+	qv_close(c);
+	fake_stop(&f);
+}
+
+/* The server retires the channel (CLOSED) with a request in flight. */
+static void test_closed(void)
+{
+	struct fake_server f;
+	struct qv_model_desc d;
+	float in[4] = { 0 }, out[4];
+	struct qv_result res[2];
+	qv_client *c = NULL;
+
+	CHECK_EQ(fake_start(&f), 0);
+	CHECK_EQ(qv_connect(f.path, &small_opts, &c), 0);
+	if (!c) {
+		fake_stop(&f);
+		return;
+	}
+	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
+	atomic_store(&f.hold, 1);
+	struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in, .request_id = 60 };
+	CHECK_EQ(qv_submit(c, &rq, out, 4), 0);
+	fake_set_state(&f, QV_SRV_CLOSED);
+	/* The heartbeat goes on: only the state says the channel is gone. */
+	uint64_t until = now_ms() + 10000;
+	int got = 0, r = 0;
+	while (now_ms() < until && (r = qv_poll(c, res + got, 2 - got)) >= 0)
+		got += r;
+	CHECK_EQ(r, -EPIPE);
+	CHECK_EQ(got, 1);
+	CHECK_EQ(res[0].request_id, 60);
+	CHECK_EQ(res[0].status, QV_UNAVAILABLE);
+	CHECK_EQ(qv_submit(c, &rq, out, 4), -EPIPE);
+	CHECK_EQ(qv_infer(c, &rq, out, 4, 0, &res[0]), 0);
+	CHECK_EQ(res[0].status, QV_UNAVAILABLE);
+	qv_close(c);
+	fake_stop(&f);
+}
+
+/*
+ * The server's socket closes and its heartbeat stops, with dead_after set
+ * to a minute: only the hang-up check can end the wait in time.
+ */
+static void test_hangup(void)
+{
+	struct fake_server f;
+	struct qv_connect_opts o = small_opts;
+	struct qv_model_desc d;
+	float in[4] = { 0 }, out[4];
+	struct qv_result res;
+	qv_client *c = NULL;
+
+	o.dead_after_ms = 60000;
+	CHECK_EQ(fake_start(&f), 0);
+	CHECK_EQ(qv_connect(f.path, &o, &c), 0);
+	if (!c) {
+		fake_stop(&f);
+		return;
+	}
+	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
+	atomic_store(&f.hold, 1);
+	atomic_store(&f.beat, 0);
+	atomic_store(&f.hangup, 1);
+
+	struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in, .request_id = 5 };
+	uint64_t t0 = now_ms();
+	CHECK_EQ(qv_infer(c, &rq, out, 4, 0, &res), 0);
+	uint64_t took = now_ms() - t0;
+	CHECK_EQ(res.status, QV_UNAVAILABLE);
+	CHECK(took < 2000);
+	printf("hang-up detected after %llu ms (dead_after 60000 ms)\n", (unsigned long long)took);
+	CHECK_EQ(qv_model_lookup(c, "echo", &d) < 0, 1);
+
+	qv_close(c);
+	fake_stop(&f);
+}
+
+int main(void)
+{
+	test_bad_args();
+	test_refused_hello();
+	test_lying_hello();
+	test_channel();
+	test_dead_heartbeat();
+	test_closed();
+	test_hangup();
+	if (failures) {
+		fprintf(stderr, "%d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("ok\n");
+	return 0;
+}

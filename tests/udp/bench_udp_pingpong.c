@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_udp_pingpong.c - round-trip latency of the io_uring back end on
+ * loopback beside its floor (qv_floor_udp), without quiverd: a child
+ * process polls qv_udp_uring_poll with a trivial worker (out = 2 * in,
+ * in_dim = out_dim = DIM) and the parent calls qv_udp_infer. The gap
+ * between the two lines is what the back end itself costs.
+ *   udp_pingpong [iters [dim]]     (defaults 20000, 16)
+ * Not a test: it prints numbers and asserts only that replies are right.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "floor_udp.h"
+#include "quiver.h"
+#include "serve.h"
+#include "udp.h"
+
+struct qv_worker {
+	uint32_t dim;
+};
+
+void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
+		     struct qv_serve_res *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (req->in_bytes != req->rows * w->dim * 4 || req->out_cap < req->in_bytes) {
+		ret->status = QV_BAD_SHAPE;
+		return;
+	}
+	for (uint32_t i = 0; i < req->rows * w->dim; i++)
+		req->out[i] = 2.0f * req->in[i];
+	ret->status = QV_OK;
+	ret->version = 1;
+	ret->out_bytes = req->in_bytes;
+}
+
+int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
+{
+	if (strcmp(name, "double") != 0)
+		return -ENOENT;
+	memset(ret, 0, sizeof(*ret));
+	ret->handle = 1;
+	ret->version = 1;
+	ret->in_dim = ret->out_dim = w->dim;
+	ret->max_batch = 64;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_line(const char *name, uint64_t *s, uint32_t n)
+{
+	qsort(s, n, sizeof(*s), cmp_u64);
+	printf("%-10s n=%u p50=%.2f us p90=%.2f us p99=%.2f us min=%.2f us\n", name, n,
+	       (double)s[n / 2] / 1e3, (double)s[(uint64_t)n * 9 / 10] / 1e3,
+	       (double)s[(uint64_t)n * 99 / 100] / 1e3, (double)s[0] / 1e3);
+}
+
+int main(int argc, char **argv)
+{
+	uint32_t iters = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 20000;
+	uint32_t dim = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 16;
+	uint64_t *lat = calloc(iters, sizeof(*lat));
+	int pfd[2];
+	int r;
+
+	if (iters == 0 || dim == 0 || dim > 1024 || lat == NULL || pipe(pfd) < 0)
+		return 2;
+	r = qv_floor_udp(iters, iters / 10, (uint32_t)(sizeof(struct qv_udp_req_hdr) + dim * 4),
+			 lat);
+	if (r < 0) {
+		fprintf(stderr, "floor: %s\n", strerror(-r));
+		return 1;
+	}
+	print_line("floor-udp", lat, iters);
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct qv_udp_uring *u;
+		struct qv_worker w = { .dim = dim };
+		uint16_t port = 0;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		r = qv_udp_uring_open("127.0.0.1:0", NULL, -1, &u);
+		if (r == 0)
+			port = qv_udp_uring_port(u);
+		if (write(pfd[1], &port, sizeof(port)) != sizeof(port) || r < 0)
+			_exit(1);
+		for (;;)
+			qv_udp_uring_poll(u, &w);
+	}
+	uint16_t port = 0;
+	if (read(pfd[0], &port, sizeof(port)) != sizeof(port) || port == 0) {
+		fprintf(stderr, "server did not start\n");
+		return 1;
+	}
+	char ap[32];
+	qv_udp_client *c;
+	struct qv_model_desc d;
+	snprintf(ap, sizeof(ap), "127.0.0.1:%u", port);
+	if (qv_udp_connect(ap, NULL, &c) < 0 || qv_udp_lookup(c, "double", &d) < 0) {
+		fprintf(stderr, "client setup failed\n");
+		kill(pid, SIGKILL);
+		return 1;
+	}
+	float *in = calloc(dim, sizeof(float)), *out = calloc(dim, sizeof(float));
+	for (uint32_t i = 0; i < dim; i++)
+		in[i] = (float)i * 0.5f;
+	struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in };
+	for (uint32_t i = 0; i < iters + iters / 10; i++) {
+		struct qv_result res;
+		uint64_t t0, t1;
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		r = qv_udp_infer(c, &rq, out, dim, 2000, &res);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t1 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		if (r < 0 || res.status != QV_OK || out[dim - 1] != 2.0f * in[dim - 1]) {
+			fprintf(stderr, "round trip %u failed: %d status %d\n", i, r,
+				r < 0 ? -1 : (int)res.status);
+			kill(pid, SIGKILL);
+			return 1;
+		}
+		if (i >= iters / 10)
+			lat[i - iters / 10] = t1 - t0;
+	}
+	print_line("udp-uring", lat, iters);
+	qv_udp_close(c);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	free(in);
+	free(out);
+	free(lat);
+	return 0;
+}
