@@ -15,7 +15,7 @@
  * untimed then `iters` timed round trips of `payload_bytes` (1..65000)
  * each, and writes the round-trip times in ns to ret_lat_ns[0..iters) on
  * success. Both processes spin: on a 2-core host they take both cores.
- * Returns 0, -EINVAL, -ETIMEDOUT (no echo for 2 s), or another -errno.
+ * Returns 0, -EINVAL, -ETIMEDOUT (no echo for 10 s), or another -errno.
  */
 int qv_floor_udp(uint32_t iters, uint32_t warmup, uint32_t payload_bytes, uint64_t *ret_lat_ns);
 

@@ -30,10 +30,15 @@
 #define MAX_BATCHES 32
 #define MAX_LAYERS 64
 #define MAX_BATCH_ROWS 65536u
-/* Calls per path before switching to the other one: long enough that the
- * switch does not dominate cache state, short enough that a burst of noise
- * from a neighbour lands on both paths. */
+/* Calls per path before switching to the other one, during warm-up and as
+ * the most for a timed chunk. Timed chunks are shortened so that one lasts
+ * about CHUNK_NS: short enough that a burst of noise from a neighbour lands
+ * on both paths and that most chunks fit between two preemptions of a busy
+ * machine (the throughput column is the median chunk), long enough to hold
+ * several calls. */
 #define CHUNK 64u
+#define CHUNK_MIN 4u
+#define CHUNK_NS 500000u
 
 enum path_sel { PATH_INPROC, PATH_FLOOR };
 
@@ -78,8 +83,9 @@ static void usage(FILE *f)
 		"  --path P          with --input: inproc (default) or floor-onednn\n"
 		"  -h, --help        this text\n"
 		"latency is per call, in ns, timed with " QV_BENCH_TIMER_NAME ";\n"
-		"throughput is rows (inferences) per second: the median over chunks of %u\n"
-		"calls of rows / chunk call time (--json adds the whole-run mean).\n", CHUNK);
+		"throughput is rows (inferences) per second: the median over interleaved\n"
+		"chunks (%u..%u calls, ~%u us) of rows / chunk call time; --json adds the\n"
+		"whole-run mean.\n", CHUNK_MIN, CHUNK, CHUNK_NS / 1000);
 }
 
 __attribute__((format(printf, 1, 2)))
@@ -407,6 +413,7 @@ out:
 struct batch_result {
 	struct qv_bench_summary inproc, floor;
 	int have_floor;
+	uint32_t chunk;       /* calls per timed chunk */
 	double max_abs_diff;  /* inproc vs floor outputs on the same input */
 };
 
@@ -468,6 +475,7 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 
 	/* Warm both paths (caches, branch predictors, oneDNN's lazily touched
 	 * scratchpads) alternately, then measure in alternating chunks. */
+	uint64_t w0 = qv_bench_now_ns();
 	for (uint32_t done = 0; done < o->warmup; done += CHUNK) {
 		uint32_t c = o->warmup - done < CHUNK ? o->warmup - done : CHUNK;
 		r = time_inproc(mr->ctx, in, rows, out_q, NULL, c);
@@ -476,17 +484,26 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 		if (r)
 			goto run_failed;
 	}
-	for (uint32_t done = 0; done < o->iters; done += CHUNK) {
-		uint32_t c = o->iters - done < CHUNK ? o->iters - done : CHUNK;
+	/* Chunk length from the warm-up's time a call (both paths): the
+	 * longest chunk that still lasts about CHUNK_NS. */
+	uint32_t chunk = CHUNK;
+	if (o->warmup) {
+		uint64_t per_call = (qv_bench_now_ns() - w0) / ((uint64_t)o->warmup * (fl ? 2 : 1));
+		uint64_t want = per_call ? CHUNK_NS / per_call : CHUNK;
+		chunk = want < CHUNK_MIN ? CHUNK_MIN : want > CHUNK ? CHUNK : (uint32_t)want;
+	}
+	res->chunk = chunk;
+	for (uint32_t done = 0; done < o->iters; done += chunk) {
+		uint32_t c = o->iters - done < chunk ? o->iters - done : chunk;
 		r = time_inproc(mr->ctx, in, rows, out_q, s_q + done, c);
 		if (!r && fl)
 			r = time_floor(fl, s_f + done, c);
 		if (r)
 			goto run_failed;
 	}
-	r = qv_bench_summarise(s_q, o->iters, rows, CHUNK, &res->inproc);
+	r = qv_bench_summarise(s_q, o->iters, rows, chunk, &res->inproc);
 	if (!r && fl)
-		r = qv_bench_summarise(s_f, o->iters, rows, CHUNK, &res->floor);
+		r = qv_bench_summarise(s_f, o->iters, rows, chunk, &res->floor);
 	if (r)
 		goto out;
 	if (fl) {
@@ -530,8 +547,8 @@ static void print_json(const struct bench_opts *o, const struct model_run *mr, i
 		       ",\"max_abs_diff_vs_floor\":%.3g",
 		       (double)br->inproc.p50_ns / (double)br->floor.p50_ns,
 		       br->inproc.rows_per_s / br->floor.rows_per_s, br->max_abs_diff);
-	printf(",\"kernels\":\"%s\",\"core\":%d,\"timer\":\"clock_monotonic\"}\n",
-	       kernels_name(o->kernels), core);
+	printf(",\"chunk_calls\":%u,\"kernels\":\"%s\",\"core\":%d,\"timer\":\"clock_monotonic\"}\n",
+	       br->chunk, kernels_name(o->kernels), core);
 }
 
 static void print_header(const struct bench_opts *o, const struct model_run *mr, int core)
@@ -557,8 +574,8 @@ static void print_header(const struct bench_opts *o, const struct model_run *mr,
 	else
 		printf("floor-onednn: %u oneDNN matmul primitives, direct C API calls\n",
 		       mr->n_layers);
-	printf("latency per call in ns (%s); throughput in rows/s (median of %u-call chunks)\n",
-	       QV_BENCH_TIMER_NAME, CHUNK);
+	printf("latency per call in ns (%s); throughput in rows/s (median of ~%u us chunks)\n",
+	       QV_BENCH_TIMER_NAME, CHUNK_NS / 1000);
 	printf("%6s  %-13s %10s %10s %10s %14s   %-9s %-9s %s\n", "batch", "path", "p50",
 	       "p99", "p99.9", "rows/s", "p50/floor", "thr/floor", "max|diff|");
 }

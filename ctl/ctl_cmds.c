@@ -43,6 +43,10 @@ static void fmt_duration(char *buf, size_t cap, double s)
 		snprintf(buf, cap, "-");
 		return;
 	}
+	if (s >= 1e15) {   /* converting past uint64_t would be undefined */
+		snprintf(buf, cap, "%.0fs", s);
+		return;
+	}
 	uint64_t t = (uint64_t)s;
 	uint64_t d = t / 86400, h = t / 3600 % 24, m = t / 60 % 60, sec = t % 60;
 	if (d)

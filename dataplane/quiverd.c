@@ -4,6 +4,7 @@
  *
  *   quiverd --repo DIR [--cores LIST] [--socket PATH] [--socket-mode OCTAL]
  *           [--allow-uid UID]... [--allow-gid GID]... [--udp ADDR:PORT]
+ *           [--dpdk "EAL ARGS" --ip A.B.C.D --udp-port N] [--udp-allow CIDR]...
  *           [--max-batch N] [--foreground] [--log-level LEVEL]
  *
  * Threads
@@ -66,6 +67,9 @@
 #include "quiverd.h"
 #include "log.h"
 #include "udp.h"
+#ifdef QV_HAVE_DPDK
+#include "udp_dpdk.h"
+#endif
 
 static void usage(FILE *f)
 {
@@ -78,6 +82,10 @@ static void usage(FILE *f)
 		"  --allow-uid UID       also accept this uid (repeatable)\n"
 		"  --allow-gid GID       also accept this group (repeatable)\n"
 		"  --udp ADDR:PORT       serve UDP requests (io_uring back end)\n"
+		"  --dpdk \"EAL ARGS\"     serve UDP with DPDK on the first port (kernel bypass)\n"
+		"  --ip A.B.C.D          the DPDK port's IPv4 address (with --dpdk)\n"
+		"  --udp-port N          the UDP port served over DPDK (with --dpdk)\n"
+		"  --udp-allow CIDR      accept UDP only from these sources (repeatable)\n"
 		"  --max-batch N         cap on every model's max batch\n"
 		"  --foreground          do not detach (always the case under systemd)\n"
 		"  --log-level LEVEL     debug, info, warn or error (default info)\n"
@@ -145,7 +153,8 @@ static int last_allowed_core(void)
 
 enum {
 	OPT_REPO = 256, OPT_CORES, OPT_SOCKET, OPT_SOCKET_MODE, OPT_ALLOW_UID, OPT_ALLOW_GID,
-	OPT_UDP, OPT_MAX_BATCH, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP,
+	OPT_UDP, OPT_MAX_BATCH, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_DPDK, OPT_DPDK_IP,
+	OPT_DPDK_PORT, OPT_UDP_ALLOW,
 };
 
 static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreground)
@@ -162,6 +171,12 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 		{ "foreground", no_argument, NULL, OPT_FOREGROUND },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "help", no_argument, NULL, OPT_HELP },
+		{ "dpdk", required_argument, NULL, OPT_DPDK },
+		{ "ip", required_argument, NULL, OPT_DPDK_IP },
+		{ "udp-port", required_argument, NULL, OPT_DPDK_PORT },
+		{ "dpdk-ip", required_argument, NULL, OPT_DPDK_IP },
+		{ "dpdk-port", required_argument, NULL, OPT_DPDK_PORT },
+		{ "udp-allow", required_argument, NULL, OPT_UDP_ALLOW },
 		{ 0 },
 	};
 	enum qv_log_level lvl;
@@ -225,6 +240,29 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 			}
 			qv_log_set_level(lvl);
 			break;
+		case OPT_DPDK:
+			d->dpdk_eal = optarg;
+			break;
+		case OPT_DPDK_IP:
+			d->dpdk_ip = optarg;
+			break;
+		case OPT_DPDK_PORT:
+			if (parse_uint(optarg, 65535, &v) < 0 || v == 0) {
+				fprintf(stderr, "quiverd: bad --udp-port '%s'\n", optarg);
+				return -EINVAL;
+			}
+			d->dpdk_port = (uint16_t)v;
+			break;
+		case OPT_UDP_ALLOW: {
+			struct qv_allow_list *l = d->udp_allow;
+			if (!l && !(l = d->udp_allow = calloc(1, sizeof(*l))))
+				return -ENOMEM;
+			if (qv_allow_add(l, optarg) < 0) {
+				fprintf(stderr, "quiverd: bad or too many --udp-allow '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		}
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -237,6 +275,16 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 		usage(stderr);
 		return -EINVAL;
 	}
+	if (d->dpdk_eal && (!d->dpdk_ip || !d->dpdk_port)) {
+		fprintf(stderr, "quiverd: --dpdk needs --ip and --udp-port\n");
+		return -EINVAL;
+	}
+#ifndef QV_HAVE_DPDK
+	if (d->dpdk_eal) {
+		fprintf(stderr, "quiverd: built without DPDK (meson -Ddpdk=enabled)\n");
+		return -EOPNOTSUPP;
+	}
+#endif
 	return 0;
 }
 
@@ -245,8 +293,44 @@ static int udp_poll_adapter(void *arg, struct qv_worker *w)
 	return qv_udp_uring_poll(arg, w);
 }
 
+#ifdef QV_HAVE_DPDK
+static int dpdk_poll_adapter(void *arg, struct qv_worker *w)
+{
+	return qv_udp_dpdk_poll(arg, w);
+}
+
+static int dpdk_open(struct qv_daemon *d)
+{
+	struct qv_udp_dpdk_cfg cfg = {
+		.eal_args = d->dpdk_eal,
+		.ip = d->dpdk_ip,
+		.udp_port = d->dpdk_port,
+		.nqueues = d->ncores,
+		.allow = d->udp_allow,
+	};
+	struct qv_udp_dpdk *p;
+	int r = qv_udp_dpdk_open(&cfg, &p);
+
+	if (r < 0) {
+		qv_log(QV_LOG_ERROR, "dpdk: %s", strerror(-r));
+		return r;
+	}
+	d->dpdk = p;
+	qv_log(QV_LOG_INFO, "dpdk: serving UDP port %u on %s, %u queues", d->dpdk_port,
+	       d->dpdk_ip, d->ncores);
+	return 0;
+}
+#endif
+
 static int start_workers(struct qv_daemon *d)
 {
+#ifdef QV_HAVE_DPDK
+	if (d->dpdk_eal) {
+		int r = dpdk_open(d);
+		if (r < 0)
+			return r;
+	}
+#endif
 	for (uint32_t i = 0; i < d->ncores; i++) {
 		struct qv_worker *w;
 		int r = qv_worker_create(i, d->cores[i], &d->routes, d->tsc_hz, &w);
@@ -257,16 +341,19 @@ static int start_workers(struct qv_daemon *d)
 		d->workers[d->nworkers++] = w;
 		if (d->udp_addr) {
 			struct qv_udp_uring *u;
-			r = qv_udp_uring_open(d->udp_addr, NULL, w->node, &u);
+			r = qv_udp_uring_open(d->udp_addr, d->udp_allow, w->node, &u);
 			if (r < 0) {
 				qv_log(QV_LOG_ERROR, "worker %u: udp %s: %s", i, d->udp_addr,
 				       strerror(-r));
 				return r;
 			}
 			d->udp[i] = u;
-			w->ext_poll = udp_poll_adapter;
-			w->ext_arg = u;
+			qv_worker_add_poller(w, udp_poll_adapter, u);
 		}
+#ifdef QV_HAVE_DPDK
+		if (d->dpdk)
+			qv_worker_add_poller(w, dpdk_poll_adapter, qv_udp_dpdk_queue(d->dpdk, i));
+#endif
 		r = qv_worker_start(w);
 		if (r < 0) {
 			qv_log(QV_LOG_ERROR, "worker %u on core %d: %s", i, w->core,
@@ -293,11 +380,13 @@ int main(int argc, char **argv)
 	d->sock_path = QV_DEFAULT_SOCKET;
 	d->sock_mode = 0660;
 	if (parse_args(argc, argv, d, &foreground) < 0) {
+		free(d->udp_allow);
 		free(d);
 		return 2;
 	}
 	if (!foreground && daemon(1, 1) < 0) {
 		fprintf(stderr, "quiverd: daemon: %s\n", strerror(errno));
+		free(d->udp_allow);
 		free(d);
 		return 1;
 	}
@@ -313,6 +402,7 @@ int main(int argc, char **argv)
 	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0 ||
 	    (sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		qv_log(QV_LOG_ERROR, "signalfd: %s", strerror(errno));
+		free(d->udp_allow);
 		free(d);
 		return 1;
 	}
@@ -339,10 +429,17 @@ out:
 	for (uint32_t i = 0; i < QV_MAX_WORKERS; i++)
 		if (d->udp[i])
 			qv_udp_uring_close(d->udp[i]);
+#ifdef QV_HAVE_DPDK
+	/* After every worker stopped polling its queue. */
+	qv_udp_dpdk_close(d->dpdk);
+#endif
 	qv_routes_free(&d->routes);
+	free(d->udp_allow);
 	close(sigfd);
-	qv_log(r < 0 ? QV_LOG_ERROR : QV_LOG_INFO, "quiverd exiting (%s)",
-	       r < 0 ? strerror(-r) : "clean");
+	if (r < 0)
+		qv_log(QV_LOG_ERROR, "quiverd exiting with status 1");
+	else
+		qv_log(QV_LOG_INFO, "quiverd exiting (clean)");
 	free(d);
 	return r < 0 ? 1 : 0;
 }

@@ -26,6 +26,11 @@ struct qv_daemon {
 	gid_t allow_gid[QV_MAX_ALLOW];
 	uint32_t n_allow_gid;
 	const char *udp_addr;
+	const char *dpdk_eal;       /* --dpdk: EAL arguments */
+	const char *dpdk_ip;
+	uint16_t dpdk_port;
+	void *dpdk;                 /* struct qv_udp_dpdk *, when --dpdk */
+	void *udp_allow;            /* struct qv_allow_list *, NULL: allow all */
 	uint32_t max_batch;
 	int cores[QV_MAX_WORKERS];
 	uint32_t ncores;

@@ -100,6 +100,7 @@ struct qv_udp_stats {
 	uint64_t lookups;       /* LOOKUP requests answered */
 	uint64_t tx_dropped;    /* no free reply buffer or send error */
 	uint64_t rx_rearm;      /* multishot receive re-armed */
+	uint64_t tx_direct;     /* replies sent with sendto (a turn's only reply) */
 };
 
 /*

@@ -294,8 +294,8 @@ static void worker_loop(struct qv_worker *w)
 				i++;
 			}
 		}
-		if (w->ext_poll) {
-			int r = w->ext_poll(w->ext_arg, w);
+		for (uint32_t i = 0; i < w->n_ext; i++) {
+			int r = w->ext[i].fn(w->ext[i].arg, w);
 			if (r > 0)
 				work += r;
 		}
@@ -421,6 +421,16 @@ int qv_worker_start(struct qv_worker *w)
 	while ((st = atomic_load_explicit(&w->ready, memory_order_acquire)) == 0)
 		nanosleep(&d, NULL);
 	return st < 0 ? st : 0;
+}
+
+int qv_worker_add_poller(struct qv_worker *w, qv_worker_poll_fn fn, void *arg)
+{
+	if (w->n_ext == QV_WORKER_MAX_POLLERS)
+		return -ENOSPC;
+	w->ext[w->n_ext].fn = fn;
+	w->ext[w->n_ext].arg = arg;
+	w->n_ext++;
+	return 0;
 }
 
 void qv_worker_post(struct qv_worker *w, uint32_t op, struct qv_chan *c)

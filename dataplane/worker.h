@@ -27,6 +27,7 @@
 #define QV_WORKER_MAX_CHANS 1024u
 #define QV_MBOX_ENTRIES 256u
 #define QV_WORKER_BURST 32u
+#define QV_WORKER_MAX_POLLERS 2u
 
 enum qv_mbox_op {
 	QV_MBOX_ADD = 1,      /* adopt chan */
@@ -67,8 +68,11 @@ struct qv_worker {
 	uint64_t hb_interval_tsc;
 	uint64_t last_hb_tsc;
 	uint64_t last_tsc;
-	qv_worker_poll_fn ext_poll;
-	void *ext_arg;
+	uint32_t n_ext;
+	struct {
+		qv_worker_poll_fn fn;
+		void *arg;
+	} ext[QV_WORKER_MAX_POLLERS]; /* UDP io_uring, UDP DPDK */
 
 	alignas(64) struct qv_worker_counters cnt;
 
@@ -95,6 +99,9 @@ int qv_worker_create(uint32_t id, int core, const struct qv_routes *routes,
 
 /* Starts the thread and waits until it is pinned and its exec contexts exist. */
 int qv_worker_start(struct qv_worker *w);
+
+/* Before qv_worker_start: adds a transport the worker polls every turn. 0 or -ENOSPC. */
+int qv_worker_add_poller(struct qv_worker *w, qv_worker_poll_fn fn, void *arg);
 
 /* Control thread: posts a message, waiting (sleeping) while the mailbox is full. */
 void qv_worker_post(struct qv_worker *w, uint32_t op, struct qv_chan *c);

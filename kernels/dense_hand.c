@@ -16,22 +16,25 @@
  *    vector, so the inner loop never branches on it; only the final stores
  *    are masked. Everything is 64-byte aligned, so every load is an aligned
  *    full-line (AVX-512) or half-line (AVX2) load.
- *  - Up to 8 rows (AVX-512) or 3 rows (AVX2) are processed together, so a
+ *  - Up to 8 rows (AVX-512) or 4 rows (AVX2) are processed together, so a
  *    weight loaded once feeds that many FMAs.
  *  - When rows x vectors gives fewer than 8 independent accumulators (batch
  *    1), K is split across several accumulator sets that are summed at the
  *    end, so the 4-cycle FMA latency never serializes the loop.
  *  - Bias initializes the accumulators; the activation is applied to the
  *    registers before the one store of each output.
+ *  - Outputs at most 4 wide (an MLP's final logit) use a second layout,
+ *    W transposed, and dot products over K instead (see "narrow" below).
  *
  * ISA selection is at run time (cpuid), each variant compiled with a
- * target attribute, so the library still runs on any x86-64. All variants
- * use the same packed layout, so the harness can force any of them.
+ * target attribute, so the library still runs on any x86-64. The harness
+ * forces each variant in turn (the isa argument of create).
  *
  * sigmoid and tanh are vectorized: exp() is the Cephes single-precision
  * polynomial (about 2 ulp) and tanh uses Cephes' odd polynomial below
  * |x| = 0.625, where 1 - 2/(e^2x + 1) would cancel. Both stay within a
- * relative error of about 3e-7 of the double-precision reference.
+ * relative error of 1.5e-7 of the double-precision reference (the harness
+ * checks 1e-6 over a sweep).
  */
 #include <errno.h>
 #include <math.h>
@@ -56,7 +59,8 @@ struct qv_hand_dense {
 	enum qv_isa isa;
 	struct qv_act_desc act;
 	run_fn run;
-	float *w;            /* packed panels, 64-byte aligned */
+	uint32_t kp;         /* narrow layout: K rounded up to 16 */
+	float *w;            /* packed panels (or narrow rows), 64-byte aligned */
 	float *bias;         /* nv * 16 floats, zero-padded, 64-byte aligned */
 };
 
@@ -513,7 +517,6 @@ static TGT2 void mk256_dispatch(const float *w, uint32_t ldw, uint32_t K, const 
 	case 2 * 8 + 1: mk256(w, ldw, K, x, ldx, bias, y, ldy, ncols, act, 2, 1); break;
 	case 2 * 8 + 2: mk256(w, ldw, K, x, ldx, bias, y, ldy, ncols, act, 2, 2); break;
 	case 3 * 8 + 1: mk256(w, ldw, K, x, ldx, bias, y, ldy, ncols, act, 3, 1); break;
-	case 3 * 8 + 2: mk256(w, ldw, K, x, ldx, bias, y, ldy, ncols, act, 3, 2); break;
 	case 4 * 8 + 1: mk256(w, ldw, K, x, ldx, bias, y, ldy, ncols, act, 4, 1); break;
 	default: break;  /* unreachable: run256 picks only the cases above */
 	}
@@ -525,7 +528,8 @@ static TGT2 void run256(const struct qv_hand_dense *d, const float *x, uint32_t 
 	const uint32_t npanel = (d->nv + PANEL_VECS - 1) / PANEL_VECS;
 
 	for (uint32_t r0 = 0; r0 < rows;) {
-		/* 16 ymm registers: 1 row x 8 ymm, or 2..3 rows x 4 ymm, plus broadcasts. */
+		/* 16 ymm registers: 1 row x 8 ymm, 2 rows x 4 ymm or 3..4 rows x 2 ymm of
+		 * accumulators, plus one broadcast a row (measured: 3 rows x 4 ymm spills). */
 		uint32_t R = rows - r0 < 4 ? rows - r0 : 4;
 		uint32_t vmax = R == 1 ? 4 : R == 2 ? 2 : 1;
 		for (uint32_t p = 0; p < npanel; p++) {
@@ -541,6 +545,152 @@ static TGT2 void run256(const struct qv_hand_dense *d, const float *x, uint32_t 
 			}
 		}
 		r0 += R;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* narrow outputs (N <= 4): dot products over transposed weights       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A 1-wide output (the final logit of an MLP) in the panel layout would be
+ * one 16-lane column of which 15 lanes are padding, and one FMA chain K
+ * long. Instead, for N <= NARROW_MAX (AVX2 and AVX-512 only), W is stored
+ * transposed, one zero-padded K row per output, and each output is a dot
+ * product over K with several accumulators, reduced horizontally once.
+ */
+#define NARROW_MAX 4u
+
+INL512 void dot512(const float *restrict w, uint32_t kp, uint32_t K, const float *restrict x,
+		   const float *restrict bias, float *restrict y, const struct qv_act_desc *act,
+		   const int N)
+{
+	const int S = ksplit(N);
+	__m512 acc[4][NARROW_MAX];
+#pragma GCC unroll 4
+	for (int s = 0; s < S; s++)
+#pragma GCC unroll 4
+		for (int n = 0; n < N; n++)
+			acc[s][n] = _mm512_setzero_ps();
+
+	uint32_t k = 0;
+	for (; k + VEC * (uint32_t)S <= K; k += VEC * (uint32_t)S) {
+#pragma GCC unroll 4
+		for (int s = 0; s < S; s++) {
+			__m512 xv = _mm512_loadu_ps(x + k + VEC * s);
+#pragma GCC unroll 4
+			for (int n = 0; n < N; n++)
+				acc[s][n] = _mm512_fmadd_ps(
+					xv, _mm512_load_ps(w + (size_t)n * kp + k + VEC * s), acc[s][n]);
+		}
+	}
+	for (; k < K; k += VEC) {
+		/* masked: x has exactly K floats a row; the weights are zero-padded */
+		__mmask16 m = K - k >= VEC ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1u);
+		__m512 xv = _mm512_maskz_loadu_ps(m, x + k);
+#pragma GCC unroll 4
+		for (int n = 0; n < N; n++)
+			acc[0][n] = _mm512_fmadd_ps(xv, _mm512_load_ps(w + (size_t)n * kp + k),
+						    acc[0][n]);
+	}
+
+	float out[VEC] __attribute__((aligned(64))) = { 0 };
+#pragma GCC unroll 4
+	for (int n = 0; n < N; n++) {
+		__m512 t = acc[0][n];
+#pragma GCC unroll 4
+		for (int s = 1; s < S; s++)
+			t = _mm512_add_ps(t, acc[s][n]);
+		out[n] = _mm512_reduce_add_ps(t) + bias[n];
+	}
+	__m512 v = act512(_mm512_load_ps(out), act);
+	_mm512_mask_storeu_ps(y, (__mmask16)((1u << N) - 1u), v);
+}
+
+static TGT512 void run512_narrow(const struct qv_hand_dense *d, const float *x, uint32_t rows,
+				 float *y)
+{
+	const uint32_t K = d->K, N = d->N;
+	for (uint32_t r = 0; r < rows; r++) {
+		const float *xr = x + (size_t)r * K;
+		float *yr = y + (size_t)r * N;
+		switch (N) {
+		case 1: dot512(d->w, d->kp, K, xr, d->bias, yr, &d->act, 1); break;
+		case 2: dot512(d->w, d->kp, K, xr, d->bias, yr, &d->act, 2); break;
+		case 3: dot512(d->w, d->kp, K, xr, d->bias, yr, &d->act, 3); break;
+		default: dot512(d->w, d->kp, K, xr, d->bias, yr, &d->act, 4); break;
+		}
+	}
+}
+
+INL2 float hsum256(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+INL2 void dot256(const float *restrict w, uint32_t kp, uint32_t K, const float *restrict x,
+		 const float *restrict bias, float *restrict y, const struct qv_act_desc *act,
+		 const int N)
+{
+	const int S = ksplit(N);
+	__m256 acc[4][NARROW_MAX];
+#pragma GCC unroll 4
+	for (int s = 0; s < S; s++)
+#pragma GCC unroll 4
+		for (int n = 0; n < N; n++)
+			acc[s][n] = _mm256_setzero_ps();
+
+	uint32_t k = 0;
+	for (; k + 8 * (uint32_t)S <= K; k += 8 * (uint32_t)S) {
+#pragma GCC unroll 4
+		for (int s = 0; s < S; s++) {
+			__m256 xv = _mm256_loadu_ps(x + k + 8 * s);
+#pragma GCC unroll 4
+			for (int n = 0; n < N; n++)
+				acc[s][n] = _mm256_fmadd_ps(
+					xv, _mm256_load_ps(w + (size_t)n * kp + k + 8 * s), acc[s][n]);
+		}
+	}
+	for (; k < K; k += 8) {
+		uint32_t left = K - k < 8 ? K - k : 8;
+		__m256i m = _mm256_loadu_si256((const __m256i *)(const void *)(mask_tab + 8 - left));
+		__m256 xv = _mm256_maskload_ps(x + k, m);
+#pragma GCC unroll 4
+		for (int n = 0; n < N; n++)
+			acc[0][n] = _mm256_fmadd_ps(xv, _mm256_load_ps(w + (size_t)n * kp + k),
+						    acc[0][n]);
+	}
+
+	float out[8] __attribute__((aligned(32))) = { 0 };
+#pragma GCC unroll 4
+	for (int n = 0; n < N; n++) {
+		__m256 t = acc[0][n];
+#pragma GCC unroll 4
+		for (int s = 1; s < S; s++)
+			t = _mm256_add_ps(t, acc[s][n]);
+		out[n] = hsum256(t) + bias[n];
+	}
+	__m256 v = act256(_mm256_load_ps(out), act);
+	_mm256_maskstore_ps(y, _mm256_loadu_si256((const __m256i *)(const void *)(mask_tab + 8 - N)),
+			    v);
+}
+
+static TGT2 void run256_narrow(const struct qv_hand_dense *d, const float *x, uint32_t rows,
+			       float *y)
+{
+	const uint32_t K = d->K, N = d->N;
+	for (uint32_t r = 0; r < rows; r++) {
+		const float *xr = x + (size_t)r * K;
+		float *yr = y + (size_t)r * N;
+		switch (N) {
+		case 1: dot256(d->w, d->kp, K, xr, d->bias, yr, &d->act, 1); break;
+		case 2: dot256(d->w, d->kp, K, xr, d->bias, yr, &d->act, 2); break;
+		case 3: dot256(d->w, d->kp, K, xr, d->bias, yr, &d->act, 3); break;
+		default: dot256(d->w, d->kp, K, xr, d->bias, yr, &d->act, 4); break;
+		}
 	}
 }
 
@@ -596,8 +746,13 @@ int qv_hand_dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
 	d->nv = (N + VEC - 1) / VEC;
 	d->act = act;
 	d->isa = (enum qv_isa)isa;
-	d->run = isa == QV_ISA_AVX512 ? run512 : isa == QV_ISA_AVX2 ? run256 : run_scalar;
-	d->w = alloc64((size_t)K * d->nv * VEC * sizeof(float));
+	d->kp = (K + VEC - 1) / VEC * VEC;
+	const int narrow = N <= NARROW_MAX && isa != QV_ISA_SCALAR;
+	if (narrow)
+		d->run = isa == QV_ISA_AVX512 ? run512_narrow : run256_narrow;
+	else
+		d->run = isa == QV_ISA_AVX512 ? run512 : isa == QV_ISA_AVX2 ? run256 : run_scalar;
+	d->w = alloc64((narrow ? (size_t)N * d->kp : (size_t)K * d->nv * VEC) * sizeof(float));
 	d->bias = alloc64((size_t)d->nv * VEC * sizeof(float));
 	if (!d->w || !d->bias) {
 		qv_hand_dense_free(d);
@@ -606,6 +761,13 @@ int qv_hand_dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
 
 	for (uint32_t c = 0; c < d->nv * VEC; c++)
 		d->bias[c] = b && c < N ? b[c] : 0.0f;
+	if (narrow) {
+		for (uint32_t n = 0; n < N; n++)
+			for (uint32_t k = 0; k < d->kp; k++)
+				d->w[(size_t)n * d->kp + k] = k < K ? W[(size_t)k * N + n] : 0.0f;
+		*ret = d;
+		return 0;
+	}
 	const uint32_t npanel = (d->nv + PANEL_VECS - 1) / PANEL_VECS;
 	for (uint32_t p = 0; p < npanel; p++) {
 		float *pw = d->w + (size_t)K * PANEL * p;

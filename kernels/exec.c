@@ -172,8 +172,9 @@ void qv_step_run_other(const struct qv_step *st, float *const *bufs, uint32_t ro
 		for (uint32_t r = 0; r < rows; r++) {
 			const float *restrict xr = x + (size_t)r * st->out_w;
 			float *restrict yr = y + (size_t)r * st->out_w;
+			const float *restrict pre = st->pre, *restrict sc = st->c, *restrict sh = st->shift;
 			for (size_t i = 0; i < st->out_w; i++)
-				yr[i] = xr[i] * st->c[i] + st->shift[i];
+				yr[i] = (xr[i] + pre[i]) * sc[i] + sh[i];
 		}
 		break;
 	case QV_STEP_ACT:
@@ -203,7 +204,7 @@ void qv_step_run_other(const struct qv_step *st, float *const *bufs, uint32_t ro
 static int run_dense(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc, const float *x,
 		     uint32_t rows, float *y)
 {
-	if (st->all_hand) {
+	if (st->all_hand || rows < st->hand_below) {
 		qv_hand_dense_run(st->hand, x, rows, y);
 		return 0;
 	}

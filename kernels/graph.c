@@ -50,6 +50,7 @@ void qvg_free(struct qvg_graph *g)
 		free(g->t[i].i64);
 	}
 	free(g->t);
+	free(g->hash);
 	for (uint32_t i = 0; i < g->n_nodes; i++) {
 		free(g->nodes[i].name);
 		free(g->nodes[i].in);
@@ -58,6 +59,41 @@ void qvg_free(struct qvg_graph *g)
 	}
 	free(g->nodes);
 	free(g);
+}
+
+/* FNV-1a: names come from the file, and lookups must stay O(1) however
+ * many a hostile model declares. */
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static void hash_insert(struct qvg_graph *g, int32_t id)
+{
+	uint32_t mask = g->cap_hash - 1;
+	uint32_t i = name_hash(g->t[id].name) & mask;
+	while (g->hash[i] >= 0)
+		i = (i + 1) & mask;
+	g->hash[i] = id;
+}
+
+static int hash_grow(struct qvg_graph *g)
+{
+	uint32_t cap = g->cap_hash ? 2 * g->cap_hash : 64;
+	int32_t *h = malloc(cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < cap; i++)
+		h[i] = -1;
+	free(g->hash);
+	g->hash = h;
+	g->cap_hash = cap;
+	for (uint32_t i = 0; i < g->n_t; i++)
+		hash_insert(g, (int32_t)i);
+	return 0;
 }
 
 int qvg_tensor_add(struct qvg_graph *g, const char *name, int32_t *ret_id)
@@ -72,6 +108,12 @@ int qvg_tensor_add(struct qvg_graph *g, const char *name, int32_t *ret_id)
 		g->t = t;
 		g->cap_t = cap;
 	}
+	/* keep the table at most half full */
+	if (2 * (g->n_t + 1) > g->cap_hash) {
+		int r = hash_grow(g);
+		if (r < 0)
+			return r;
+	}
 	struct qvg_tensor *t = &g->t[g->n_t];
 	memset(t, 0, sizeof(*t));
 	t->name = strdup(name);
@@ -79,14 +121,18 @@ int qvg_tensor_add(struct qvg_graph *g, const char *name, int32_t *ret_id)
 		return -ENOMEM;
 	t->producer = -1;
 	*ret_id = (int32_t)g->n_t++;
+	hash_insert(g, *ret_id);
 	return 0;
 }
 
 int32_t qvg_tensor_find(const struct qvg_graph *g, const char *name)
 {
-	for (uint32_t i = 0; i < g->n_t; i++)
-		if (!strcmp(g->t[i].name, name))
-			return (int32_t)i;
+	if (!g->cap_hash)
+		return -1;
+	uint32_t mask = g->cap_hash - 1;
+	for (uint32_t i = name_hash(name) & mask; g->hash[i] >= 0; i = (i + 1) & mask)
+		if (!strcmp(g->t[g->hash[i]].name, name))
+			return g->hash[i];
 	return -1;
 }
 
@@ -108,6 +154,8 @@ int qvg_sort(struct qvg_graph *g, char *err, size_t err_len)
 	uint32_t *ready = calloc(n + 1, sizeof(*ready));
 	int32_t *remap = calloc(n + 1, sizeof(*remap));
 	struct qvg_node *sorted = calloc(n + 1, sizeof(*sorted));
+	size_t *cstart = NULL;
+	uint32_t *cons = NULL;
 	if (!indeg || !order || !ready || !remap || !sorted)
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
@@ -128,22 +176,47 @@ int qvg_sort(struct qvg_graph *g, char *err, size_t err_len)
 				indeg[i]++;
 		}
 	}
+	/* consumers of each tensor, CSR: cons[cstart[t] .. cstart[t + 1]) */
+	cstart = calloc((size_t)g->n_t + 1, sizeof(*cstart));
+	size_t total = 0;
+	for (uint32_t i = 0; i < n; i++)
+		total += g->nodes[i].n_in;
+	cons = calloc(total + 1, sizeof(*cons));
+	if (!cstart || !cons) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < g->nodes[i].n_in; j++)
+			if (g->nodes[i].in[j] >= 0)
+				cstart[g->nodes[i].in[j] + 1]++;
+	for (uint32_t t = 0; t < g->n_t; t++)
+		cstart[t + 1] += cstart[t];
+	{
+		size_t *fill = calloc((size_t)g->n_t + 1, sizeof(*fill));
+		if (!fill) {
+			r = -ENOMEM;
+			goto out;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			for (uint32_t j = 0; j < g->nodes[i].n_in; j++) {
+				int32_t t = g->nodes[i].in[j];
+				if (t >= 0)
+					cons[cstart[t] + fill[t]++] = i;
+			}
+		free(fill);
+	}
 	uint32_t n_ready = 0, n_done = 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (!indeg[i])
 			ready[n_ready++] = i;
-	/* O(n * inputs * consumers) is fine at QVG_MAX_NODES. */
 	while (n_ready) {
 		uint32_t i = ready[--n_ready];
 		order[n_done++] = i;
 		int32_t out = g->nodes[i].out;
-		for (uint32_t k = 0; k < n; k++) {
-			struct qvg_node *c = &g->nodes[k];
-			for (uint32_t j = 0; j < c->n_in; j++) {
-				if (c->in[j] == out && --indeg[k] == 0)
-					ready[n_ready++] = k;
-			}
-		}
+		for (size_t k = cstart[out]; k < cstart[out + 1]; k++)
+			if (--indeg[cons[k]] == 0)
+				ready[n_ready++] = cons[k];
 	}
 	if (n_done != n) {
 		for (uint32_t i = 0; i < n; i++) {
@@ -178,6 +251,8 @@ out:
 	free(ready);
 	free(remap);
 	free(sorted);
+	free(cstart);
+	free(cons);
 	return r;
 }
 

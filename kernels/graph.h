@@ -22,7 +22,7 @@
 #define QVG_MAX_DIM        (1ll << 24)          /* any one dimension */
 #define QVG_MAX_PARAM_BYTES (1ull << 30)        /* all constants together */
 #define QVG_MAX_ROW_FLOATS (1ull << 24)         /* a computed tensor, one row */
-#define QVG_MAX_NODES      100000u
+#define QVG_MAX_NODES      10000u
 #define QVG_MAX_NODE_INPUTS 1024u
 
 enum qvg_op {
@@ -66,6 +66,8 @@ struct qvg_node {
 struct qvg_graph {
 	struct qvg_tensor *t;
 	uint32_t n_t, cap_t;
+	int32_t *hash;           /* open addressing over names, cap_hash slots, -1 empty */
+	uint32_t cap_hash;
 	struct qvg_node *nodes;  /* topologically sorted after qvg_sort() */
 	uint32_t n_nodes;
 	int32_t input, output;

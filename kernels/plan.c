@@ -21,7 +21,11 @@
  * Flatten, Reshape, Identity and Dropout elsewhere are aliases: they
  * change the shape, not the data, so they cost nothing. Everything else is
  * one step each (exec.c): binary with an expanded constant row, affine
- * (unfolded BatchNormalization), activation, softmax, concat.
+ * (unfolded BatchNormalization), activation, softmax, concat. A chain of
+ * two or more constant Add/Sub/Mul (and power-of-two Div) not after a dense
+ * step, typically an input scaler, becomes one affine step
+ * y = (x + pre) * s + post; adds before the first Mul stay on x, so a mean
+ * subtraction is not turned into a cancelling x*s - mean*s.
  *
  * Buffers. Each step writes a buffer of its own, max_batch rows; the step
  * producing the graph output writes straight into the caller's output and
@@ -34,7 +38,11 @@
  * Tuning. Under QV_KERNEL_AUTO each dense step times, for 1, 2, 4 and 8
  * rows, its oneDNN primitive and the hand-written kernel (best of a few
  * rounds of tune_iters runs, after warm-up, on the loading thread) and
- * keeps the faster per bucket; larger buckets use oneDNN. The choice and
+ * keeps the faster per bucket; larger buckets use oneDNN. Row counts below
+ * 2^k, where every bucket under 2^k chose hand, run as one hand call
+ * instead of power-of-two chunks. Timing a layer alone keeps its weights
+ * hot in cache, so it favours whichever kernel reuses cache better; in a
+ * chain whose weights exceed L2 both candidates slow down alike. The choice and
  * both timings are shown by qv_model_describe. QV_KERNEL_ONEDNN and
  * QV_KERNEL_HAND force one (HAND falls back to oneDNN where no hand kernel
  * exists for the shape).
@@ -58,6 +66,7 @@ static void step_free(struct qv_step *st)
 	free(st->b);
 	free(st->c);
 	free(st->shift);
+	free(st->pre);
 	free(st->srcs);
 	free(st->part);
 	qv_dnnl_dense_free(st->dnnl);
@@ -320,6 +329,93 @@ static int build_dense(struct builder *b, uint32_t ni)
 	return bind_out(b, st, cur);
 }
 
+/* A binary op with a constant that x * s + t can express without changing
+ * its result beyond rounding: Add, Sub, Mul, and Div by powers of two. */
+static bool affine_ok(const struct qvg_graph *g, const struct qvg_node *n)
+{
+	if (n->op == QVG_ADD || n->op == QVG_SUB || n->op == QVG_MUL)
+		return true;
+	return n->op == QVG_DIV && !n->c_is_lhs && pow2_const(&g->t[n->c_id]);
+}
+
+/* A chain of two or more such ops (an input scaler, typically) becomes one
+ * affine step: y = (x + pre[i]) * s[i] + post[i]. */
+static int build_scaler(struct builder *b, uint32_t ni)
+{
+	struct qvg_graph *g = b->g;
+	const struct qvg_node *n = &g->nodes[ni];
+	struct qv_step *st;
+	int r = new_step(b, QV_STEP_AFFINE, n, &st);
+	if (r < 0)
+		return r;
+	uint64_t w = g->t[n->x_id].numel;
+	st->c = malloc(w * sizeof(float));
+	st->shift = calloc(w, sizeof(float));
+	st->pre = calloc(w, sizeof(float));
+	if (!st->c || !st->shift || !st->pre)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < w; i++)
+		st->c[i] = 1.0f;
+	bind_in(b, st, n->x_id);
+	uint32_t at = ni;
+	bool muls = false;
+	int32_t cur = n->x_id;
+	for (;;) {
+		const struct qvg_node *c = &g->nodes[at];
+		float *e;
+		if ((r = qvg_expand_const(g, c->c_id, c->x_id, &e)) < 0)
+			return r;
+		/* y = (x + pre) * s + post: adds before the first Mul stay adds on x,
+		 * so a mean subtraction keeps its rounding (no cancellation). */
+		for (uint64_t i = 0; i < w; i++) {
+			switch (c->op) {
+			case QVG_ADD:
+				if (muls)
+					st->shift[i] += e[i];
+				else
+					st->pre[i] += e[i];
+				break;
+			case QVG_SUB:
+				if (c->c_is_lhs) {
+					/* c - ((x + pre) * s + post) */
+					st->c[i] = -st->c[i];
+					st->shift[i] = e[i] - st->shift[i];
+					muls = true;
+				} else if (muls) {
+					st->shift[i] -= e[i];
+				} else {
+					st->pre[i] -= e[i];
+				}
+				break;
+			case QVG_MUL:
+				st->c[i] *= e[i];
+				st->shift[i] *= e[i];
+				break;
+			default: /* Div by a power of two: exact as a product */
+				st->c[i] /= e[i];
+				st->shift[i] /= e[i];
+				break;
+			}
+		}
+		if (c->op == QVG_MUL || c->op == QVG_DIV)
+			muls = true;
+		free(e);
+		if (at != ni) {
+			b->consumed[at] = true;
+			st->n_folded++;
+			size_t k = strlen(st->label);
+			if (k + 2 < sizeof(st->label))
+				snprintf(st->label + k, sizeof(st->label) - k, "+%s", c->name);
+		}
+		cur = c->out;
+		int32_t ci = sole_consumer(g, cur, at);
+		if (ci < 0 || !affine_ok(g, &g->nodes[ci]) || g->nodes[ci].x_id != cur)
+			break;
+		at = (uint32_t)ci;
+	}
+	return bind_out(b, st, cur);
+}
+
 static int build_node(struct builder *b, uint32_t ni)
 {
 	struct qvg_graph *g = b->g;
@@ -340,6 +436,11 @@ static int build_node(struct builder *b, uint32_t ni)
 	case QVG_SUB:
 	case QVG_MUL:
 	case QVG_DIV:
+		if (affine_ok(g, n)) {
+			int32_t ci = sole_consumer(g, n->out, ni);
+			if (ci >= 0 && affine_ok(g, &g->nodes[ci]) && g->nodes[ci].x_id == n->out)
+				return build_scaler(b, ni);
+		}
 		if ((r = new_step(b, QV_STEP_BINARY, n, &st)) < 0)
 			return r;
 		st->op = n->op == QVG_ADD ? QV_BIN_ADD : n->op == QVG_SUB ? QV_BIN_SUB
@@ -356,15 +457,17 @@ static int build_node(struct builder *b, uint32_t ni)
 		uint64_t C = (uint64_t)x->shape[1], w = x->numel, inner = w / C;
 		st->c = malloc(w * sizeof(float));
 		st->shift = malloc(w * sizeof(float));
-		if (!st->c || !st->shift)
+		st->pre = malloc(w * sizeof(float));
+		if (!st->c || !st->shift || !st->pre)
 			return -ENOMEM;
 		const float *sc = g->t[n->in[1]].data, *bb = g->t[n->in[2]].data;
 		const float *mean = g->t[n->in[3]].data, *var = g->t[n->in[4]].data;
 		for (uint64_t ch = 0; ch < C; ch++) {
 			float a = sc[ch] / sqrtf(var[ch] + n->eps);
 			for (uint64_t i = 0; i < inner; i++) {
+				st->pre[ch * inner + i] = -mean[ch];
 				st->c[ch * inner + i] = a;
-				st->shift[ch * inner + i] = bb[ch] - mean[ch] * a;
+				st->shift[ch * inner + i] = bb[ch];
 			}
 		}
 		bind_in(b, st, n->in[0]);
@@ -537,6 +640,12 @@ static int tune_step(struct qv_model *m, struct qv_step *st, uint32_t iters)
 		st->use_hand[bi] = h < a;
 		st->any_hand |= st->use_hand[bi];
 	}
+	/* Rows below 2^k, where buckets 1..2^(k-1) all chose hand, would run as
+	 * hand chunks anyway: one call does them together. */
+	uint32_t k = 0;
+	while (k < nt && st->use_hand[k])
+		k++;
+	st->hand_below = k ? 1u << k : 0;
 	r = 0;
 out:
 	qv_dnnl_dense_ctx_free(dc);
@@ -673,16 +782,19 @@ int qv_model_load_file(const char *path, const struct qv_model_opts *opts,
 {
 	if (!path)
 		return -EINVAL;
+	/* errors name the file, not the directory: the caller knows where it looked */
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		qvg_err(err, err_len, "%s: %s", path, strerror(e));
+		qvg_err(err, err_len, "%s: %s", base, strerror(e));
 		return -e;
 	}
 	struct stat sb;
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
 	    (uint64_t)sb.st_size > 2 * QVG_MAX_PARAM_BYTES) {
-		qvg_err(err, err_len, "%s: not a regular file of a plausible size", path);
+		qvg_err(err, err_len, "%s: not a regular file of a plausible size", base);
 		close(fd);
 		return -EINVAL;
 	}
@@ -699,7 +811,7 @@ int qv_model_load_file(const char *path, const struct qv_model_opts *opts,
 			continue;
 		if (k <= 0) {
 			int e = k < 0 ? errno : EIO;
-			qvg_err(err, err_len, "%s: read: %s", path, strerror(e));
+			qvg_err(err, err_len, "%s: read: %s", base, strerror(e));
 			free(buf);
 			close(fd);
 			return -e;
@@ -711,10 +823,8 @@ int qv_model_load_file(const char *path, const struct qv_model_opts *opts,
 	sub[0] = '\0';
 	int r = qv_model_load_buffer(buf, len, opts, ret_model, sub, sizeof(sub));
 	free(buf);
-	if (r < 0) {
-		const char *base = strrchr(path, '/');
-		qvg_err(err, err_len, "%s: %s", base ? base + 1 : path, sub);
-	}
+	if (r < 0)
+		qvg_err(err, err_len, "%s: %s", base, sub);
 	return r;
 }
 

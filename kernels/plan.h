@@ -23,7 +23,7 @@
 enum qv_step_kind {
 	QV_STEP_DENSE,
 	QV_STEP_BINARY,   /* y = x op c[i] (or c[i] op x), c expanded to one row */
-	QV_STEP_AFFINE,   /* y = x * s[i] + t[i] (a BatchNormalization not folded) */
+	QV_STEP_AFFINE,   /* y = (x + pre[i]) * c[i] + shift[i]: BatchNormalization, scaler chains */
 	QV_STEP_ACT,
 	QV_STEP_SOFTMAX,  /* rows * groups softmaxes of cols each */
 	QV_STEP_CONCAT,
@@ -45,13 +45,14 @@ struct qv_step {
 	bool all_hand;                   /* hand kernel for every row count */
 	bool any_hand;
 	bool use_hand[QV_MAX_BUCKETS];   /* per bucket 2^i */
+	uint32_t hand_below;             /* rows < this: one hand call (all its chunks chose hand) */
 	uint64_t ns_dnnl[QV_TUNED_BUCKETS], ns_hand[QV_TUNED_BUCKETS];
 	uint32_t n_folded;               /* Add/Mul/BN/... folded into W, b */
 
 	/* BINARY / AFFINE */
 	enum qv_binop op;
 	int c_is_lhs;
-	float *c, *shift;
+	float *c, *shift, *pre;
 
 	/* SOFTMAX */
 	uint32_t groups, cols;

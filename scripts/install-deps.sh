@@ -8,7 +8,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libcjson-dev
   python3-onnx python3-numpy python3-torch python3-xgboost
-  iproute2 util-linux procps
+  iproute2 util-linux procps iputils-ping
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -682,16 +682,23 @@ static inline int push_req(qv_client *c, const struct qv_request *req, float *ou
 	uint32_t s;
 	int space;
 
-	if (c->nfree == 0)
-		return -EAGAIN;
 	space = qv_ring_prod_space(&c->sq);
+	if (space >= 0 && (c->nfree == 0 || space == 0)) {
+		/*
+		 * Reap first: completions waiting in the ring may free a slot
+		 * (a timed-out request's), and a server blocked on a full
+		 * completion ring cannot consume submissions until we do.
+		 */
+		if (!c->broken)
+			reap(c, UINT32_MAX);
+		space = qv_ring_prod_space(&c->sq);
+		if (space >= 0 && (c->nfree == 0 || space == 0))
+			return -EAGAIN;
+	}
 	if (space < 0) {
 		c->gone = true;
 		return -EPIPE;
 	}
-	/* Cannot happen with an honest server (ring >= slots); it is load, not a bug. */
-	if (space == 0)
-		return -EAGAIN;
 	s = c->free_stack[--c->nfree];
 	memcpy(slot_in(c, s), req->input, in_bytes);
 	e = qv_ring_prod_entry(&c->sq, 0);

@@ -56,7 +56,7 @@ struct qv_udp_client {
 	uint32_t *free_idx;     /* stack of free table indices */
 	uint32_t free_n;
 	uint64_t *done_q;       /* FIFO of wire ids of finished async requests */
-	uint32_t done_head, done_tail; /* free-running, capacity max_inflight */
+	uint64_t done_head, done_tail; /* free-running (never wrap), capacity max_inflight */
 	uint64_t lookup_id;     /* wire id of the lookup waited for, 0 = none */
 	bool lookup_done;
 	uint32_t lookup_status;

@@ -13,6 +13,7 @@
  * any other error from it is a failure.
  */
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -294,7 +295,7 @@ static const struct shape shapes[] = {
 	{ 32, 256 }, { 256, 256 }, { 256, 1 }, { 256, 512 }, { 512, 256 },
 	{ 1, 1 },    { 1, 17 },    { 3, 15 },  { 17, 31 },   { 5, 100 },   { 100, 3 },
 	{ 64, 64 },  { 7, 65 },    { 33, 129 }, { 2, 200 },  { 15, 16 },   { 31, 1 },
-	{ 9, 48 },   { 1, 100 },   { 130, 17 },
+	{ 9, 48 },   { 1, 100 },   { 130, 17 }, { 40, 2 },   { 19, 4 },   { 16, 5 },
 };
 #define N_SHAPES (sizeof(shapes) / sizeof(shapes[0]))
 
@@ -381,12 +382,28 @@ static void compare(const char *impl, struct shape s, uint32_t rows, struct qv_a
 
 static int dnnl_skipped;
 
+/*
+ * The first rows x K inputs, copied to a buffer misaligned by one float and
+ * followed by NaNs: a kernel that reads past its input (even multiplying it
+ * by zero padding) produces NaN and fails, without needing ASan.
+ */
+static const float *input_for(float *buf, const float *x, uint32_t rows, uint32_t K)
+{
+	size_t n = (size_t)rows * K;
+	memcpy(buf + 1, x, n * sizeof(float));
+	for (size_t i = 0; i < GUARD; i++)
+		buf[1 + n + i] = NAN;
+	buf[0] = NAN;
+	return buf + 1;
+}
+
 static void check_dense_shape(struct shape s, const struct impl *impls, size_t n_impls)
 {
 	const uint32_t K = s.K, N = s.N;
 	float *W = xmalloc((size_t)K * N * sizeof(float));
 	float *b = xmalloc((size_t)N * sizeof(float));
 	float *x = xmalloc(((size_t)MAX_BATCH * K + 1) * sizeof(float));
+	float *xrun = xmalloc(((size_t)MAX_BATCH * K + 1 + GUARD) * sizeof(float));
 	float *aW = xmalloc((size_t)K * N * sizeof(float));
 	float *ab = xmalloc((size_t)N * sizeof(float));
 	float *ax = xmalloc((size_t)MAX_BATCH * K * sizeof(float));
@@ -431,7 +448,8 @@ static void check_dense_shape(struct shape s, const struct impl *impls, size_t n
 					for (size_t bi = 0; bi < N_BATCHES; bi++) {
 						uint32_t rows = batches[bi];
 						outbuf_reset(&o, cap, (size_t)rows * N);
-						qv_hand_dense_run(h, xin, rows, o.y);
+						qv_hand_dense_run(h, input_for(xrun, xin, rows, K), rows,
+								  o.y);
 						compare(impls[i].name, s, rows, act, has_bias, o.y, ref, mag,
 							&o);
 					}
@@ -464,7 +482,9 @@ static void check_dense_shape(struct shape s, const struct impl *impls, size_t n
 					for (size_t bi = 0; bi < N_BATCHES; bi++) {
 						uint32_t rows = batches[bi];
 						outbuf_reset(&o, cap, (size_t)rows * N);
-						rc = qv_dnnl_dense_run(dd, ctx, xin, rows, o.y);
+						rc = qv_dnnl_dense_run(dd, ctx,
+								       input_for(xrun, xin, rows, K),
+								       rows, o.y);
 						if (rc < 0) {
 							snprintf(what, sizeof(what),
 								 "onednn run K=%u N=%u rows=%u: %s", K, N,
@@ -484,6 +504,7 @@ static void check_dense_shape(struct shape s, const struct impl *impls, size_t n
 	free(W);
 	free(b);
 	free(x);
+	free(xrun);
 	free(aW);
 	free(ab);
 	free(ax);
@@ -496,7 +517,8 @@ static void check_dense_shape(struct shape s, const struct impl *impls, size_t n
  * The vectorized sigmoid/tanh against double-precision libm, far tighter
  * than the dense tolerance: K = 1, W = 1, no bias, so the pre-activation
  * is x exactly and any difference is the approximation's. Relative error
- * <= 1e-6, or absolute <= 1e-30 where the true value underflows.
+ * <= 1e-6 where the true value is a normal float, absolute <= 1e-30 where
+ * it is subnormal or zero (sigmoid below x = -87).
  */
 static void check_transcendental(const struct impl *impls, size_t n_impls)
 {
@@ -534,14 +556,21 @@ static void check_transcendental(const struct impl *impls, size_t n_impls)
 			float worst_x = 0.0f;
 			int ok = 1;
 			for (size_t off = 0; off < NVAL; off += ROWS) {
-				qv_hand_dense_run(h, xs + off, ROWS, y);
-				qv_ref_act(xs + off, ROWS, act, ref);
-				for (size_t r = 0; r < ROWS; r++) {
+				uint32_t rows = NVAL - off < ROWS ? (uint32_t)(NVAL - off) : ROWS;
+				qv_hand_dense_run(h, xs + off, rows, y);
+				qv_ref_act(xs + off, rows, act, ref);
+				for (size_t r = 0; r < rows; r++) {
 					for (size_t c = 0; c < NCOL; c++) {
 						double got = y[r * NCOL + c], want = ref[r];
 						double err = fabs(got - want);
-						double rel = want != 0.0 ? err / fabs(want) : err;
-						if (!(rel <= 1e-6 || err <= 1e-30))
+						if (fabs(want) < FLT_MIN) {
+							/* true value subnormal or 0 */
+							if (!(err <= 1e-30))
+								ok = 0;
+							continue;
+						}
+						double rel = err / fabs(want);
+						if (!(rel <= 1e-6))
 							ok = 0;
 						if (!(rel <= worst)) {
 							worst = rel;
@@ -557,6 +586,31 @@ static void check_transcendental(const struct impl *impls, size_t n_impls)
 			qv_hand_dense_free(h);
 		}
 	}
+}
+
+/* create rejects what it cannot run, and leaves *ret alone when it does */
+static void check_hand_create_errors(void)
+{
+	const float W[4] = { 1, 2, 3, 4 };
+	const struct qv_act_desc none = { QV_ACT_NONE, 0, 0 };
+	struct qv_hand_dense *sentinel = (struct qv_hand_dense *)(uintptr_t)0x1;
+	struct qv_hand_dense *h = sentinel;
+	expect(qv_hand_dense_create(W, 0, 2, NULL, none, -1, &h) == -EINVAL && h == sentinel,
+	       "hand create rejects K = 0");
+	expect(qv_hand_dense_create(W, 2, 0, NULL, none, -1, &h) == -EINVAL && h == sentinel,
+	       "hand create rejects N = 0");
+	expect(qv_hand_dense_create(NULL, 2, 2, NULL, none, -1, &h) == -EINVAL && h == sentinel,
+	       "hand create rejects W = NULL");
+	expect(qv_hand_dense_create(W, 2, 2, NULL, (struct qv_act_desc){ (enum qv_act)99, 0, 0 },
+				    -1, &h) == -EINVAL && h == sentinel,
+	       "hand create rejects an unknown activation");
+	expect(qv_hand_dense_create(W, 1u << 20, 1u << 12, NULL, none, -1, &h) == -E2BIG &&
+		       h == sentinel,
+	       "hand create rejects K x N beyond 32-bit indexing");
+	if (qv_hand_isa() < QV_ISA_AVX512)
+		expect(qv_hand_dense_create(W, 2, 2, NULL, none, QV_ISA_AVX512, &h) == -ENOTSUP &&
+			       h == sentinel,
+		       "hand create refuses an ISA this CPU lacks");
 }
 
 /* ------------------------------------------------------------------ */
@@ -790,6 +844,7 @@ int main(int argc, char **argv)
 	check_ref_concat();
 	check_ref_batchnorm();
 	check_ref_act_dense();
+	check_hand_create_errors();
 	check_transcendental(impls, n_impls);
 	for (size_t s = 0; s < N_SHAPES; s++)
 		check_dense_shape(shapes[s], impls, n_impls);

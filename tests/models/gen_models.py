@@ -300,6 +300,7 @@ def gen_eltwise(out):
         r = rng_for(n)
         m = make(n, [node], [], [10], [10], opset)
         x = rand_x(r, [10], 3.0)
+        x[0, :4] = [-100.0, 100.0, -1e-30, 40.0]  # saturation, subnormal-ish inputs
         write_good(out, n, m, x, fn(x.astype(np.float64)))
 
 
@@ -307,6 +308,12 @@ def gen_softmax(out):
     n = "softmax-axis-last"; r = rng_for(n)
     m = make(n, [helper.make_node("Softmax", ["X"], ["Y"], name="sm0", axis=-1)], [], [10], [10], 13)
     x = rand_x(r, [10], 3.0); write_good(out, n, m, x, ref_softmax(x, -1))
+
+    # logits far beyond exp()'s float range: only a max-subtracted softmax survives
+    n = "softmax-large-logits"; r = rng_for(n)
+    m = make(n, [helper.make_node("Softmax", ["X"], ["Y"], name="sm0", axis=-1)], [], [10], [10], 13)
+    x = rand_x(r, [10], 60.0); x[0, :] = 200.0; x[1, :3] = -200.0
+    write_good(out, n, m, x, ref_softmax(x, -1))
 
     n = "softmax-default-opset13"; r = rng_for(n)
     m = make(n, [helper.make_node("Softmax", ["X"], ["Y"], name="sm0")], [], [10], [10], 13)
@@ -509,7 +516,8 @@ def gen_torch(out):
                           dynamic_axes={"X": {0: "N"}, "Y": {0: "N"}}, opset_version=opset,
                           do_constant_folding=True)
         r = np.random.default_rng(seed)
-        x = f32(r.standard_normal((ROWS, in_dim)))
+        # a full default batch, so the largest bucket runs too
+        x = f32(r.standard_normal((256, in_dim)))
         with torch.no_grad():
             import copy
             y = copy.deepcopy(model).double()(torch.from_numpy(x.astype(np.float64))).numpy()
@@ -627,6 +635,25 @@ def gen_bad(out):
              [], [10], [10], 13)
     write_bad(out, "bad-softmax-axis0", m, ["sm0", "axis"], "softmax over the batch")
 
+    # graphs that would mix rows of a batch, or break broadcasting
+    for bname, node, inits in (
+        ("bad-reshape-flatten-batch", helper.make_node("Reshape", ["X", "s"], ["Y"], name="rs_bad"),
+         [init_i64("s", [-1])]),
+        ("bad-reshape-fix-batch", helper.make_node("Reshape", ["X", "s"], ["Y"], name="rs_bad"),
+         [init_i64("s", [2, -1])]),
+        ("bad-reshape-size", helper.make_node("Reshape", ["X", "s"], ["Y"], name="rs_bad"),
+         [init_i64("s", [0, 5])]),
+        ("bad-gemm-transa", helper.make_node("Gemm", ["X", "W"], ["Y"], name="gemm_ta", transA=1),
+         [init("W", np.ones((8, 8)))]),
+        ("bad-flatten-axis0", helper.make_node("Flatten", ["X"], ["Y"], name="flat_bad", axis=0), []),
+        ("bad-broadcast", helper.make_node("Add", ["X", "C"], ["Y"], name="add_bad"),
+         [init("C", np.ones(7))]),
+        ("bad-broadcast-batch", helper.make_node("Mul", ["C", "X"], ["Y"], name="mul_bad"),
+         [init("C", np.ones((3, 8)))]),
+    ):
+        m = make(bname, [node], inits, [8], [8], 13)
+        write_bad(out, bname, m, [node.name], "rows of the batch would mix, or shapes do not fit")
+
     m = make("bad-concat-batch-axis",
              [helper.make_node("Relu", ["X"], ["a"], name="relu0"),
               helper.make_node("Concat", ["X", "a"], ["Y"], name="cat0", axis=0)],
@@ -654,7 +681,7 @@ def main():
         sys.exit("usage: gen_models.py OUTDIR")
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    np.seterr(all="raise")
+    np.seterr(all="raise", under="ignore")  # tiny sigmoid tails round to 0 in float32
 
     gen_gemm(out)
     gen_matmul(out)

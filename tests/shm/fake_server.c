@@ -175,10 +175,24 @@ static void answer_control(struct fake_server *f)
 	send_msg(f->cfd, QV_MSG_LOOKUP_OK, in.h.seq, 0, &w, sizeof(w), -1);
 }
 
+static uint64_t rnd(struct fake_server *f)
+{
+	uint64_t x = f->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	f->rng = x;
+	return x;
+}
+
 static void push_cqe(struct fake_server *f, const struct qv_cqe *e)
 {
-	while (qv_ring_prod_space(&f->cq) <= 0)
+	while (qv_ring_prod_space(&f->cq) <= 0) {
+		if (atomic_load_explicit(&f->stop, memory_order_relaxed))
+			return;
 		sched_yield();
+	}
 	memcpy(qv_ring_prod_entry(&f->cq, 0), e, sizeof(*e));
 	qv_ring_prod_commit(&f->cq, 1);
 }
@@ -221,6 +235,20 @@ static void serve_one(struct fake_server *f, const struct qv_sqe *d)
 	e.status = QV_OK;
 	e.out_bytes = d->in_bytes;
 done:
+	for (int g = atomic_load_explicit(&f->garbage, memory_order_relaxed); g > 0; g--) {
+		uint64_t x = rnd(f);
+		struct qv_cqe b = {
+			.request_id = (x & 1) ? d->request_id : rnd(f),
+			.slot = (uint32_t)(x >> 8) % (f->l.nslots + 2),
+			.status = (uint32_t)(x >> 24) % 12,
+			.out_bytes = (uint32_t)(x >> 32) % (f->l.slot_out_bytes + 128),
+			.version = (uint32_t)(x >> 48),
+		};
+		/* Our own id with a valid status would be a real answer, not garbage. */
+		if (b.request_id == d->request_id && b.status < QV_STATUS_COUNT)
+			b.status += QV_STATUS_COUNT;
+		push_cqe(f, &b);
+	}
 	switch (atomic_exchange_explicit(&f->corrupt, FAKE_OK, memory_order_relaxed)) {
 	case FAKE_BOGUS_SLOT: {
 		struct qv_cqe b = e;
@@ -309,6 +337,7 @@ int fake_start(struct fake_server *f)
 	memset(f, 0, sizeof(*f));
 	f->lfd = f->cfd = -1;
 	atomic_store(&f->beat, 1);
+	f->rng = 0x2545f4914f6cdd1dull;
 		snprintf(f->dir, sizeof(f->dir), "/tmp/qv-fake.XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -errno;

@@ -65,6 +65,8 @@ struct fake_server {
 	_Atomic int ready;     /* 1 once the channel is mapped, -1 if the hand-shake failed */
 	_Atomic int corrupt;   /* enum fake_corrupt, consumed by the next request */
 	_Atomic int hello_lie; /* enum fake_hello_lie, read at the hand-shake */
+	_Atomic int garbage;   /* random completions pushed before each real one */
+	uint64_t rng;          /* the thread's, for garbage */
 
 	/* Statistics, read by the test thread after stop. */
 	_Atomic uint64_t served;

@@ -45,13 +45,21 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/*
+ * dead_after is long here so that a fake server thread descheduled for a
+ * while on a loaded machine is not taken for dead; the tests of a silent
+ * server set their own.
+ */
 static const struct qv_connect_opts small_opts = {
 	.client_name = "test-client",
 	.slots = 4,
 	.slot_in_bytes = 256,
 	.slot_out_bytes = 256,
-	.dead_after_ms = 100,
+	.dead_after_ms = 10000,
 };
+
+/* Short enough to test, long enough to survive a busy scheduler. */
+#define DEAD_AFTER_MS 200
 
 /* Polls until `want` results arrived or 10 s passed; returns how many. */
 static int poll_n(qv_client *c, struct qv_result *res, int want)
@@ -372,10 +380,12 @@ static void test_dead_heartbeat(void)
 	struct qv_model_desc d;
 	float in[4] = { 1, 2, 3, 4 }, out[3][4];
 	struct qv_result res[4];
+	struct qv_connect_opts o = small_opts;
 	qv_client *c = NULL;
 
+	o.dead_after_ms = DEAD_AFTER_MS;
 	CHECK_EQ(fake_start(&f), 0);
-	CHECK_EQ(qv_connect(f.path, &small_opts, &c), 0);
+	CHECK_EQ(qv_connect(f.path, &o, &c), 0);
 	if (!c) {
 		fake_stop(&f);
 		return;
@@ -395,10 +405,10 @@ static void test_dead_heartbeat(void)
 	uint64_t took = now_ms() - t0;
 	CHECK_EQ(res[0].status, QV_UNAVAILABLE);
 	CHECK_EQ(res[0].request_id, 52);
-	/* dead_after is 100 ms; 2 s is generous on a loaded machine. */
+	/* 2 s is generous on a loaded machine. */
 	CHECK(took < 2000);
-	printf("dead heartbeat detected after %llu ms (dead_after 100 ms)\n",
-	       (unsigned long long)took);
+	printf("dead heartbeat detected after %llu ms (dead_after %d ms)\n",
+	       (unsigned long long)took, DEAD_AFTER_MS);
 
 	/* The two asynchronous requests are reported once each, then -EPIPE. */
 	int got = 0, r;
@@ -441,6 +451,100 @@ static void test_dead_heartbeat(void)
 		CHECK(same(outs[i], in, 4, 1.0f));
 	}
 
+	qv_close(c);
+	fake_stop(&f);
+}
+
+/*
+ * Random completions (random slots, ids, statuses, sizes) pushed before
+ * every real one: the client must never write past the caller's buffer,
+ * must answer each request exactly once with its own id, and an OK answer
+ * must carry the right output.
+ */
+static void test_garbage(void)
+{
+	enum { CANARY = 16 };
+	struct fake_server f;
+	struct qv_model_desc d;
+	qv_client *c = NULL;
+	int ok = 0, internal = 0;
+
+	CHECK_EQ(fake_start(&f), 0);
+	CHECK_EQ(qv_connect(f.path, &small_opts, &c), 0);
+	if (!c) {
+		fake_stop(&f);
+		return;
+	}
+	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
+	atomic_store(&f.garbage, 3);
+	for (uint64_t i = 0; i < 3000; i++) {
+		float in[8], out[8 + CANARY];
+		uint32_t rows = 1 + (uint32_t)(i % 2);
+		struct qv_request rq = { .handle = d.handle, .rows = rows, .input = in,
+					 .request_id = 7000 + i };
+		struct qv_result res;
+
+		fill(in, rows * 4, (float)i);
+		memset(out, 0x7f, sizeof(out));
+		/*
+		 * A lying server can have more descriptors queued than slots
+		 * (an early answer frees a slot it still holds), so a full
+		 * submission ring is possible: -EAGAIN, then retry.
+		 */
+		uint64_t until = now_ms() + 10000;
+		int r;
+		while ((r = qv_infer(c, &rq, out, rows * 4, 0, &res)) == -EAGAIN && now_ms() < until)
+			;
+		CHECK_EQ(r, 0);
+		CHECK_EQ(res.request_id, 7000 + i);
+		CHECK(res.status == QV_OK || res.status == QV_INTERNAL);
+		CHECK(res.out_floats <= rows * 4);
+		for (int k = 0; k < CANARY; k++) {
+			uint32_t w;
+			memcpy(&w, &out[rows * 4 + (uint32_t)k], 4);
+			CHECK_EQ(w, 0x7f7f7f7fu);
+		}
+		if (res.status == QV_OK) {
+			CHECK_EQ(res.out_floats, rows * 4);
+			CHECK(same(out, in, rows * 4, 1.0f));
+			ok++;
+		} else {
+			internal++;
+		}
+	}
+	/* Asynchronous too: every id comes back exactly once. */
+	for (int round = 0; round < 200; round++) {
+		float in[4] = { 1, 2, 3, 4 }, out[4][4 + CANARY];
+		struct qv_result res[4];
+		int seen = 0;
+
+		memset(out, 0x7f, sizeof(out));
+		for (int i = 0; i < 4; i++) {
+			struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in,
+						 .request_id = 900 + (uint64_t)i };
+			int r = qv_submit(c, &rq, out[i], 4);
+			/* A slot may still wait for a late (dropped) completion. */
+			CHECK(r == 0 || r == -EAGAIN);
+			if (r == 0)
+				seen |= 1 << (4 + i);
+		}
+		int want = __builtin_popcount((unsigned)seen);
+		CHECK_EQ(poll_n(c, res, want), want);
+		for (int i = 0; i < want; i++) {
+			int k = (int)(res[i].request_id - 900);
+			CHECK(k >= 0 && k < 4 && !(seen & (1 << k)) && (seen & (1 << (4 + k))));
+			if (k >= 0 && k < 4)
+				seen |= 1 << k;
+		}
+		for (int i = 0; i < 4; i++)
+			for (int k = 0; k < CANARY; k++) {
+				uint32_t w;
+				memcpy(&w, &out[i][4 + k], 4);
+				CHECK_EQ(w, 0x7f7f7f7fu);
+			}
+	}
+	printf("garbage completions: %d OK, %d INTERNAL answers\n", ok, internal);
+	CHECK(ok > 0);
 	qv_close(c);
 	fake_stop(&f);
 }
@@ -527,6 +631,7 @@ int main(void)
 	test_channel();
 	test_dead_heartbeat();
 	test_closed();
+	test_garbage();
 	test_hangup();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);

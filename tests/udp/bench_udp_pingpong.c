@@ -6,6 +6,8 @@
  * in_dim = out_dim = DIM) and the parent calls qv_udp_infer. The gap
  * between the two lines is what the back end itself costs.
  *   udp_pingpong [iters [dim]]     (defaults 20000, 16)
+ *   udp_pingpong --connect ADDR:PORT MODEL [iters]
+ *     measures a running quiverd instead, with zero inputs, beside the floor
  * Not a test: it prints numbers and asserts only that replies are right.
  */
 #include <errno.h>
@@ -68,8 +70,55 @@ static void print_line(const char *name, uint64_t *s, uint32_t n)
 	       (double)s[(uint64_t)n * 99 / 100] / 1e3, (double)s[0] / 1e3);
 }
 
+static int against_daemon(const char *ap, const char *model, uint32_t iters)
+{
+	qv_udp_client *c;
+	struct qv_model_desc d;
+	uint64_t *lat = calloc(iters, sizeof(*lat));
+	int r = qv_udp_connect(ap, NULL, &c);
+
+	if (r < 0 || lat == NULL || (r = qv_udp_lookup(c, model, &d)) < 0) {
+		fprintf(stderr, "%s %s: %s\n", ap, model, strerror(r < 0 ? -r : ENOMEM));
+		return 1;
+	}
+	r = qv_floor_udp(iters, iters / 10, (uint32_t)(sizeof(struct qv_udp_req_hdr) + d.in_dim * 4),
+			 lat);
+	if (r < 0) {
+		fprintf(stderr, "floor: %s\n", strerror(-r));
+		return 1;
+	}
+	print_line("floor-udp", lat, iters);
+	float *in = calloc(d.in_dim, sizeof(float)), *out = calloc(d.out_dim, sizeof(float));
+	struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in };
+	for (uint32_t i = 0; i < iters + iters / 10; i++) {
+		struct qv_result res;
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = qv_udp_infer(c, &rq, out, d.out_dim, 10000, &res);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (r < 0 || res.status != QV_OK) {
+			fprintf(stderr, "round trip %u: %d status %d\n", i, r, r < 0 ? -1 : (int)res.status);
+			return 1;
+		}
+		if (i >= iters / 10)
+			lat[i - iters / 10] = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+					      (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
+	}
+	print_line("udp", lat, iters);
+	qv_udp_close(c);
+	free(in);
+	free(out);
+	free(lat);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 4 && strcmp(argv[1], "--connect") == 0)
+		return against_daemon(argv[2], argv[3],
+				      argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 20000);
+
 	uint32_t iters = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 20000;
 	uint32_t dim = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 16;
 	uint64_t *lat = calloc(iters, sizeof(*lat));
@@ -126,7 +175,7 @@ int main(int argc, char **argv)
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		t0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-		r = qv_udp_infer(c, &rq, out, dim, 2000, &res);
+		r = qv_udp_infer(c, &rq, out, dim, 10000, &res);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		t1 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 		if (r < 0 || res.status != QV_OK || out[dim - 1] != 2.0f * in[dim - 1]) {

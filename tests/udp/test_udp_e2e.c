@@ -4,7 +4,9 @@
  * driven by the qv_udp_* client: trade-mlp's outputs equal the torch
  * references (every reference row alone, multi-row requests, and all rows
  * asynchronously), junk datagrams are dropped or answered BAD_REQUEST and
- * the daemon keeps serving, and an unknown model is -ENOENT.
+ * the daemon keeps serving, and an unknown model is -ENOENT. Then a second
+ * daemon with `--udp-allow 127.0.0.2/32`: 127.0.0.1 is never answered,
+ * 127.0.0.2 is.
  *
  * Usage: test_udp_e2e QUIVERD REPO
  */
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -181,6 +184,49 @@ static void junk(uint16_t port, const struct qv_model_desc *d, const struct qvt_
 	close(fd);
 }
 
+/* A lookup from 127.0.0.2 (inside the allow-list) is answered. */
+static void allowed_lookup(uint16_t port)
+{
+	static _Alignas(16) uint8_t buf[512];
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct qv_udp_req_hdr h;
+	struct qv_udp_rep_hdr rh;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	a.sin_addr.s_addr = htonl(0x7f000002);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		qvt_die("bind 127.0.0.2: %s", strerror(errno));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		qvt_die("connect: %s", strerror(errno));
+	memset(&h, 0, sizeof(h));
+	h.magic = QV_UDP_MAGIC;
+	h.version = QV_UDP_VERSION;
+	h.type = QV_UDP_LOOKUP;
+	h.request_id = 77;
+	h.payload_bytes = 9;
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), "trade-mlp", 9);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		(void)send(fd, buf, sizeof(h) + 9, 0);
+		if (poll(&p, 1, 2000) != 1)
+			continue;
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		memcpy(&rh, buf, sizeof(rh));
+		if (n != (ssize_t)(sizeof(rh) + sizeof(struct qv_udp_model)) || rh.request_id != 77 ||
+		    rh.status != QV_OK)
+			qvt_fail("allowed lookup: %zd bytes, id %llu, status %u", n,
+				 (unsigned long long)rh.request_id, rh.status);
+		close(fd);
+		return;
+	}
+	qvt_fail("allowed lookup from 127.0.0.2: no answer");
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	struct qvt_daemon dm;
@@ -232,5 +278,23 @@ int main(int argc, char **argv)
 
 	qv_udp_close(c);
 	qvt_ref_free(&ref);
+	int ws = 0;
+	if (qvt_daemon_stop(&dm, 30000, &ws) < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+		qvt_fail("quiverd (first run) did not exit cleanly");
+
+	/* The allow-list: only 127.0.0.2 may talk; 127.0.0.1 gets nothing. */
+	port = free_udp_port();
+	snprintf(ap, sizeof(ap), "127.0.0.1:%u", port);
+	const char *extra2[] = { "--udp", ap, "--udp-allow", "127.0.0.2/32", NULL };
+	if (qvt_daemon_start(&dm, argv[1], argv[2], extra2) < 0)
+		qvt_die("quiverd --udp-allow did not start");
+	r = qv_udp_connect(ap, &(struct qv_udp_opts){ .timeout_ms = 300 }, &c);
+	if (r < 0)
+		qvt_die("qv_udp_connect %s: %s", ap, strerror(-r));
+	r = qv_udp_lookup(c, "trade-mlp", &d);
+	if (r != -ETIMEDOUT)
+		qvt_fail("lookup from outside the allow-list: %d, want -ETIMEDOUT", r);
+	qv_udp_close(c);
+	allowed_lookup(port);
 	return qvt_finish(&dm);
 }
