@@ -13,7 +13,7 @@
  *    threads. Every thread that runs it owns one qv_exec_ctx: its scratch,
  *    oneDNN stream and memory objects. qv_run() never allocates, locks,
  *    logs or makes a syscall, and runs single-threaded on the calling
- *    thread (no OpenMP pool is ever woken; see kernels/README in onednn.c).
+ *    thread (no OpenMP pool is ever woken; the argument is in onednn_dense.c).
  *  - Models have exactly one float32 input and one float32 output whose
  *    first dimension is the (dynamic) batch. Everything after the batch
  *    dimension is flattened into in_dim / out_dim floats a row.
@@ -89,6 +89,84 @@ int qv_run_reference(const qv_model *m, const float *in, uint32_t rows, float *o
 /* Makes the calling thread run oneDNN inline (one OpenMP thread). Called by
  * qv_exec_ctx_create and idempotent; workers call it once after pinning. */
 void qv_thread_init(void);
+
+
+/* ==== Ensembles ====
+ *
+ * An ensemble is a qv_model made of other loaded models ("steps") and the
+ * wiring of tensors between them. Once made, it is run through the API above
+ * like any model: qv_model_get_info, qv_model_describe, qv_exec_ctx_create,
+ * qv_run, qv_run_reference, qv_exec_ctx_free, qv_model_free.
+ *
+ *  - A step reads either the ensemble's input (n_inputs == 0) or the
+ *    outputs of other steps, concatenated along the feature axis in the
+ *    order given. QV_ENS_INPUT as an input name is the ensemble's input.
+ *  - A step may be gated: it runs on a row only when the gate step's output
+ *    for that row (the gate model gives 1 float a row) compares true with
+ *    the threshold; on other rows its output row is else_value in every
+ *    column. NaN never passes a gate.
+ *  - The ensemble's output is the output step's (the last step listed when
+ *    `output` is NULL); max_batch is the smallest of the steps'.
+ *  - Steps run back to back on the calling thread. Intermediates live in
+ *    scratch the exec context allocates (touched first by the creating
+ *    thread, so create it on the worker) and are passed by pointer; the
+ *    output step writes straight into qv_run's `out`. The one copy is a
+ *    fan-in at more than one row (see qv_ensemble_copy_bytes).
+ *  - Lifetime: the ensemble does not own its steps' models; they must
+ *    outlive it and every context made from it. Names are copied.
+ *  - Invalid wiring (no model, unknown or missing input, cycle, width
+ *    mismatch, bad gate, unused step) fails with -EINVAL and an `err`
+ *    naming the step, e.g. "step 'head': input is 14 floats a row
+ *    (tower_a 8 + tower_b 6) but its model takes 12".
+ */
+#define QV_ENS_MAX_STEPS 32u
+#define QV_ENS_MAX_INPUTS 8u
+#define QV_ENS_NAME_LEN 64u
+#define QV_ENS_INPUT "$input"
+
+enum qv_gate_op {
+	QV_GATE_NONE = 0,  /* not gated */
+	QV_GATE_GE = 1,    /* run when gate >= threshold */
+	QV_GATE_LT = 2,    /* run when gate <  threshold */
+};
+
+struct qv_ensemble_gate {
+	enum qv_gate_op op;
+	const char *step;   /* the gating step */
+	float threshold;
+	float else_value;   /* every output float of a row the step skips */
+};
+
+struct qv_ensemble_step {
+	const char *name;
+	const qv_model *model;
+	uint32_t n_inputs;                        /* 0: the ensemble's input */
+	const char *inputs[QV_ENS_MAX_INPUTS];    /* step names or QV_ENS_INPUT */
+	struct qv_ensemble_gate gate;
+};
+
+struct qv_ensemble_desc {
+	const char *name;                         /* for messages; may be NULL */
+	uint32_t n_steps;
+	const struct qv_ensemble_step *steps;
+	const char *output;                       /* NULL: the last step */
+};
+
+int qv_ensemble_create(const struct qv_ensemble_desc *d, qv_model **ret_model,
+		       char *err, size_t err_len);
+
+/* Is m an ensemble? */
+int qv_model_is_ensemble(const qv_model *m);
+
+/* Bytes this context copied between steps since it was made (fan-in
+ * gathers at rows > 1 and fan-ins that cannot be laid out adjacently).
+ * Filling else_value rows is not a copy and is not counted. */
+uint64_t qv_ensemble_copy_bytes(const qv_exec_ctx *ctx);
+
+/* Where step `name` read its input and wrote its output in this context's
+ * last qv_run (for tests of the no-copy layout). -ENOENT: no such step. */
+int qv_ensemble_step_io(const qv_exec_ctx *ctx, const char *name,
+			const float **ret_in, const float **ret_out);
 
 #ifdef __cplusplus
 }

@@ -17,12 +17,13 @@ build() { # dir, extra args...
 }
 
 if build build; then
-  meson test -C build --print-errorlogs --num-processes 2 || status=1
+  meson test -C build --print-errorlogs --num-processes 2 --timeout-multiplier 3 || status=1
 else
+  echo "build failed"; status=1
 fi
 if build build-san -Db_sanitize=address,undefined -Db_lundef=false; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-san --suite unit --print-errorlogs --num-processes 2 || status=1
+    meson test -C build-san --suite unit --print-errorlogs --num-processes 2 --timeout-multiplier 4 || status=1
 else
   echo "sanitizer build failed"; status=1
 fi
