@@ -9,6 +9,9 @@
  * With --input X.npy --output Y.npy it runs the model on every row of X
  * instead and writes Y, so quiver's outputs can be checked against numpy.
  *
+ * With --shm SOCKET or --udp ADDR:PORT it benchmarks a running quiverd
+ * instead (bench_remote.c).
+ *
  * Exit codes: 0 ok, 1 a model failed to load or run, 2 bad arguments.
  */
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_remote.h"
 #include "bench_stats.h"
 #include "floor_onednn.h"
 #include "npy.h"
@@ -82,6 +86,8 @@ static void usage(FILE *f)
 		"                    run the model on every row of X and write Y [N, out_dim]\n"
 		"  --path P          with --input: inproc (default) or floor-onednn\n"
 		"  -h, --help        this text\n"
+		"quiver-bench --shm SOCKET | --udp ADDR:PORT --model NAME ... benchmarks a\n"
+		"running quiverd instead (quiver-bench --shm X --help for its options).\n"
 		"latency is per call, in ns, timed with " QV_BENCH_TIMER_NAME ";\n"
 		"throughput is rows (inferences) per second: the median over interleaved\n"
 		"chunks (%u..%u calls, ~%u us) of rows / chunk call time; --json adds the\n"
@@ -641,6 +647,8 @@ static int bench_model(const struct bench_opts *o, const char *path, int core)
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
+	if (qv_bench_is_remote(argc, argv))
+		return qv_bench_remote_main(argc, argv);
 	int r = parse_args(argc, argv, &o);
 	if (r < 0) {
 		usage(stdout);

@@ -22,6 +22,7 @@ enum ctl_exit {
 struct ctl_opts {
 	const char *socket_path;
 	bool json;
+	bool timeout_given;     /* --timeout on the command line */
 	uint32_t timeout_ms;
 };
 
@@ -48,6 +49,7 @@ struct ctl_cmd {
 	const char *help;      /* paragraph for `quiverctl CMD --help` */
 	int (*build)(int argc, char **argv, struct cJSON *req);
 	void (*render)(const struct cJSON *reply);
+	uint32_t timeout_ms;   /* default reply timeout if not 5 s (load: compile + warm) */
 };
 
 /* ctl_conn.c: one request/reply round trip. Returns 0 or -errno (-ENOENT,
@@ -59,6 +61,32 @@ void ctl_reply_free(struct ctl_reply *r);
 /* ctl_cmds.c: the human views. */
 void ctl_render_status(const struct cJSON *reply);
 void ctl_render_models(const struct cJSON *reply);
+
+/* ctl_views.c: the human views of the control-plane commands. */
+void ctl_render_routes(const struct cJSON *reply);
+void ctl_render_route(const struct cJSON *reply);
+void ctl_render_load(const struct cJSON *reply);
+void ctl_render_swap(const struct cJSON *reply);
+void ctl_render_state(const struct cJSON *reply);
+void ctl_render_metrics(const struct cJSON *reply);
+void ctl_render_stats(const struct cJSON *reply);
+
+/* ctl_args.c: arguments -> request objects. Builders return a ctl_exit
+ * code (usage errors are printed). Options other than --json/--help reach
+ * the builder among the positional arguments. */
+int ctl_build_load(int argc, char **argv, struct cJSON *req);
+int ctl_build_unload(int argc, char **argv, struct cJSON *req);
+int ctl_build_swap(int argc, char **argv, struct cJSON *req);
+int ctl_build_canary(int argc, char **argv, struct cJSON *req);
+int ctl_build_shadow(int argc, char **argv, struct cJSON *req);
+int ctl_build_promote(int argc, char **argv, struct cJSON *req);
+int ctl_build_rollback(int argc, char **argv, struct cJSON *req);
+int ctl_build_fallback(int argc, char **argv, struct cJSON *req);
+int ctl_build_stats(int argc, char **argv, struct cJSON *req);
+/* "10", "0.5", "100" -> ppm (0..1000000, at most 4 decimals); -EINVAL. */
+int ctl_parse_percent(const char *s, uint32_t *ret_ppm);
+/* Decimal 1..UINT32_MAX (0 too when allow_zero); -EINVAL. */
+int ctl_parse_version(const char *s, bool allow_zero, uint32_t *ret_version);
 
 /* ctl_table.c: aligned columns. Cells are copied. */
 struct ctl_table;

@@ -40,6 +40,125 @@ static const struct ctl_cmd commands[] = {
 			"load error of a model that failed to load.",
 		.render = ctl_render_models,
 	},
+	{
+		.name = "routes",
+		.args = "",
+		.summary = "routes: primary, previous, canary, shadow, fallback",
+		.help = "Lists every route (a model name and its handle): the primary version,\n"
+			"the previous primary kept warm for rollback, the canary and its share\n"
+			"(sticky or not), the shadow and its share, the fallback and its\n"
+			"triggers, and every loaded version with its state.",
+		.render = ctl_render_routes,
+	},
+	{
+		.name = "load",
+		.args = "NAME VERSION [--path DIR]",
+		.summary = "load, compile and warm a model version (admin)",
+		.help = "Loads REPO/NAME/VERSION/ (or DIR, holding model.onnx), compiles it\n"
+			"and warms it off the data plane. A new NAME becomes a new route with\n"
+			"VERSION as its primary; otherwise the version is loaded but serves\n"
+			"nothing until swap, canary, shadow or fallback names it.",
+		.build = ctl_build_load,
+		.render = ctl_render_load,
+		/* Compiling and warming a large model takes seconds. */
+		.timeout_ms = 300000,
+	},
+	{
+		.name = "unload",
+		.args = "NAME VERSION",
+		.summary = "unload a version no route uses (admin)",
+		.help = "Unloads a version. A version that is the primary, previous, canary,\n"
+			"shadow or fallback of its route is refused (busy).",
+		.build = ctl_build_unload,
+		.render = ctl_render_state,
+	},
+	{
+		.name = "swap",
+		.args = "NAME VERSION",
+		.summary = "make a loaded version the primary, atomically (admin)",
+		.help = "Makes VERSION the primary of NAME in one atomic publication: every\n"
+			"request is served entirely by the old or the new version, none is\n"
+			"lost. The old primary stays loaded and warm for rollback.",
+		.build = ctl_build_swap,
+		.render = ctl_render_swap,
+	},
+	{
+		.name = "canary",
+		.args = "NAME VERSION --percent P [--sticky]",
+		.summary = "send P% of NAME's traffic to VERSION (admin)",
+		.help = "Routes P percent (a decimal 0..100, e.g. 10 or 0.5; at most 4\n"
+			"decimals, 1 ppm) of NAME's requests to VERSION. --sticky picks by\n"
+			"the request's routing key, so a key always lands on the same\n"
+			"version. VERSION 0 or --percent 0 clears the canary.",
+		.build = ctl_build_canary,
+		.render = ctl_render_route,
+	},
+	{
+		.name = "shadow",
+		.args = "NAME VERSION [--percent P]",
+		.summary = "mirror P% (default 100) of NAME's traffic to VERSION (admin)",
+		.help = "Runs VERSION on P percent (default 100) of NAME's requests as well;\n"
+			"its outputs are compared and counted, never answered. VERSION 0\n"
+			"clears the shadow.",
+		.build = ctl_build_shadow,
+		.render = ctl_render_route,
+	},
+	{
+		.name = "promote",
+		.args = "NAME",
+		.summary = "the canary becomes the primary (admin)",
+		.help = "Makes NAME's canary its primary (the old primary becomes previous)\n"
+			"and clears the canary.",
+		.build = ctl_build_promote,
+		.render = ctl_render_route,
+	},
+	{
+		.name = "rollback",
+		.args = "NAME",
+		.summary = "back to the previous primary, at once (admin)",
+		.help = "Makes NAME's previous primary (kept loaded and warm) the primary\n"
+			"again. Fails if there is no previous primary.",
+		.build = ctl_build_rollback,
+		.render = ctl_render_route,
+	},
+	{
+		.name = "fallback",
+		.args = "NAME VERSION --on LIST | NAME VERSION --manual | NAME --clear",
+		.summary = "answer from VERSION when the primary fails (admin)",
+		.help = "--on LIST (comma-separated: error, deadline, nonfinite): a request\n"
+			"the primary fails, would answer after its deadline, or answers with\n"
+			"NaN/Inf is answered by VERSION with the fallback flag set.\n"
+			"--manual: VERSION answers everything (flagged). --clear: no fallback.",
+		.build = ctl_build_fallback,
+		.render = ctl_render_route,
+	},
+	{
+		.name = "stats",
+		.args = "[NAME]",
+		.summary = "per-version counters and service-time percentiles",
+		.help = "One row a version: requests, OK, errors, canary and shadow hits,\n"
+			"shadow disagreements, fallback answers, and p50/p99/p99.9 service\n"
+			"time in microseconds. NAME limits it to one route.",
+		.build = ctl_build_stats,
+		.render = ctl_render_stats,
+	},
+	{
+		.name = "metrics",
+		.args = "",
+		.summary = "Prometheus text exposition of the counters",
+		.help = "Prints quiverd's counters and service-time quantiles in the\n"
+			"Prometheus text format (for a node_exporter textfile or a scrape\n"
+			"proxy).",
+		.render = ctl_render_metrics,
+	},
+	{
+		.name = "drain",
+		.args = "",
+		.summary = "stop taking requests, finish in-flight ones, exit (admin)",
+		.help = "Same as SIGTERM: the daemon refuses new work, answers what is in\n"
+			"flight and exits.",
+		.render = ctl_render_state,
+	},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -62,13 +181,14 @@ static void usage_global(FILE *f)
 		"  -s, --socket PATH  quiverd's control socket (default: $QUIVER_SOCKET,\n"
 		"                     else %s)\n"
 		"  -j, --json         print the daemon's JSON reply instead of a table\n"
-		"  -t, --timeout MS   give up waiting for a reply after MS ms (default 5000)\n"
+		"  -t, --timeout MS   give up waiting for a reply after MS ms (default 5000;\n"
+		"                     load: 300000)\n"
 		"  -h, --help         this help\n"
 		"\n"
 		"Commands:\n",
 		QV_DEFAULT_SOCKET);
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n%s", exit_codes_help);
 }
 
@@ -148,8 +268,13 @@ static int cmd_options(const struct ctl_cmd *c, int argc, char **argv, struct ct
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage_cmd(stdout, c);
 			return -1;
+		} else if (argv[i][0] == '-' && argv[i][1] && !c->build) {
+			return usage_error("%s: unknown option '%s'", c->name, argv[i]);
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return usage_error("unknown option '%s'", argv[i]);
+			/* The command's own options (--percent ...): its builder
+			 * parses them, in order, among the positional arguments. */
+			if (first == argc)
+				first = i;
 		} else if (first == argc) {
 			first = i;
 		}
@@ -201,6 +326,8 @@ static int run_cmd(const struct ctl_cmd *c, int argc, char **argv, struct ctl_op
 		fputs("quiverctl: out of memory\n", stderr);
 		return CTL_EXIT_DAEMON;
 	}
+	if (c->timeout_ms && !o->timeout_given)
+		o->timeout_ms = c->timeout_ms;
 	struct ctl_reply rep;
 	r = ctl_call(o->socket_path, o->timeout_ms, text, strlen(text), &rep);
 	cJSON_free(text);
@@ -277,6 +404,7 @@ int main(int argc, char **argv)
 			if (parse_timeout(optarg, &o.timeout_ms) < 0)
 				return usage_error("bad timeout '%s' (milliseconds, 1..3600000)",
 						   optarg);
+			o.timeout_given = true;
 			break;
 		case 'h':
 			usage_global(stdout);

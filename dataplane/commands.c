@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * commands.c - JSON commands on the control socket (status, models).
+ * commands.c - JSON commands on the control socket: parsing, credentials,
+ * status and models; the routing commands are in route_cmds.c.
  * Control thread only. Worker counters are read with relaxed loads: each
  * counter is exact on its own, the set is a snapshot "at about now".
  */
@@ -59,8 +60,8 @@ static cJSON *cmd_status(struct qv_daemon *d)
 	for (int s = 0; s < QV_STATUS_COUNT; s++)
 		cJSON_AddNumberToObject(tot, status_names[s], (double)st[s]);
 	cJSON_AddItemToObject(o, "statuses", tot);
-	cJSON_AddNumberToObject(o, "models_loaded", d->routes.nready);
-	cJSON_AddNumberToObject(o, "models_failed", d->routes.n - d->routes.nready);
+	cJSON_AddNumberToObject(o, "models_loaded", qv_daemon_models_ready(d));
+	cJSON_AddNumberToObject(o, "models_failed", d->reg.n - qv_daemon_models_ready(d));
 	cJSON_AddNumberToObject(o, "tsc_hz", (double)d->tsc_hz);
 	return o;
 }
@@ -74,6 +75,49 @@ static cJSON *shape_array(const int64_t *s, uint32_t rank)
 	return a;
 }
 
+uint32_t qv_daemon_models_ready(const struct qv_daemon *d)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < d->reg.n; i++)
+		n += qv_route_version(&d->reg.routes[i], d->reg.routes[i].primary) != NULL;
+	return n;
+}
+
+static const char *role_of(const struct qv_route *r, uint32_t v)
+{
+	if (v == r->primary)
+		return "primary";
+	if (v == r->canary)
+		return "canary";
+	if (v == r->shadow)
+		return "shadow";
+	if (v == r->fallback)
+		return "fallback";
+	if (v == r->previous)
+		return "previous";
+	return "loaded";
+}
+
+static void add_failed(cJSON *ms, const struct qv_route *r)
+{
+	cJSON *m = cJSON_CreateObject();
+
+	if (!m)
+		return;
+	cJSON_AddStringToObject(m, "name", r->name);
+	cJSON_AddNumberToObject(m, "handle", r->handle);
+	cJSON_AddNumberToObject(m, "version", 0);
+	cJSON_AddStringToObject(m, "state", "failed");
+	cJSON_AddNullToObject(m, "role");
+	cJSON_AddNullToObject(m, "in_shape");
+	cJSON_AddNullToObject(m, "out_shape");
+	cJSON_AddNullToObject(m, "max_batch");
+	cJSON_AddStringToObject(m, "error", r->error);
+	cJSON_AddItemToArray(ms, m);
+}
+
+/* One entry per loaded version (with its role), one per route that has none. */
 static cJSON *cmd_models(struct qv_daemon *d)
 {
 	cJSON *o = cJSON_CreateObject(), *ms = cJSON_CreateArray();
@@ -83,32 +127,32 @@ static cJSON *cmd_models(struct qv_daemon *d)
 		cJSON_Delete(ms);
 		return NULL;
 	}
-	for (uint32_t i = 0; i < d->routes.n; i++) {
-		const struct qv_route *r = &d->routes.r[i];
-		int ready = r->state == QV_ROUTE_READY;
-		cJSON *m = cJSON_CreateObject();
+	for (uint32_t i = 0; i < d->reg.n; i++) {
+		const struct qv_route *r = &d->reg.routes[i];
 
-		if (!m)
-			continue;
-		cJSON_AddStringToObject(m, "name", r->name);
-		cJSON_AddNumberToObject(m, "handle", r->handle);
-		cJSON_AddNumberToObject(m, "version", r->version);
-		cJSON_AddStringToObject(m, "state", qv_route_state_name(r->state));
-		if (ready) {
-			cJSON_AddItemToObject(m, "in_shape", shape_array(r->info.in_shape, r->info.in_rank));
+		if (!r->primary)
+			add_failed(ms, r);
+		for (uint32_t k = 0; k < r->nvers; k++) {
+			const struct qv_version *v = r->vers[k];
+			cJSON *m = cJSON_CreateObject();
+
+			if (!m)
+				continue;
+			cJSON_AddStringToObject(m, "name", r->name);
+			cJSON_AddNumberToObject(m, "handle", r->handle);
+			cJSON_AddNumberToObject(m, "version", v->version);
+			cJSON_AddStringToObject(m, "state", "ready");
+			cJSON_AddStringToObject(m, "role", role_of(r, v->version));
+			cJSON_AddItemToObject(m, "in_shape", shape_array(v->info.in_shape, v->info.in_rank));
 			cJSON_AddItemToObject(m, "out_shape",
-					      shape_array(r->info.out_shape, r->info.out_rank));
-			cJSON_AddNumberToObject(m, "max_batch", r->max_batch);
+					      shape_array(v->info.out_shape, v->info.out_rank));
+			cJSON_AddNumberToObject(m, "max_batch", v->max_batch);
 			cJSON_AddNullToObject(m, "error");
-		} else {
-			cJSON_AddNullToObject(m, "in_shape");
-			cJSON_AddNullToObject(m, "out_shape");
-			cJSON_AddNullToObject(m, "max_batch");
-			cJSON_AddStringToObject(m, "error", r->error);
+			cJSON_AddNumberToObject(m, "default_deadline_us",
+						(double)(v->default_deadline_ns / 1000u));
+			cJSON_AddNumberToObject(m, "load_ms", v->load_ms);
+			cJSON_AddItemToArray(ms, m);
 		}
-		cJSON_AddNumberToObject(m, "default_deadline_us",
-					(double)(r->default_deadline_ns / 1000u));
-		cJSON_AddItemToArray(ms, m);
 	}
 	cJSON_AddItemToObject(o, "models", ms);
 	return o;
@@ -123,8 +167,19 @@ static cJSON *error_obj(const char *msg)
 	return o;
 }
 
-int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, char **ret_reply,
-		  int32_t *ret_status)
+static int is_mutating(const char *cmd)
+{
+	static const char *const m[] = { "load", "unload", "swap", "canary", "shadow",
+					 "promote", "rollback", "fallback", "drain" };
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (strcmp(cmd, m[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
+		  char **ret_reply, int32_t *ret_status)
 {
 	cJSON *req = cJSON_ParseWithLength(json, len), *rep = NULL;
 	const cJSON *cmd = NULL;
@@ -139,15 +194,31 @@ int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, char **ret_
 	} else if (!cJSON_IsString(cmd)) {
 		rep = error_obj("missing \"cmd\" string");
 		status = -EINVAL;
+	} else if (is_mutating(cmd->valuestring) && !admin) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "%s: needs root, the daemon's uid or an --admin-gid group",
+			 cmd->valuestring);
+		rep = error_obj(msg);
+		status = -EPERM;
 	} else if (strcmp(cmd->valuestring, "status") == 0) {
 		rep = cmd_status(d);
 	} else if (strcmp(cmd->valuestring, "models") == 0) {
 		rep = cmd_models(d);
+	} else if (strcmp(cmd->valuestring, "drain") == 0) {
+		d->drain_requested = 1;
+		rep = cJSON_CreateObject();
+		if (rep)
+			cJSON_AddStringToObject(rep, "state", "draining");
 	} else {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "unknown command '%.64s'", cmd->valuestring);
-		rep = error_obj(msg);
-		status = -EINVAL;
+		void *r = NULL;
+		if (qv_route_cmd(d, cmd->valuestring, req, &r, &status) < 0) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "unknown command '%.64s'", cmd->valuestring);
+			rep = error_obj(msg);
+			status = -EINVAL;
+		} else {
+			rep = r;
+		}
 	}
 	cJSON_Delete(req);
 	if (!rep)

@@ -37,6 +37,7 @@ struct conn {
 	pid_t pid;
 	uid_t uid;
 	int allowed;
+	int admin;                   /* may run mutating commands */
 	struct qv_chan *chan;
 };
 
@@ -70,6 +71,39 @@ static int gid_allowed(const struct qv_daemon *d, gid_t g)
  * Root, the daemon's own uid, any --allow-uid, or a primary or
  * supplementary group named by --allow-gid.
  */
+static int gid_in(const gid_t *list, uint32_t n, gid_t g)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (list[i] == g)
+			return 1;
+	return 0;
+}
+
+/* Root, the daemon's own uid, or a primary or supplementary group of --admin-gid. */
+static int peer_admin(const struct qv_daemon *d, int fd, const struct ucred *cr)
+{
+	gid_t groups[MAX_GROUPS];
+	socklen_t len = sizeof(groups);
+
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return 1;
+	if (!d->n_admin_gid)
+		return 0;
+	if (gid_in(d->admin_gid, d->n_admin_gid, cr->gid))
+		return 1;
+#ifdef SO_PEERGROUPS
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+		for (uint32_t i = 0; i < len / sizeof(gid_t); i++)
+			if (gid_in(d->admin_gid, d->n_admin_gid, groups[i]))
+				return 1;
+#else
+	(void)fd;
+	(void)groups;
+	(void)len;
+#endif
+	return 0;
+}
+
 static int peer_allowed(const struct qv_daemon *d, int fd, struct conn *c)
 {
 	struct ucred cr;
@@ -80,7 +114,8 @@ static int peer_allowed(const struct qv_daemon *d, int fd, struct conn *c)
 		return -errno;
 	c->pid = cr.pid;
 	c->uid = cr.uid;
-	if (cr.uid == 0 || cr.uid == geteuid())
+	c->admin = peer_admin(d, fd, &cr);
+	if (c->admin)
 		return 1;
 	for (uint32_t i = 0; i < d->n_allow_uid; i++)
 		if (d->allow_uid[i] == cr.uid)
@@ -295,7 +330,7 @@ static int on_lookup(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, 
 		return send_error(c->fd, h->seq, -EPROTO, "LOOKUP payload has the wrong size");
 	memcpy(&q, p, sizeof(q));
 	q.name[sizeof(q.name) - 1] = '\0';
-	if (qv_worker_lookup(t->d->workers[0], q.name, &wire) < 0)
+	if (qv_reg_lookup(&t->d->reg, q.name, &wire) < 0)
 		return send_msg(c->fd, QV_MSG_LOOKUP_OK, h->seq, QV_UNKNOWN_MODEL, NULL, 0, -1);
 	return send_msg(c->fd, QV_MSG_LOOKUP_OK, h->seq, 0, &wire, sizeof(wire), -1);
 }
@@ -307,7 +342,7 @@ static int on_cmd(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, con
 	size_t len;
 	int r;
 
-	r = qv_cmd_handle(t->d, p, h->len, &reply, &status);
+	r = qv_cmd_handle(t->d, p, h->len, c->admin, &reply, &status);
 	if (r < 0)
 		return send_error(c->fd, h->seq, r, "out of memory");
 	len = strlen(reply);
@@ -554,7 +589,7 @@ static int loop(struct ctl *t)
 {
 	for (;;) {
 		uint32_t n = 0, nc = t->nconns;
-		int timeout = t->nretiring ? TICK_BUSY_MS :
+		int timeout = t->nretiring || t->d->reg.qsbr.npending ? TICK_BUSY_MS :
 			      t->d->channels_open ? TICK_BEAT_MS : TICK_IDLE_MS;
 		int r;
 
@@ -594,6 +629,11 @@ static int loop(struct ctl *t)
 			accept_all(t);
 		reap(t);
 		beat(t);
+		qv_reg_reclaim(&t->d->reg);
+		if (t->d->drain_requested) {
+			qv_log(QV_LOG_INFO, "drain command: draining");
+			return 0;
+		}
 	}
 }
 
@@ -616,7 +656,8 @@ int qv_control_run(struct qv_daemon *d, int sigfd)
 		goto out;
 	}
 	qv_log(QV_LOG_INFO, "quiverd ready: socket %s, %u workers, %u models loaded, %u failed",
-	       d->sock_path, d->nworkers, d->routes.nready, d->routes.n - d->routes.nready);
+	       d->sock_path, d->nworkers, qv_daemon_models_ready(d),
+	       d->reg.n - qv_daemon_models_ready(d));
 	r = loop(&t);
 	if (r < 0)
 		qv_log(QV_LOG_ERROR, "control loop: %s", strerror(-r));

@@ -5,18 +5,21 @@
  *   quiverd --repo DIR [--cores LIST] [--socket PATH] [--socket-mode OCTAL]
  *           [--allow-uid UID]... [--allow-gid GID]... [--udp ADDR:PORT]
  *           [--dpdk "EAL ARGS" --ip A.B.C.D --udp-port N] [--udp-allow CIDR]...
- *           [--max-batch N] [--foreground] [--log-level LEVEL]
+ *           [--admin-gid GID]... [--max-batch N] [--foreground] [--log-level LEVEL]
  *
  * Threads
- *   The main thread is the control thread: it loads the repository (one
- *   route per model directory, handle = index in name order, stable for
- *   the daemon's life; a model that fails to load keeps its route in state
+ *   The main thread is the control thread: it creates one worker per core
+ *   of --cores (default: the last core we may run on), loads the
+ *   repository (one route per model directory, handle = index in name
+ *   order, stable for the daemon's life; later loads of new names get the
+ *   next handles; a model that fails to load keeps its route in state
  *   "failed" with the loader's message, and quiverd refuses to start only
- *   when no model loaded), starts one worker per core of --cores (default:
- *   the last core we may run on), then serves the Unix socket with poll().
- *   Each worker pins itself, sets local NUMA allocation, calls
- *   qv_thread_init(), creates its exec context for every model, reports
- *   ready, and then only polls: its mailbox, its channels, its UDP socket.
+ *   when no model loaded) - each version with an exec context per worker
+ *   on the worker's NUMA node - publishes the first routing table
+ *   (routes.c), starts the workers, then serves the Unix socket with
+ *   poll(). Each worker pins itself, sets local NUMA allocation, calls
+ *   qv_thread_init(), reports ready, and then only polls: its mailbox, its
+ *   channels, its UDP socket.
  *   The socket is opened (and "quiverd ready" logged) only after every
  *   worker is ready, so nothing is created lazily once serving starts.
  *
@@ -81,6 +84,7 @@ static void usage(FILE *f)
 		"  --socket-mode OCTAL   socket file mode (default 0660)\n"
 		"  --allow-uid UID       also accept this uid (repeatable)\n"
 		"  --allow-gid GID       also accept this group (repeatable)\n"
+		"  --admin-gid GID       this group may also run mutating commands (repeatable)\n"
 		"  --udp ADDR:PORT       serve UDP requests (io_uring back end)\n"
 		"  --dpdk \"EAL ARGS\"     serve UDP with DPDK on the first port (kernel bypass)\n"
 		"  --ip A.B.C.D          the DPDK port's IPv4 address (with --dpdk)\n"
@@ -154,7 +158,7 @@ static int last_allowed_core(void)
 enum {
 	OPT_REPO = 256, OPT_CORES, OPT_SOCKET, OPT_SOCKET_MODE, OPT_ALLOW_UID, OPT_ALLOW_GID,
 	OPT_UDP, OPT_MAX_BATCH, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_DPDK, OPT_DPDK_IP,
-	OPT_DPDK_PORT, OPT_UDP_ALLOW,
+	OPT_DPDK_PORT, OPT_UDP_ALLOW, OPT_ADMIN_GID,
 };
 
 static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreground)
@@ -177,6 +181,7 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 		{ "dpdk-ip", required_argument, NULL, OPT_DPDK_IP },
 		{ "dpdk-port", required_argument, NULL, OPT_DPDK_PORT },
 		{ "udp-allow", required_argument, NULL, OPT_UDP_ALLOW },
+		{ "admin-gid", required_argument, NULL, OPT_ADMIN_GID },
 		{ 0 },
 	};
 	enum qv_log_level lvl;
@@ -204,6 +209,17 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 				return -EINVAL;
 			}
 			d->sock_mode = (mode_t)strtoul(optarg, NULL, 8);
+			break;
+		case OPT_ADMIN_GID:
+			if (parse_uint(optarg, UINT32_MAX - 1, &v) < 0 ||
+			    d->n_admin_gid == QV_MAX_ALLOW) {
+				fprintf(stderr, "quiverd: bad or too many --admin-gid '%s'\n", optarg);
+				return -EINVAL;
+			}
+			d->admin_gid[d->n_admin_gid++] = (gid_t)v;
+			/* An admin may also connect. */
+			if (d->n_allow_gid < QV_MAX_ALLOW)
+				d->allow_gid[d->n_allow_gid++] = (gid_t)v;
 			break;
 		case OPT_ALLOW_UID:
 		case OPT_ALLOW_GID:
@@ -322,7 +338,8 @@ static int dpdk_open(struct qv_daemon *d)
 }
 #endif
 
-static int start_workers(struct qv_daemon *d)
+/* Workers exist before any model loads: every version gets a ctx per worker. */
+static int create_workers(struct qv_daemon *d)
 {
 #ifdef QV_HAVE_DPDK
 	if (d->dpdk_eal) {
@@ -333,7 +350,7 @@ static int start_workers(struct qv_daemon *d)
 #endif
 	for (uint32_t i = 0; i < d->ncores; i++) {
 		struct qv_worker *w;
-		int r = qv_worker_create(i, d->cores[i], &d->routes, d->tsc_hz, &w);
+		int r = qv_worker_create(i, d->cores[i], &d->reg, d->tsc_hz, &w);
 		if (r < 0) {
 			qv_log(QV_LOG_ERROR, "worker %u: %s", i, strerror(-r));
 			return r;
@@ -354,7 +371,15 @@ static int start_workers(struct qv_daemon *d)
 		if (d->dpdk)
 			qv_worker_add_poller(w, dpdk_poll_adapter, qv_udp_dpdk_queue(d->dpdk, i));
 #endif
-		r = qv_worker_start(w);
+	}
+	return 0;
+}
+
+static int start_workers(struct qv_daemon *d)
+{
+	for (uint32_t i = 0; i < d->nworkers; i++) {
+		struct qv_worker *w = d->workers[i];
+		int r = qv_worker_start(w);
 		if (r < 0) {
 			qv_log(QV_LOG_ERROR, "worker %u on core %d: %s", i, w->core,
 			       w->init_err[0] ? w->init_err : strerror(-r));
@@ -407,18 +432,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d->start_ns = qv_now_ns();
-	r = qv_routes_load(d->repo, d->max_batch, &d->routes);
+	d->tsc_hz = qv_tsc_calibrate();
+	r = qv_reg_init(&d->reg, d->repo, d->max_batch, d->tsc_hz, d->workers, d->ncores);
+	if (r < 0)
+		goto out;
+	r = create_workers(d);
+	if (r < 0)
+		goto out;
+	r = qv_reg_load_repo(&d->reg);
 	if (r < 0) {
 		qv_log(QV_LOG_ERROR, "repository %s: %s", d->repo, strerror(-r));
 		goto out;
 	}
-	if (d->routes.nready == 0) {
+	if (qv_daemon_models_ready(d) == 0) {
 		qv_log(QV_LOG_ERROR, "repository %s: no model loaded (%u found); not starting",
-		       d->repo, d->routes.n);
+		       d->repo, d->reg.n);
 		r = -ENOENT;
 		goto out;
 	}
-	d->tsc_hz = qv_tsc_calibrate();
 	r = start_workers(d);
 	if (r == 0)
 		r = qv_control_run(d, sigfd);
@@ -433,7 +464,8 @@ out:
 	/* After every worker stopped polling its queue. */
 	qv_udp_dpdk_close(d->dpdk);
 #endif
-	qv_routes_free(&d->routes);
+	/* Every worker is joined: nothing reads the tables any more. */
+	qv_reg_fini(&d->reg);
 	free(d->udp_allow);
 	close(sigfd);
 	if (r < 0)

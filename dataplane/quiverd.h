@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * quiverd.h - quiverd's process-wide state, owned by the control thread
- * (workers see only their own struct qv_worker and the immutable routes).
+ * (workers see only their own struct qv_worker and the published tables).
  */
 #ifndef QV_DP_QUIVERD_H
 #define QV_DP_QUIVERD_H
@@ -25,6 +25,8 @@ struct qv_daemon {
 	uint32_t n_allow_uid;
 	gid_t allow_gid[QV_MAX_ALLOW];
 	uint32_t n_allow_gid;
+	gid_t admin_gid[QV_MAX_ALLOW];  /* --admin-gid: may run mutating commands */
+	uint32_t n_admin_gid;
 	const char *udp_addr;
 	const char *dpdk_eal;       /* --dpdk: EAL arguments */
 	const char *dpdk_ip;
@@ -36,7 +38,7 @@ struct qv_daemon {
 	uint32_t ncores;
 
 	/* state */
-	struct qv_routes routes;
+	struct qv_registry reg;
 	struct qv_worker *workers[QV_MAX_WORKERS];
 	uint32_t nworkers;
 	void *udp[QV_MAX_WORKERS];  /* per-worker UDP back end, when --udp */
@@ -45,16 +47,25 @@ struct qv_daemon {
 	uint32_t channels_open;
 	uint64_t channels_total;
 	int draining;
+	int drain_requested;        /* the drain command: the control loop drains */
 };
 
 /* Runs the control loop until SIGTERM/SIGINT (drains) or a fatal error. */
 int qv_control_run(struct qv_daemon *d, int sigfd);
 
 /*
- * Answers one JSON command. *ret_reply is malloc'd JSON (caller frees),
- * *ret_status 0 or -errno. Returns 0, or -ENOMEM when no reply could be built.
+ * Answers one JSON command; `admin` says the caller may run mutating ones.
+ * *ret_reply is malloc'd JSON (caller frees), *ret_status 0 or -errno.
+ * Returns 0, or -ENOMEM when no reply could be built.
  */
-int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, char **ret_reply,
-		  int32_t *ret_status);
+int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
+		  char **ret_reply, int32_t *ret_status);
+
+/* Routing commands (route_cmds.c): *ret_reply set on success and on failure. */
+int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *req, void **ret_reply,
+		 int32_t *ret_status);
+
+/* Routes with a servable primary. */
+uint32_t qv_daemon_models_ready(const struct qv_daemon *d);
 
 #endif /* QV_DP_QUIVERD_H */

@@ -1,137 +1,653 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * routes.c - loading the repository into the routing table. Slow path:
- * allocates and logs freely; nothing here runs after workers start serving.
+ * routes.c - the routing table: versions, routes, publication, reclamation.
+ *
+ * Table. struct qv_table is an array of struct qv_route_hot, one per
+ * handle, each naming the immutable struct qv_version objects that play a
+ * role in that route (primary, canary, shadow, fallback) with the route's
+ * flags and canary/shadow thresholds; plus the routes' wire descriptions
+ * for name lookups. A version holds the compiled model and, for every
+ * worker, an exec context created here on the control thread with its
+ * memory on that worker's NUMA node, then warmed (every batch bucket) -
+ * all before any table that names the version is published. The registry
+ * (struct qv_route, control thread only) is what commands change; a table
+ * is never changed after publication, a new one is built instead.
+ *
+ * Publication. qv_reg_publish() builds the new table and stores its
+ * pointer into reg->cur with memory_order_release; each worker loads
+ * reg->cur with memory_order_acquire once at the start of each loop turn
+ * (worker_loop), so it sees the table and every version, model and exec
+ * context it names fully built. A worker serves every request of a turn
+ * from the table it loaded at the start of the turn, so a request is
+ * served wholly by one table, and a swap loses or misroutes nothing: the
+ * handle names the route in both tables.
+ *
+ * Reclamation (QSBR, qsbr.h). The old table is retired right after the
+ * store; versions taken out of the registry (unload) are retired after
+ * the table that no longer names them was published. Retiring bumps the
+ * QSBR epoch (release); each worker, at the end of each turn, loads the
+ * epoch (acquire) and stores it as its quiescent report (release); the
+ * control thread frees an object once every worker's report (acquire) has
+ * reached the object's epoch - by then no worker can hold a pointer into
+ * it, and every read it made of it happened before the free. Workers poll
+ * and never sleep, so a grace period is one loop turn of each worker.
+ *
+ * Stats slots. Each version gets a slot in every worker's qv_vstats array.
+ * A slot is reused only after its previous version was reclaimed (no
+ * worker writes it any more); the control thread snapshots the slot's sums
+ * then as a baseline, so a new version's counts start at zero although
+ * only workers ever write their counters.
  */
 #include "routes.h"
 
 #include <errno.h>
+#include <numa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "channel.h"
 #include "log.h"
+#include "worker.h"
 
-static void load_one(const struct qv_repo_entry *e, uint32_t cap, struct qv_route *r)
+/* ---- stats slots -------------------------------------------------------- */
+
+static int slot_alloc(struct qv_registry *reg, uint32_t *ret)
 {
-	struct qv_model_opts opts = { 0 };
-	qv_model *m = NULL;
-	uint32_t mb;
-	int err;
-
-	snprintf(r->name, sizeof(r->name), "%s", e->name);
-	r->version = e->version;
-	r->state = QV_ROUTE_FAILED;
-	if (!e->ok) {
-		snprintf(r->error, sizeof(r->error), "%s", e->error);
-		return;
+	for (uint32_t i = 0; i < QV_MAX_VSLOTS; i++) {
+		if (reg->slot_used[i])
+			continue;
+		memset(&reg->base[i], 0, sizeof(reg->base[i]));
+		for (uint32_t k = 0; k < reg->nworkers; k++)
+			qv_vsum_add(&reg->base[i], &reg->workers[k]->vs[i]);
+		reg->slot_used[i] = 1;
+		*ret = i;
+		return 0;
 	}
-	mb = e->cfg.max_batch ? e->cfg.max_batch : QV_DEFAULT_MAX_BATCH;
-	if (cap && mb > cap)
-		mb = cap;
-	opts.max_batch = mb;
-	r->default_deadline_ns = e->cfg.default_deadline_us * 1000u;
-	err = qv_model_load_file(e->path, &opts, &m, r->error, sizeof(r->error));
-	if (err < 0) {
-		if (!r->error[0])
-			snprintf(r->error, sizeof(r->error), "%s", strerror(-err));
-		return;
-	}
-	err = qv_model_get_info(m, &r->info);
-	if (err < 0) {
-		snprintf(r->error, sizeof(r->error), "model info: %s", strerror(-err));
-		qv_model_free(m);
-		return;
-	}
-	/* The runtime rounds max_batch up to a power of two; we serve what was asked. */
-	r->max_batch = mb < r->info.max_batch ? mb : r->info.max_batch;
-	r->model = m;
-	r->state = QV_ROUTE_READY;
-	r->error[0] = '\0';
+	return -ENOSPC;
 }
 
-int qv_routes_load(const char *repo_dir, uint32_t max_batch_cap, struct qv_routes *ret)
+void qv_reg_version_stats(const struct qv_registry *reg, const struct qv_version *v,
+			  struct qv_vsum *ret)
 {
-	struct qv_repo_entry *ents = NULL;
-	struct qv_routes rt = { 0 };
-	size_t n = 0;
-	int err;
+	memset(ret, 0, sizeof(*ret));
+	for (uint32_t k = 0; k < reg->nworkers; k++)
+		qv_vsum_add(ret, &reg->workers[k]->vs[v->slot]);
+	qv_vsum_sub(ret, &reg->base[v->slot]);
+}
 
-	err = qv_repo_scan(repo_dir, &ents, &n);
-	if (err < 0)
-		return err;
-	rt.n = (uint32_t)n;
-	rt.r = calloc(n ? n : 1, sizeof(*rt.r));
-	rt.hot = aligned_alloc(64, ((n ? n : 1) * sizeof(*rt.hot) + 63) / 64 * 64);
-	if (!rt.r || !rt.hot) {
-		free(rt.r);
-		free(rt.hot);
-		free(ents);
-		return -ENOMEM;
+/* ---- versions ----------------------------------------------------------- */
+
+struct version_free_arg {
+	struct qv_registry *reg;
+	struct qv_version *v;
+};
+
+static void version_destroy(struct qv_registry *reg, struct qv_version *v)
+{
+	for (uint32_t i = 0; i < v->nctx; i++)
+		if (v->ctx[i])
+			qv_exec_ctx_free(v->ctx[i]);
+	free(v->ctx);
+	if (v->model)
+		qv_model_free(v->model);
+	if (v->slot < QV_MAX_VSLOTS)
+		reg->slot_used[v->slot] = 0;
+	free(v);
+}
+
+static void version_free_cb(void *arg)
+{
+	struct version_free_arg *a = arg;
+
+	qv_log(QV_LOG_DEBUG, "version %u of handle %u reclaimed", a->v->version, a->v->handle);
+	version_destroy(a->reg, a->v);
+	free(a);
+}
+
+static int run_buckets(qv_exec_ctx *ctx, uint32_t max_batch, const float *in, float *out)
+{
+	for (uint32_t rows = 1;; rows = rows * 2 < max_batch ? rows * 2 : max_batch) {
+		int r = qv_run(ctx, in, rows, out);
+		if (r < 0)
+			return r;
+		if (rows == max_batch)
+			return 0;
 	}
-	memset(rt.hot, 0, n * sizeof(*rt.hot));
-	for (uint32_t i = 0; i < rt.n; i++) {
-		struct qv_route *r = &rt.r[i];
-		load_one(&ents[i], max_batch_cap, r);
-		r->handle = i;
-		rt.hot[i].state = r->state;
-		rt.hot[i].version = r->version;
-		if (r->state == QV_ROUTE_READY) {
-			rt.hot[i].in_dim = r->info.in_dim;
-			rt.hot[i].out_dim = r->info.out_dim;
-			rt.hot[i].max_batch = r->max_batch;
-			rt.nready++;
-			qv_log(QV_LOG_INFO, "model %s: version %u loaded (handle %u, in %u, out %u, max_batch %u)",
-			       r->name, r->version, i, r->info.in_dim, r->info.out_dim, r->max_batch);
-		} else {
-			qv_log(QV_LOG_ERROR, "model %s: version %u failed to load: %s", r->name,
-			       r->version, r->error);
+}
+
+/*
+ * Every worker's exec context, allocated on the worker's node: the control
+ * thread prefers that node while creating it, then goes back to local.
+ */
+static int make_contexts(struct qv_registry *reg, struct qv_version *v, char *err, size_t len)
+{
+	int numa = numa_available() >= 0;
+
+	v->nctx = reg->nworkers;
+	v->ctx = calloc(reg->nworkers ? reg->nworkers : 1, sizeof(*v->ctx));
+	if (!v->ctx)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < reg->nworkers; i++) {
+		int node = reg->workers[i]->node, r;
+		if (numa && node >= 0)
+			numa_set_preferred(node);
+		r = qv_exec_ctx_create(v->model, &v->ctx[i]);
+		if (numa && node >= 0)
+			numa_set_localalloc();
+		if (r < 0) {
+			snprintf(err, len, "exec context for worker %u: %s", i, strerror(-r));
+			return r;
 		}
 	}
-	free(ents);
-	*ret = rt;
 	return 0;
 }
 
-void qv_routes_free(struct qv_routes *rt)
+/*
+ * Runs every batch bucket once on a scratch context (first-touch of the
+ * weights and primitives), and one row on each worker's context (its
+ * scratchpad pages): every bucket on every context would multiply a big
+ * model's load time by the number of workers for no further gain.
+ */
+static int warm(struct qv_version *v, char *err, size_t len)
 {
-	for (uint32_t i = 0; i < rt->n; i++)
-		if (rt->r[i].model)
-			qv_model_free(rt->r[i].model);
-	free(rt->r);
-	free(rt->hot);
-	memset(rt, 0, sizeof(*rt));
+	size_t nin = (size_t)v->max_batch * v->info.in_dim, nout = (size_t)v->max_batch * v->info.out_dim;
+	float *in = calloc(nin ? nin : 1, sizeof(float)), *out = calloc(nout ? nout : 1, sizeof(float));
+	qv_exec_ctx *scratch = NULL;
+	int r = -ENOMEM;
+
+	if (!in || !out)
+		goto out;
+	r = qv_exec_ctx_create(v->model, &scratch);
+	if (r < 0)
+		goto out;
+	r = run_buckets(scratch, v->max_batch, in, out);
+	for (uint32_t i = 0; r == 0 && i < v->nctx; i++)
+		r = qv_run(v->ctx[i], in, 1, out);
+out:
+	if (r < 0)
+		snprintf(err, len, "warm-up run: %s", strerror(-r));
+	if (scratch)
+		qv_exec_ctx_free(scratch);
+	free(in);
+	free(out);
+	return r;
 }
 
-int qv_routes_find(const struct qv_routes *rt, const char *name)
+static double ms_since(const struct timespec *t0)
 {
-	for (uint32_t i = 0; i < rt->n; i++)
-		if (strcmp(rt->r[i].name, name) == 0)
-			return (int)i;
-	return -ENOENT;
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-void qv_route_to_wire(const struct qv_route *r, struct qv_model_wire *ret)
+/* Compiles, makes contexts, warms. Returns -EIO (err: loader's chain) or -errno. */
+static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t version,
+			const char *file, const struct qv_model_config *cfg,
+			struct qv_version **ret, char *err, size_t len)
+{
+	struct qv_model_opts opts = { 0 };
+	struct qv_version *v = calloc(1, sizeof(*v));
+	const char *base = strrchr(file, '/');
+	char lerr[QV_ERR_LEN] = "";
+	struct timespec t0;
+	uint32_t mb;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	v->slot = UINT32_MAX;
+	v->version = version;
+	v->handle = handle;
+	mb = cfg->max_batch ? cfg->max_batch : QV_DEFAULT_MAX_BATCH;
+	if (reg->max_batch_cap && mb > reg->max_batch_cap)
+		mb = reg->max_batch_cap;
+	opts.max_batch = mb;
+	v->default_deadline_ns = cfg->default_deadline_us * 1000u;
+	v->deadline_cycles = (uint64_t)((double)v->default_deadline_ns * (double)reg->tsc_hz / 1e9);
+	r = qv_model_load_file(file, &opts, &v->model, lerr, sizeof(lerr));
+	if (r < 0) {
+		v->model = NULL;
+		snprintf(err, len, "%.40s: %.200s", base ? base + 1 : file,
+			 lerr[0] ? lerr : strerror(-r));
+		r = -EIO;
+		goto fail;
+	}
+	r = qv_model_get_info(v->model, &v->info);
+	if (r < 0) {
+		snprintf(err, len, "model info: %s", strerror(-r));
+		r = -EIO;
+		goto fail;
+	}
+	/* The runtime rounds max_batch up to a power of two; we serve what was asked. */
+	v->max_batch = mb < v->info.max_batch ? mb : v->info.max_batch;
+	r = make_contexts(reg, v, err, len);
+	if (r < 0)
+		goto fail;
+	r = warm(v, err, len);
+	if (r < 0) {
+		r = -EIO;
+		goto fail;
+	}
+	r = slot_alloc(reg, &v->slot);
+	if (r < 0) {
+		snprintf(err, len, "too many versions loaded (%u)", QV_MAX_VSLOTS);
+		goto fail;
+	}
+	v->load_ms = ms_since(&t0);
+	*ret = v;
+	return 0;
+fail:
+	version_destroy(reg, v);
+	return r;
+}
+
+struct qv_version *qv_route_version(const struct qv_route *r, uint32_t version)
+{
+	if (version == 0)
+		return NULL;
+	for (uint32_t i = 0; i < r->nvers; i++)
+		if (r->vers[i]->version == version)
+			return r->vers[i];
+	return NULL;
+}
+
+struct qv_route *qv_reg_find(struct qv_registry *reg, const char *name)
+{
+	for (uint32_t i = 0; i < reg->n; i++)
+		if (strcmp(reg->routes[i].name, name) == 0)
+			return &reg->routes[i];
+	return NULL;
+}
+
+static struct qv_route *route_new(struct qv_registry *reg, const char *name)
+{
+	struct qv_route *r;
+
+	if (reg->n == QV_MAX_ROUTES)
+		return NULL;
+	r = &reg->routes[reg->n];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->handle = reg->n++;
+	return r;
+}
+
+/* ---- tables ------------------------------------------------------------- */
+
+static void table_free(void *arg)
+{
+	struct qv_table *t = arg;
+
+	free(t->hot);
+	free(t->wire);
+	free(t);
+}
+
+void qv_version_to_wire(const struct qv_version *v, const char *name, struct qv_model_wire *ret)
 {
 	struct qv_model_wire w;
 
 	memset(&w, 0, sizeof(w));
-	w.handle = r->handle;
-	w.version = r->version;
-	w.in_dim = r->info.in_dim;
-	w.out_dim = r->info.out_dim;
-	w.max_batch = r->max_batch;
-	w.in_rank = r->info.in_rank <= 8 ? r->info.in_rank : 8;
-	w.out_rank = r->info.out_rank <= 8 ? r->info.out_rank : 8;
+	w.handle = v->handle;
+	w.version = v->version;
+	w.in_dim = v->info.in_dim;
+	w.out_dim = v->info.out_dim;
+	w.max_batch = v->max_batch;
+	w.in_rank = v->info.in_rank <= 8 ? v->info.in_rank : 8;
+	w.out_rank = v->info.out_rank <= 8 ? v->info.out_rank : 8;
 	for (uint32_t i = 0; i < w.in_rank; i++)
-		w.in_shape[i] = r->info.in_shape[i];
+		w.in_shape[i] = v->info.in_shape[i];
 	for (uint32_t i = 0; i < w.out_rank; i++)
-		w.out_shape[i] = r->info.out_shape[i];
-	snprintf(w.name, sizeof(w.name), "%s", r->name);
+		w.out_shape[i] = v->info.out_shape[i];
+	snprintf(w.name, sizeof(w.name), "%s", name);
 	*ret = w;
 }
 
-const char *qv_route_state_name(uint32_t state)
+static void fill_hot(const struct qv_route *r, struct qv_route_hot *h)
 {
-	return state == QV_ROUTE_READY ? "ready" : "failed";
+	const struct qv_version *p = qv_route_version(r, r->primary), *v;
+
+	memset(h, 0, sizeof(*h));
+	if (!p) {
+		h->state = QV_ROUTE_FAILED;
+		return;
+	}
+	h->state = QV_ROUTE_READY;
+	h->in_dim = p->info.in_dim;
+	h->out_dim = p->info.out_dim;
+	h->max_batch = p->max_batch;
+	h->primary = p;
+	if ((v = qv_route_version(r, r->canary)) && r->canary_ppm) {
+		h->canary = v;
+		h->canary_thr = qv_ppm_threshold(r->canary_ppm);
+		h->flags |= QV_RT_CANARY | (r->canary_sticky ? QV_RT_STICKY : 0);
+	}
+	if ((v = qv_route_version(r, r->shadow)) && r->shadow_ppm) {
+		h->shadow = v;
+		h->shadow_thr = qv_ppm_threshold(r->shadow_ppm);
+		h->flags |= QV_RT_SHADOW;
+	}
+	if ((v = qv_route_version(r, r->fallback)) && r->fb_on) {
+		h->fallback = v;
+		h->flags |= QV_RT_FALLBACK | r->fb_on;
+	}
+}
+
+int qv_reg_publish(struct qv_registry *reg)
+{
+	struct qv_table *t = calloc(1, sizeof(*t)), *old;
+	uint32_t n = reg->n ? reg->n : 1;
+
+	if (t) {
+		t->hot = aligned_alloc(64, n * sizeof(*t->hot));
+		t->wire = calloc(n, sizeof(*t->wire));
+	}
+	if (!t || !t->hot || !t->wire) {
+		if (t)
+			table_free(t);
+		return -ENOMEM;
+	}
+	t->n = reg->n;
+	t->gen = ++reg->gen;
+	for (uint32_t i = 0; i < reg->n; i++) {
+		const struct qv_route *r = &reg->routes[i];
+		fill_hot(r, &t->hot[i]);
+		if (t->hot[i].primary)
+			qv_version_to_wire(t->hot[i].primary, r->name, &t->wire[i]);
+	}
+	/* The control thread is the only writer of cur. */
+	old = atomic_load_explicit(&reg->cur, memory_order_relaxed);
+	/*
+	 * Release: the table and every version, model and exec context it
+	 * names are fully built before a worker can load the pointer; pairs
+	 * with the acquire load at the top of each turn in worker_loop().
+	 */
+	atomic_store_explicit(&reg->cur, t, memory_order_release);
+	if (old && qv_qsbr_retire(&reg->qsbr, table_free, old) < 0)
+		qv_log(QV_LOG_WARN, "out of memory retiring table %llu: leaking it",
+		       (unsigned long long)old->gen);
+	return 0;
+}
+
+uint32_t qv_reg_reclaim(struct qv_registry *reg)
+{
+	return qv_qsbr_reclaim(&reg->qsbr);
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int read_config(const char *repo, const char *name, struct qv_model_config *ret, char *err,
+		       size_t len)
+{
+	char path[4200];
+	struct qv_model_config cfg = { 0 };
+	char *buf = NULL;
+	FILE *f;
+	long sz;
+	int r = 0;
+
+	if (!repo) {
+		*ret = cfg;
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/%s/config.json", repo, name);
+	f = fopen(path, "re");
+	if (!f) {
+		*ret = cfg;
+		return 0;
+	}
+	if (fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || sz > (1 << 20) ||
+	    fseek(f, 0, SEEK_SET) < 0 || !(buf = malloc((size_t)sz + 1)) ||
+	    fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
+		snprintf(err, len, "config.json: cannot read");
+		r = -EIO;
+	} else {
+		r = qv_config_parse(buf, (size_t)sz, &cfg, err, len);
+		if (r < 0)
+			r = -EIO;
+	}
+	free(buf);
+	fclose(f);
+	if (r == 0)
+		*ret = cfg;
+	return r;
+}
+
+/* dir/model.onnx, else dir/model.json. */
+static int model_file(const char *dir, char *out, size_t len)
+{
+	struct stat st;
+
+	snprintf(out, len, "%s/model.onnx", dir);
+	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	snprintf(out, len, "%s/model.json", dir);
+	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	return -ENOENT;
+}
+
+static int attach(struct qv_registry *reg, const char *name, struct qv_version *v,
+		  struct qv_route **ret_route)
+{
+	struct qv_route *r = qv_reg_find(reg, name);
+	int created = 0;
+
+	if (!r) {
+		r = route_new(reg, name);
+		if (!r)
+			return -ENOSPC;
+		created = 1;
+	}
+	if (r->nvers == QV_ROUTE_MAX_VERSIONS) {
+		if (created)
+			reg->n--;
+		return -ENOSPC;
+	}
+	v->handle = r->handle;
+	r->vers[r->nvers++] = v;
+	if (!r->primary) {
+		r->primary = v->version;
+		r->error[0] = '\0';
+	}
+	*ret_route = r;
+	return 0;
+}
+
+int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
+		double *ret_load_ms, char *err, size_t err_len)
+{
+	struct qv_route *r = qv_reg_find(reg, name), saved;
+	char d[4200], file[4300], why[QV_ERR_LEN] = "";
+	struct qv_model_config cfg;
+	struct qv_version *v = NULL, *p;
+	uint32_t old_n = reg->n;
+	int existed = r != NULL, rc;
+
+	if (r && qv_route_version(r, version)) {
+		snprintf(err, err_len, "load %s/%u: version already loaded", name, version);
+		return -EEXIST;
+	}
+	if (dir)
+		snprintf(d, sizeof(d), "%s", dir);
+	else
+		snprintf(d, sizeof(d), "%s/%s/%u", reg->repo, name, version);
+	if (model_file(d, file, sizeof(file)) < 0) {
+		snprintf(err, err_len, "load %s/%u: no model.onnx or model.json in %s", name, version,
+			 d);
+		return -ENOENT;
+	}
+	rc = read_config(reg->repo, name, &cfg, why, sizeof(why));
+	if (rc == 0)
+		rc = version_make(reg, r ? r->handle : reg->n, version, file, &cfg, &v, why,
+				  sizeof(why));
+	if (rc < 0 || !v) {
+		snprintf(err, err_len, "load %s/%u: %s", name, version, why);
+		return rc;
+	}
+	p = r ? qv_route_version(r, r->primary) : NULL;
+	if (p && (p->info.in_dim != v->info.in_dim || p->info.out_dim != v->info.out_dim)) {
+		snprintf(err, err_len,
+			 "load %s/%u: shapes differ from the route's (in %u out %u, primary has in %u out %u)",
+			 name, version, v->info.in_dim, v->info.out_dim, p->info.in_dim,
+			 p->info.out_dim);
+		version_destroy(reg, v);
+		return -EINVAL;
+	}
+	if (r)
+		saved = *r;
+	rc = attach(reg, name, v, &r);
+	if (rc == 0)
+		rc = qv_reg_publish(reg);
+	if (rc < 0) {
+		/* Never published: ours to free at once. */
+		if (existed)
+			*r = saved;
+		else
+			reg->n = old_n;
+		version_destroy(reg, v);
+		snprintf(err, err_len, "load %s/%u: %s", name, version, strerror(-rc));
+		return rc;
+	}
+	qv_log(QV_LOG_INFO, "model %s: version %u loaded in %.1f ms (handle %u, in %u, out %u, max_batch %u)",
+	       name, version, v->load_ms, v->handle, v->info.in_dim, v->info.out_dim, v->max_batch);
+	if (ret_load_ms)
+		*ret_load_ms = v->load_ms;
+	return 0;
+}
+
+int qv_reg_unload(struct qv_registry *reg, struct qv_route *r, uint32_t version)
+{
+	struct version_free_arg *a = malloc(sizeof(*a));
+	struct qv_route saved = *r;
+	struct qv_version *v = NULL;
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < r->nvers; i++) {
+		if (r->vers[i]->version == version) {
+			v = r->vers[i];
+			r->vers[i] = r->vers[--r->nvers];
+			break;
+		}
+	}
+	if (!v) {
+		free(a);
+		return -ENOENT;
+	}
+	rc = qv_reg_publish(reg);
+	if (rc == 0) {
+		a->reg = reg;
+		a->v = v;
+		/* After the table that no longer names v: freed after the same grace period. */
+		rc = qv_qsbr_retire(&reg->qsbr, version_free_cb, a);
+		if (rc < 0)
+			qv_log(QV_LOG_WARN, "out of memory retiring %s/%u: leaking it", r->name,
+			       version);
+		return 0;
+	}
+	*r = saved;
+	free(a);
+	return rc;
+}
+
+int qv_reg_load_repo(struct qv_registry *reg)
+{
+	struct qv_repo_entry *ents = NULL;
+	size_t n = 0;
+	int r = qv_repo_scan(reg->repo, &ents, &n);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		const struct qv_repo_entry *e = &ents[i];
+		char err[QV_REPO_ERR_MAX] = "";
+		struct qv_route *rt;
+
+		if (e->ok) {
+			char dir[4096], *slash;
+			snprintf(dir, sizeof(dir), "%s", e->path);
+			slash = strrchr(dir, '/');
+			if (slash)
+				*slash = '\0';
+			r = qv_reg_load(reg, e->name, e->version, dir, NULL, err, sizeof(err));
+			if (r == 0)
+				continue;
+		} else {
+			snprintf(err, sizeof(err), "%s", e->error);
+		}
+		qv_log(QV_LOG_ERROR, "model %s: version %u failed to load: %s", e->name, e->version,
+		       err);
+		rt = qv_reg_find(reg, e->name);
+		if (!rt)
+			rt = route_new(reg, e->name);
+		if (rt)
+			snprintf(rt->error, sizeof(rt->error), "%s", err);
+	}
+	free(ents);
+	return qv_reg_publish(reg);
+}
+
+int qv_reg_lookup(struct qv_registry *reg, const char *name, struct qv_model_wire *ret)
+{
+	const struct qv_route *r = qv_reg_find(reg, name);
+	const struct qv_version *p = r ? qv_route_version(r, r->primary) : NULL;
+
+	if (!p)
+		return -ENOENT;
+	qv_version_to_wire(p, r->name, ret);
+	return 0;
+}
+
+int qv_reg_init(struct qv_registry *reg, const char *repo, uint32_t max_batch_cap,
+		uint64_t tsc_hz, struct qv_worker **workers, uint32_t nworkers)
+{
+	int r;
+
+	memset(reg, 0, sizeof(*reg));
+	reg->repo = repo;
+	reg->max_batch_cap = max_batch_cap;
+	reg->tsc_hz = tsc_hz;
+	reg->workers = workers;
+	reg->nworkers = nworkers;
+	atomic_init(&reg->cur, NULL);
+	reg->routes = calloc(QV_MAX_ROUTES, sizeof(*reg->routes));
+	reg->base = calloc(QV_MAX_VSLOTS, sizeof(*reg->base));
+	if (!reg->routes || !reg->base) {
+		free(reg->routes);
+		free(reg->base);
+		return -ENOMEM;
+	}
+	r = qv_qsbr_init(&reg->qsbr, nworkers);
+	if (r < 0) {
+		free(reg->routes);
+		free(reg->base);
+		return r;
+	}
+	return 0;
+}
+
+void qv_reg_fini(struct qv_registry *reg)
+{
+	struct qv_table *t;
+
+	if (!reg->routes)
+		return;
+	qv_qsbr_fini(&reg->qsbr);
+	t = atomic_load_explicit(&reg->cur, memory_order_relaxed);
+	if (t)
+		table_free(t);
+	for (uint32_t i = 0; i < reg->n; i++)
+		for (uint32_t k = 0; k < reg->routes[i].nvers; k++)
+			version_destroy(reg, reg->routes[i].vers[k]);
+	free(reg->routes);
+	free(reg->base);
+	reg->routes = NULL;
 }

@@ -1,73 +1,151 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * routes.h - the routing table: one route per model directory of the
- * repository, its handle being its index (sorted by name), stable for the
- * daemon's life. Built by the control thread before any worker serves and
- * immutable afterwards, so workers read it without synchronization beyond
- * the channel hand-off that happens-after it was built.
+ * routes.h - versions, routes and the published routing table.
  *
- * A model that fails to load keeps its route, in state FAILED, with the
- * loader's message; requests to it are answered UNAVAILABLE.
+ * The control thread owns a registry: one route per model name (handle =
+ * creation order, stable for the daemon's life), each with its loaded
+ * versions and their roles (primary, previous, canary, shadow, fallback).
+ * Workers never see the registry: they see an immutable struct qv_table,
+ * built from it after every change and published with one pointer store.
+ * See routes.c for publication and reclamation.
  */
 #ifndef QV_DP_ROUTES_H
 #define QV_DP_ROUTES_H
 
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
+#include "qsbr.h"
 #include "qv_model.h"
 #include "qv_proto.h"
 #include "repo.h"
+#include "route_pick.h"
+#include "stats.h"
+
+#define QV_ROUTE_MAX_VERSIONS 16u
+#define QV_MAX_VSLOTS 256u          /* versions loaded at once, daemon-wide */
+#define QV_MAX_ROUTES 1024u
+
+struct qv_worker;
 
 enum qv_route_state {
 	QV_ROUTE_READY = 1,
-	QV_ROUTE_FAILED = 2,
-};
-
-/* What a worker reads per request: one 32-byte record, nothing else. */
-struct qv_route_hot {
-	uint32_t state;
-	uint32_t version;
-	uint32_t in_dim;
-	uint32_t out_dim;
-	uint32_t max_batch;
-	uint32_t pad[3];
-};
-_Static_assert(sizeof(struct qv_route_hot) == 32, "hot route is half a line");
-
-struct qv_route {
-	char name[QV_REPO_NAME_MAX];
-	uint32_t handle;
-	uint32_t version;
-	uint32_t state;
-	uint32_t max_batch;
-	uint64_t default_deadline_ns;
-	qv_model *model;            /* NULL when FAILED */
-	struct qv_model_info info;
-	char error[QV_REPO_ERR_MAX];
-};
-
-struct qv_routes {
-	struct qv_route *r;
-	struct qv_route_hot *hot;   /* parallel to r, cache-line aligned */
-	uint32_t n;
-	uint32_t nready;
+	QV_ROUTE_FAILED = 2,        /* no version could be loaded at start */
 };
 
 /*
- * Scans `repo_dir` and loads every model. max_batch_cap (0 = none) bounds
- * every route's max batch; a model without config max_batch gets
- * min(QV_DEFAULT_MAX_BATCH, cap). Returns 0 even when some models failed
- * (see nready), -errno when the repository cannot be read.
+ * A loaded version. Immutable once published: workers read it through a
+ * table; the control thread frees it only after it left every table and a
+ * grace period passed (routes.c).
  */
-int qv_routes_load(const char *repo_dir, uint32_t max_batch_cap, struct qv_routes *ret);
-void qv_routes_free(struct qv_routes *rt);
+struct qv_version {
+	uint32_t version;
+	uint32_t handle;
+	uint32_t slot;              /* stats slot in every worker's qv_vstats array */
+	uint32_t max_batch;
+	uint64_t deadline_cycles;   /* config default_deadline_us in TSC cycles, 0 none */
+	uint64_t default_deadline_ns;
+	qv_model *model;
+	struct qv_model_info info;
+	double load_ms;
+	uint32_t nctx;
+	qv_exec_ctx **ctx;          /* [nctx], by worker id, memory on its node */
+};
 
-/* Index of the route called name, or -ENOENT. */
-int qv_routes_find(const struct qv_routes *rt, const char *name);
+/* What a worker reads per request. Line 0 is all a plain route touches. */
+struct qv_route_hot {
+	uint32_t state;
+	uint32_t flags;             /* QV_RT_* (route_pick.h); 0: primary only */
+	uint32_t in_dim;
+	uint32_t out_dim;
+	uint32_t max_batch;         /* min over the versions in a role */
+	uint32_t pad0;
+	const struct qv_version *primary;
+	const struct qv_version *canary;
+	const struct qv_version *fallback;
+	uint64_t canary_thr;
+	/* line 1: only with QV_RT_SHADOW */
+	alignas(64) const struct qv_version *shadow;
+	uint64_t shadow_thr;
+};
+_Static_assert(sizeof(struct qv_route_hot) == 128, "hot route is two lines");
 
-/* Fills the wire description of route h (which must be READY). */
-void qv_route_to_wire(const struct qv_route *r, struct qv_model_wire *ret);
+struct qv_table {
+	uint32_t n;                 /* routes (handles 0..n-1) */
+	uint64_t gen;
+	struct qv_route_hot *hot;   /* [n], 64-byte aligned */
+	struct qv_model_wire *wire; /* [n], for name lookups */
+};
 
-const char *qv_route_state_name(uint32_t state);
+/* The control thread's description of one route. */
+struct qv_route {
+	char name[QV_REPO_NAME_MAX];
+	uint32_t handle;
+	struct qv_version *vers[QV_ROUTE_MAX_VERSIONS];
+	uint32_t nvers;
+	uint32_t primary, previous; /* version numbers, 0 = none */
+	uint32_t canary, canary_ppm;
+	int canary_sticky;
+	uint32_t shadow, shadow_ppm;
+	uint32_t fallback, fb_on;   /* fb_on: QV_RT_FB_* */
+	char error[QV_REPO_ERR_MAX];/* why the route has no primary */
+};
+
+struct qv_registry {
+	const char *repo;
+	uint32_t max_batch_cap;
+	uint64_t tsc_hz;
+	struct qv_route *routes;    /* [QV_MAX_ROUTES] */
+	uint32_t n;
+	struct qv_worker **workers;
+	uint32_t nworkers;
+	uint64_t gen;
+	/* Written by the control thread (release), read by workers (acquire). */
+	alignas(64) _Atomic(struct qv_table *) cur;
+	struct qv_qsbr qsbr;
+	uint8_t slot_used[QV_MAX_VSLOTS];
+	struct qv_vsum *base;       /* [QV_MAX_VSLOTS]: counts of a slot's earlier owners */
+};
+
+/* Workers must exist (created, not started): versions get one exec ctx each. */
+int qv_reg_init(struct qv_registry *reg, const char *repo, uint32_t max_batch_cap,
+		uint64_t tsc_hz, struct qv_worker **workers, uint32_t nworkers);
+/* After the workers are joined. */
+void qv_reg_fini(struct qv_registry *reg);
+
+/* Loads the highest version of every model of the repository and publishes. */
+int qv_reg_load_repo(struct qv_registry *reg);
+
+/*
+ * Loads name/version (model file from dir, or REPO/name/version/ when dir
+ * is NULL), compiles, creates every worker's ctx, warms, then publishes
+ * (a new name becomes a new route with this version as primary).
+ * Returns 0, -EEXIST, -ENOENT, -EINVAL, -ENOSPC or -EIO; err says why.
+ */
+int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
+		double *ret_load_ms, char *err, size_t err_len);
+
+/* Builds a table from the registry and publishes it; the old one is retired. */
+int qv_reg_publish(struct qv_registry *reg);
+
+/* Takes v out of its route (caller checked it has no role) and retires it. */
+int qv_reg_unload(struct qv_registry *reg, struct qv_route *r, uint32_t version);
+
+/* Runs deferred frees whose grace period passed; returns how many wait. */
+uint32_t qv_reg_reclaim(struct qv_registry *reg);
+
+struct qv_route *qv_reg_find(struct qv_registry *reg, const char *name);
+struct qv_version *qv_route_version(const struct qv_route *r, uint32_t version);
+
+/* Name -> wire description of a route with a primary, or -ENOENT. */
+int qv_reg_lookup(struct qv_registry *reg, const char *name, struct qv_model_wire *ret);
+
+/* Sum of a version's stats over every worker, since it was loaded. */
+void qv_reg_version_stats(const struct qv_registry *reg, const struct qv_version *v,
+			  struct qv_vsum *ret);
+
+void qv_version_to_wire(const struct qv_version *v, const char *name,
+			struct qv_model_wire *ret);
 
 #endif /* QV_DP_ROUTES_H */

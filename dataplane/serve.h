@@ -35,9 +35,14 @@ struct qv_serve_res {
 
 /*
  * Validates the request against the route (handle, rows <= max_batch,
- * in_bytes == rows * in_dim * 4, out_cap >= rows * out_dim * 4), runs it on
- * the worker's current routing table and fills *ret. Hot path: no
- * allocation, lock, syscall or log.
+ * in_bytes == rows * in_dim * 4, out_cap >= rows * out_dim * 4), picks the
+ * version (canary share, manual / deadline fallback), runs it on the
+ * worker's table of this turn (reruns on the fallback on error or
+ * nonfinite output when so configured) and fills *ret: version answered,
+ * QV_FLAG_CANARY / QV_FLAG_FALLBACK. A shadow copy, if drawn, waits in
+ * the worker until qv_worker_shadow_flush(), which the transport's poll
+ * loop calls after pushing the answer. Hot path: no allocation, lock,
+ * syscall or log.
  */
 void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 		     struct qv_serve_res *ret);

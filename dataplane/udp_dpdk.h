@@ -8,8 +8,9 @@
  * protocol of qv_udp_proto.h on one port (allow-list, parser and
  * qv_worker_serve shared with the io_uring back end, see udp.h), and
  * counts and drops everything else: other protocols, other addresses, IP
- * fragments (a request must fit one datagram), IP options on requests,
- * multi-segment frames.
+ * fragments and datagrams larger than one 1500-byte Ethernet frame (a
+ * request must fit one frame: 1472 bytes of UDP payload), multi-segment
+ * frames.
  *
  * Shape mirrors the io_uring back end: open once from the control thread,
  * one queue handle per worker whose poll function the worker calls every

@@ -2,17 +2,27 @@
 /*
  * worker.c - the polled worker loop, qv_worker_serve and qv_worker_lookup.
  *
- * A turn: (1) take control messages from the mailbox, (2) poll every owned
- * channel once, consuming up to a burst of descriptors, (3) poll the
- * external transport (UDP), (4) account the turn's cycles as busy (some
- * work done) or idle, and about once a millisecond refresh the
- * server_heartbeat_ns of every owned channel. Nothing in a turn blocks,
+ * A turn: (1) take control messages from the mailbox, (2) load the routing
+ * table (acquire; routes.c), used for every request of the turn, (3) poll
+ * every owned channel once, consuming up to a burst of descriptors; a
+ * mirrored (shadow) request runs right after its primary's completion is
+ * pushed, (4) poll the external transport (UDP), (5) report a quiescent
+ * state (QSBR: nothing of this turn's table is held past here), (6)
+ * account the turn's cycles as busy (some work done) or idle, and about
+ * once a millisecond refresh the server_heartbeat_ns of every owned
+ * channel.
+ *
+ * Per request: one route record (line 0 of struct qv_route_hot) and, when
+ * the route has no canary, shadow or fallback (flags == 0), one predicted
+ * branch and no routing work; two TSC reads time it into the version's
+ * histogram. Nothing in a turn blocks,
  * locks, allocates, logs or enters the kernel; the clock is read once a
  * millisecond (vDSO) and per request only when the request has a deadline.
  */
 #include "worker.h"
 
 #include <errno.h>
+#include <math.h>
 #include <numa.h>
 #include <sched.h>
 #include <stdio.h>
@@ -25,6 +35,7 @@
 #endif
 
 #include "numa_mem.h"
+#include "route_pick.h"
 #include "sqe_check.h"
 
 uint64_t qv_tsc(void)
@@ -66,64 +77,224 @@ static inline void count_status(struct qv_worker *w, uint32_t st)
 	cnt_add(&w->cnt.status[st < QV_STATUS_COUNT ? st : QV_INTERNAL], 1);
 }
 
-static inline void finish(struct qv_serve_res *ret, uint32_t status)
+/*
+ * A version's own stats: counts, the service-time histogram (pick-up to
+ * now, the second and last TSC read of the request) and, for answers that
+ * ran the model, the EWMA of service time the deadline trigger uses.
+ */
+static inline void vs_record(struct qv_worker *w, const struct qv_version *v, uint32_t st,
+			     uint32_t flags, uint64_t t0)
 {
-	ret->status = status;
+	struct qv_vstats *s = &w->vs[v->slot];
+	uint64_t d = qv_tsc() - t0;
+
+	qv_stat_inc(&s->requests);
+	qv_stat_inc(&s->status[st]);
+	if (flags & QV_FLAG_CANARY)
+		qv_stat_inc(&s->canary);
+	if (flags & QV_FLAG_FALLBACK)
+		qv_stat_inc(&s->fallback);
+	qv_stat_inc(&s->hist[qv_hist_bucket(d)]);
+	if (st == QV_OK) {
+		uint64_t tag = (uint64_t)v->handle << 32 | v->version;
+		/* A reused stats slot: the estimate starts over with its new version. */
+		if (s->ewma_tag != tag || !s->ewma_cycles) {
+			s->ewma_tag = tag;
+			s->ewma_cycles = d;
+		} else {
+			s->ewma_cycles = (uint64_t)((int64_t)s->ewma_cycles +
+						    ((int64_t)d - (int64_t)s->ewma_cycles) / 8);
+		}
+	}
+}
+
+/* This worker's recent service time of v in cycles, 0 when it has none yet. */
+static inline uint64_t ewma_of(const struct qv_worker *w, const struct qv_version *v)
+{
+	const struct qv_vstats *s = &w->vs[v->slot];
+
+	return s->ewma_tag == ((uint64_t)v->handle << 32 | v->version) ? s->ewma_cycles : 0;
+}
+
+static int has_nonfinite(const float *p, uint64_t n)
+{
+	int bad = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		bad |= !isfinite(p[i]);
+	return bad;
+}
+
+/* rtol 1e-3, atol 1e-5; two NaNs agree, any other nonfinite must be equal. */
+static int outputs_disagree(const float *a, const float *b, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		float x = a[i], y = b[i];
+		if (isfinite(x) && isfinite(y)) {
+			if (fabsf(x - y) > 1e-5f + 1e-3f * fabsf(y))
+				return 1;
+		} else if (!(isnan(x) && isnan(y)) && x != y) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+void qv_worker_shadow_flush(struct qv_worker *w)
+{
+	const struct qv_version *s = w->sh_ver;
+	struct qv_vstats *vs;
+
+	if (!s)
+		return;
+	w->sh_ver = NULL;
+	vs = &w->vs[s->slot];
+	qv_stat_inc(&vs->shadow);
+	if (qv_run(s->ctx[w->id], w->sh_in, w->sh_rows, w->sh_out) != 0 ||
+	    outputs_disagree(w->sh_out, w->sh_ref, (uint64_t)w->sh_rows * s->info.out_dim))
+		qv_stat_inc(&vs->shadow_disagree);
+}
+
+static inline int fb_fits(const struct qv_version *fb, const struct qv_version *v,
+			  const struct qv_serve_req *req)
+{
+	return fb && fb != v && req->rows <= fb->max_batch;
+}
+
+/*
+ * A route with a canary, shadow or fallback. Returns the status; *ret_v
+ * and *ret_flags say which version answered and how.
+ */
+static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
+			     const struct qv_serve_req *req, uint64_t t0, uint64_t out_need,
+			     const struct qv_version **ret_v, uint32_t *ret_flags)
+{
+	const struct qv_version *v = h->primary, *fb = h->fallback, *sh = NULL;
+	enum qv_pick pk = qv_route_pick(h->flags, h->canary_thr, req->routing_key, &w->rng);
+	uint32_t flags = 0, st = QV_OK;
+
+	if (pk == QV_PICK_CANARY && req->rows <= h->canary->max_batch) {
+		v = h->canary;
+		flags = QV_FLAG_CANARY;
+	} else if (pk == QV_PICK_FALLBACK && fb_fits(fb, v, req)) {
+		v = fb;
+		flags = QV_FLAG_FALLBACK;
+	}
+	if (req->deadline_ns || (v->deadline_cycles && (h->flags & QV_RT_FB_DEADLINE))) {
+		double left;
+		if (req->deadline_ns) {
+			int64_t left_ns = (int64_t)(req->deadline_ns - qv_now_ns());
+			if (left_ns <= 0) {
+				st = QV_DEADLINE_EXCEEDED;
+				goto out;
+			}
+			left = (double)left_ns / w->ns_per_cycle;
+		} else {
+			left = (double)v->deadline_cycles - (double)(qv_tsc() - t0);
+		}
+		if ((h->flags & QV_RT_FB_DEADLINE) && !(flags & QV_FLAG_FALLBACK) &&
+		    fb_fits(fb, v, req) && (double)ewma_of(w, v) > left) {
+			v = fb;
+			flags = QV_FLAG_FALLBACK;
+		}
+	}
+	if ((h->flags & QV_RT_SHADOW) && qv_xorshift64(&w->rng) < h->shadow_thr &&
+	    req->in_bytes <= QV_SHADOW_SCRATCH_BYTES && out_need <= QV_SHADOW_SCRATCH_BYTES &&
+	    req->rows <= h->shadow->max_batch) {
+		sh = h->shadow;
+		/* Copied now: once the completion is pushed the slot is the client's again. */
+		memcpy(w->sh_in, req->in, req->in_bytes);
+	}
+	if (qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0) {
+		st = QV_INTERNAL;
+		if (!(h->flags & QV_RT_FB_ERROR) || (flags & QV_FLAG_FALLBACK) || !fb_fits(fb, v, req))
+			goto out;
+	} else if (!(h->flags & QV_RT_FB_NONFINITE) || (flags & QV_FLAG_FALLBACK) ||
+		   !fb_fits(fb, v, req) ||
+		   !has_nonfinite(req->out, (uint64_t)req->rows * h->out_dim)) {
+		goto mirror;
+	}
+	v = fb;
+	flags = QV_FLAG_FALLBACK;
+	st = qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
+mirror:
+	/* A mirror of the version that answered would only compare it with itself. */
+	if (sh && sh != v && st == QV_OK) {
+		memcpy(w->sh_ref, req->out, out_need);
+		w->sh_ver = sh;
+		w->sh_rows = req->rows;
+	}
+out:
+	*ret_v = v;
+	*ret_flags = flags;
+	return st;
 }
 
 void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 		     struct qv_serve_res *ret)
 {
-	const struct qv_route_hot *r;
-	uint64_t out_need;
+	const struct qv_table *tab = w->tab;
+	const struct qv_route_hot *h;
+	const struct qv_version *v;
+	uint64_t t0 = qv_tsc(), out_need;
+	uint32_t st, flags = 0;
 
 	ret->version = 0;
 	ret->flags = 0;
 	ret->out_bytes = 0;
+	/* A transport that serves bursts (UDP) runs the previous mirror now. */
+	if (w->sh_ver)
+		qv_worker_shadow_flush(w);
 	if (w->draining) {
-		finish(ret, QV_UNAVAILABLE);
+		st = QV_UNAVAILABLE;
 		goto out;
 	}
-	if (req->handle >= w->nroutes) {
-		finish(ret, QV_UNKNOWN_MODEL);
+	if (req->handle >= tab->n) {
+		st = QV_UNKNOWN_MODEL;
 		goto out;
 	}
-	r = &w->hot[req->handle];
-	if (r->state != QV_ROUTE_READY) {
-		finish(ret, QV_UNKNOWN_MODEL);
+	h = &tab->hot[req->handle];
+	if (h->state != QV_ROUTE_READY) {
+		st = QV_UNKNOWN_MODEL;
 		goto out;
 	}
-	ret->version = r->version;
-	out_need = (uint64_t)req->rows * r->out_dim * sizeof(float);
-	if (req->rows == 0 || req->rows > r->max_batch ||
-	    (uint64_t)req->in_bytes != (uint64_t)req->rows * r->in_dim * sizeof(float) ||
+	v = h->primary;
+	out_need = (uint64_t)req->rows * h->out_dim * sizeof(float);
+	if (req->rows == 0 || req->rows > h->max_batch ||
+	    (uint64_t)req->in_bytes != (uint64_t)req->rows * h->in_dim * sizeof(float) ||
 	    (uint64_t)req->out_cap < out_need) {
-		finish(ret, QV_BAD_SHAPE);
-		goto out;
+		st = QV_BAD_SHAPE;
+	} else if (__builtin_expect(h->flags != 0, 0)) {
+		st = serve_routed(w, h, req, t0, out_need, &v, &flags);
+	} else if (req->deadline_ns && qv_now_ns() > req->deadline_ns) {
+		/* The only per-request clock read, and only when a deadline was set. */
+		st = QV_DEADLINE_EXCEEDED;
+	} else if (qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0) {
+		st = QV_INTERNAL;
+	} else {
+		st = QV_OK;
 	}
-	/* The only per-request clock read, and only when a deadline was set. */
-	if (req->deadline_ns && qv_now_ns() > req->deadline_ns) {
-		finish(ret, QV_DEADLINE_EXCEEDED);
-		goto out;
-	}
-	if (qv_run(w->ctx[req->handle], req->in, req->rows, req->out) != 0) {
-		finish(ret, QV_INTERNAL);
-		goto out;
-	}
-	ret->out_bytes = (uint32_t)out_need;
-	finish(ret, QV_OK);
+	if (st == QV_OK)
+		ret->out_bytes = (uint32_t)out_need;
+	ret->version = v->version;
+	ret->flags = flags;
+	vs_record(w, v, st, flags, t0);
 out:
-	count_status(w, ret->status);
+	ret->status = st;
+	count_status(w, st);
 }
 
 int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
 {
-	int h = qv_routes_find(w->routes, name);
+	const struct qv_table *t = w->tab;
 
-	if (h < 0 || w->routes->r[h].state != QV_ROUTE_READY)
-		return -ENOENT;
-	qv_route_to_wire(&w->routes->r[h], ret);
-	return 0;
+	for (uint32_t i = 0; i < t->n; i++) {
+		if (t->hot[i].state == QV_ROUTE_READY && strcmp(t->wire[i].name, name) == 0) {
+			*ret = t->wire[i];
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 /* Stops polling chans[i] and hands it back: the caller never touches it again. */
@@ -217,6 +388,8 @@ static int chan_poll(struct qv_worker *w, uint32_t i)
 		memcpy(qv_ring_prod_entry(&c->cq, 0), &e, sizeof(e));
 		/* One completion at a time: the first answer never waits for the burst. */
 		qv_ring_prod_commit(&c->cq, 1);
+		/* A mirror runs after the answer is out: it adds nothing to its latency. */
+		qv_worker_shadow_flush(w);
 	}
 	qv_ring_cons_release(&c->sq, n);
 	return (int)n;
@@ -287,6 +460,12 @@ static void worker_loop(struct qv_worker *w)
 
 		if (mbox_poll(w))
 			break;
+		/*
+		 * One table for the whole turn. Acquire pairs with the release
+		 * store in qv_reg_publish(): the table and the versions, models
+		 * and exec contexts it names are fully built.
+		 */
+		w->tab = atomic_load_explicit(&w->reg->cur, memory_order_acquire);
 		for (uint32_t i = 0; i < w->nchans;) {
 			int r = chan_poll(w, i);
 			if (r >= 0) {
@@ -298,7 +477,10 @@ static void worker_loop(struct qv_worker *w)
 			int r = w->ext[i].fn(w->ext[i].arg, w);
 			if (r > 0)
 				work += r;
+			qv_worker_shadow_flush(w);
 		}
+		/* Nothing from this turn's table is held past here. */
+		qv_qsbr_quiescent(&w->reg->qsbr, w->id);
 		if (w->drain_ack_due) {
 			/*
 			 * A whole turn ran with draining set: every descriptor
@@ -336,27 +518,7 @@ static int worker_init(struct qv_worker *w)
 	if (w->node >= 0)
 		numa_set_localalloc();
 	qv_thread_init();
-	for (uint32_t i = 0; i < w->nroutes; i++) {
-		const struct qv_route *rt = &w->routes->r[i];
-		if (rt->state != QV_ROUTE_READY)
-			continue;
-		r = qv_exec_ctx_create(rt->model, &w->ctx[i]);
-		if (r < 0) {
-			snprintf(w->init_err, sizeof(w->init_err), "model %s: exec context: %s",
-				 rt->name, strerror(-r));
-			return r;
-		}
-	}
 	return 0;
-}
-
-static void worker_fini(struct qv_worker *w)
-{
-	for (uint32_t i = 0; i < w->nroutes; i++) {
-		if (w->ctx[i])
-			qv_exec_ctx_free(w->ctx[i]);
-		w->ctx[i] = NULL;
-	}
 }
 
 static void *worker_main(void *arg)
@@ -365,17 +527,16 @@ static void *worker_main(void *arg)
 	int r = worker_init(w);
 
 	/*
-	 * Release publishes init_err and the exec contexts; pairs with the
+	 * Release publishes init_err; pairs with the
 	 * acquire load in qv_worker_start().
 	 */
 	atomic_store_explicit(&w->ready, r < 0 ? r : 1, memory_order_release);
 	if (r == 0)
 		worker_loop(w);
-	worker_fini(w);
 	return NULL;
 }
 
-int qv_worker_create(uint32_t id, int core, const struct qv_routes *routes, uint64_t tsc_hz,
+int qv_worker_create(uint32_t id, int core, struct qv_registry *reg, uint64_t tsc_hz,
 		     struct qv_worker **ret)
 {
 	int node = qv_numa_node_of_cpu(core);
@@ -388,14 +549,17 @@ int qv_worker_create(uint32_t id, int core, const struct qv_routes *routes, uint
 	w->id = id;
 	w->core = core;
 	w->node = node;
-	w->routes = routes;
-	w->hot = routes->hot;
-	w->nroutes = routes->n;
+	w->reg = reg;
+	w->rng = qv_splitmix64(qv_tsc() ^ ((uint64_t)id << 32)) | 1u;
+	w->ns_per_cycle = 1e9 / (double)(tsc_hz ? tsc_hz : 1000000000ull);
 	w->hb_interval_tsc = tsc_hz / 1000 ? tsc_hz / 1000 : 1;
-	w->ctx = qv_numa_alloc((routes->n ? routes->n : 1) * sizeof(*w->ctx), node);
+	w->vs = qv_numa_alloc(QV_MAX_VSLOTS * sizeof(*w->vs), node);
+	w->sh_in = qv_numa_alloc(QV_SHADOW_SCRATCH_BYTES, node);
+	w->sh_ref = qv_numa_alloc(QV_SHADOW_SCRATCH_BYTES, node);
+	w->sh_out = qv_numa_alloc(QV_SHADOW_SCRATCH_BYTES, node);
 	w->chans = qv_numa_alloc(QV_WORKER_MAX_CHANS * sizeof(*w->chans), node);
 	w->mbox_mem = qv_numa_alloc(mbox_bytes, node);
-	if (!w->ctx || !w->chans || !w->mbox_mem) {
+	if (!w->vs || !w->sh_in || !w->sh_ref || !w->sh_out || !w->chans || !w->mbox_mem) {
 		qv_worker_destroy(w);
 		return -ENOMEM;
 	}
@@ -448,21 +612,27 @@ void qv_worker_post(struct qv_worker *w, uint32_t op, struct qv_chan *c)
 	qv_ring_prod_commit(&w->mbox_prod, 1);
 }
 
+static void numa_free_opt(void *p, size_t bytes, int node)
+{
+	if (p)
+		qv_numa_free(p, bytes, node);
+}
+
 void qv_worker_destroy(struct qv_worker *w)
 {
-	uint32_t n;
-
 	if (!w)
 		return;
-	n = w->routes->n ? w->routes->n : 1;
 	if (w->started) {
 		if (atomic_load_explicit(&w->ready, memory_order_acquire) == 1)
 			qv_worker_post(w, QV_MBOX_STOP, NULL);
 		pthread_join(w->thread, NULL);
 	}
-	qv_numa_free(w->ctx, n * sizeof(*w->ctx), w->node);
-	qv_numa_free(w->chans, QV_WORKER_MAX_CHANS * sizeof(*w->chans), w->node);
-	qv_numa_free(w->mbox_mem, qv_ring_bytes(QV_MBOX_ENTRIES, sizeof(struct qv_mbox_msg)),
-		     w->node);
+	numa_free_opt(w->vs, QV_MAX_VSLOTS * sizeof(*w->vs), w->node);
+	numa_free_opt(w->sh_in, QV_SHADOW_SCRATCH_BYTES, w->node);
+	numa_free_opt(w->sh_ref, QV_SHADOW_SCRATCH_BYTES, w->node);
+	numa_free_opt(w->sh_out, QV_SHADOW_SCRATCH_BYTES, w->node);
+	numa_free_opt(w->chans, QV_WORKER_MAX_CHANS * sizeof(*w->chans), w->node);
+	numa_free_opt(w->mbox_mem, qv_ring_bytes(QV_MBOX_ENTRIES, sizeof(struct qv_mbox_msg)),
+		      w->node);
 	qv_numa_free(w, sizeof(*w), w->node);
 }

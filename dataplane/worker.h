@@ -23,6 +23,7 @@
 #include "qv_ring.h"
 #include "routes.h"
 #include "serve.h"
+#include "stats.h"
 
 #define QV_WORKER_MAX_CHANS 1024u
 #define QV_MBOX_ENTRIES 256u
@@ -55,14 +56,19 @@ struct qv_worker_counters {
 	_Atomic uint64_t beats;      /* heartbeat rounds: the worker is making progress */
 };
 
+/* Shadow scratch: inputs and outputs larger than this are not mirrored. */
+#define QV_SHADOW_SCRATCH_BYTES (256u * 1024u)
+
 struct qv_worker {
 	/* ---- the worker's own, read every turn ---- */
-	alignas(64) const struct qv_route_hot *hot;
-	uint32_t nroutes;
+	alignas(64) const struct qv_table *tab; /* loaded at the top of each turn */
+	struct qv_registry *reg;
+	struct qv_vstats *vs;       /* [QV_MAX_VSLOTS], this worker's stats per version */
 	uint32_t draining;          /* plain: written and read by the worker only */
-	qv_exec_ctx **ctx;          /* [nroutes], NULL for failed routes */
-	struct qv_chan **chans;     /* [QV_WORKER_MAX_CHANS] */
 	uint32_t nchans;
+	struct qv_chan **chans;     /* [QV_WORKER_MAX_CHANS] */
+	uint64_t rng;               /* xorshift64* state: random canary and shadow shares */
+	double ns_per_cycle;
 	uint32_t drain_ack_due;
 	struct qv_ring_cons mbox_cons;
 	uint64_t hb_interval_tsc;
@@ -73,13 +79,19 @@ struct qv_worker {
 		qv_worker_poll_fn fn;
 		void *arg;
 	} ext[QV_WORKER_MAX_POLLERS]; /* UDP io_uring, UDP DPDK */
+	/* A mirrored request waiting to run after its primary's completion is pushed. */
+	const struct qv_version *sh_ver;  /* NULL: nothing pending */
+	const struct qv_version *sh_of;   /* the version that answered */
+	uint32_t sh_rows;
+	float *sh_in;               /* [QV_SHADOW_SCRATCH_BYTES], copies: the slot is the client's again */
+	float *sh_ref;
+	float *sh_out;
 
 	alignas(64) struct qv_worker_counters cnt;
 
 	/* ---- control thread's side ---- */
 	alignas(64) struct qv_ring_prod mbox_prod;
 	void *mbox_mem;
-	const struct qv_routes *routes;
 	uint32_t id;
 	int core;
 	int node;
@@ -93,11 +105,14 @@ struct qv_worker {
 	char init_err[QV_ERR_LEN];
 };
 
-/* Allocates a worker (on its core's NUMA node) for `routes`. */
-int qv_worker_create(uint32_t id, int core, const struct qv_routes *routes,
-		     uint64_t tsc_hz, struct qv_worker **ret);
+/*
+ * Allocates a worker (on its core's NUMA node) serving the tables `reg`
+ * publishes; reg->cur must be set before qv_worker_start().
+ */
+int qv_worker_create(uint32_t id, int core, struct qv_registry *reg, uint64_t tsc_hz,
+		     struct qv_worker **ret);
 
-/* Starts the thread and waits until it is pinned and its exec contexts exist. */
+/* Starts the thread and waits until it is pinned. */
 int qv_worker_start(struct qv_worker *w);
 
 /* Before qv_worker_start: adds a transport the worker polls every turn. 0 or -ENOSPC. */
@@ -108,6 +123,9 @@ void qv_worker_post(struct qv_worker *w, uint32_t op, struct qv_chan *c);
 
 /* Control thread: sends STOP, joins, frees the worker. Safe on a never-started worker. */
 void qv_worker_destroy(struct qv_worker *w);
+
+/* Runs a pending shadow request, if any (after its primary's completion was pushed). */
+void qv_worker_shadow_flush(struct qv_worker *w);
 
 /* Time-stamp counter (or ns where there is none) and its rate. */
 uint64_t qv_tsc(void);

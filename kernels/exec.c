@@ -20,6 +20,7 @@ void qv_exec_ctx_free(qv_exec_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	qv_ens_ctx_free(ctx->ens, ctx->m->ens);
 	if (ctx->dctx)
 		for (uint32_t i = 0; i < ctx->m->n_steps; i++)
 			qv_dnnl_dense_ctx_free(ctx->dctx[i]);
@@ -33,6 +34,8 @@ int qv_exec_ctx_create(const qv_model *m, qv_exec_ctx **ret_ctx)
 {
 	if (!m || !ret_ctx)
 		return -EINVAL;
+	if (m->ens)
+		return qv_ens_ctx_create(m, ret_ctx);
 	qv_thread_init();
 	struct qv_exec_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -233,6 +236,8 @@ int qv_run(qv_exec_ctx *ctx, const float *in, uint32_t rows, float *out)
 	const struct qv_model *m = ctx->m;
 	if (rows == 0 || rows > m->info.max_batch)
 		return -EINVAL;
+	if (__builtin_expect(m->ens != NULL, 0))
+		return qv_ens_run(ctx, in, rows, out);
 	/* A thread-local read; set once per thread (see onednn_dense.c). */
 	if (__builtin_expect(omp_get_max_threads() != 1, 0))
 		qv_thread_init();
@@ -347,6 +352,8 @@ int qv_run_reference(const qv_model *m, const float *in, uint32_t rows, float *o
 {
 	if (!m || !in || !out || rows == 0 || rows > m->info.max_batch)
 		return -EINVAL;
+	if (m->ens)
+		return qv_ens_run_reference(m, in, rows, out);
 	const struct qvg_graph *g = m->g;
 	float **val = calloc(g->n_t, sizeof(*val));
 	if (!val)

@@ -83,6 +83,7 @@ void qv_model_free(qv_model *m)
 	free(m->steps);
 	free(m->buf_w);
 	qvg_free(m->g);
+	qv_ens_free(m->ens);
 	free(m);
 }
 
@@ -861,6 +862,8 @@ int qv_model_describe(const qv_model *m, char *buf, size_t len)
 	static const char *const binops[] = { "add", "sub", "mul", "div" };
 	if (!m || !buf || !len)
 		return -EINVAL;
+	if (m->ens)
+		return qv_ens_describe(m, buf, len);
 	size_t k = 0;
 	buf[0] = '\0';
 	put(buf, len, &k, "in '%s' %u floats, out '%s' %u floats, max_batch %u, %u steps\n", m->info.in_name,

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ensemble.h"
 #include "graph.h"
 #include "qv_model.h"
 #include "qv_ops.h"
@@ -72,6 +73,7 @@ struct qv_model {
 	uint32_t n_bufs;
 	uint64_t *buf_w;            /* floats a row of each buffer */
 	uint64_t arena_floats;      /* scratch a context allocates */
+	struct qv_ensemble *ens;    /* non-NULL: an ensemble (ensemble.c), no plan */
 };
 
 struct qv_exec_ctx {
@@ -79,6 +81,7 @@ struct qv_exec_ctx {
 	float **bufs;
 	float *arena;
 	struct qv_dnnl_dense_ctx **dctx;  /* per step, NULL if not oneDNN */
+	struct qv_ens_ctx *ens;           /* ensembles: the steps' contexts and scratch */
 };
 
 /* onednn_dense.c: run exactly bucket bi (2^bi rows); used for tuning. */

@@ -118,6 +118,15 @@ void qv_thread_init(void);
  *    mismatch, bad gate, unused step) fails with -EINVAL and an `err`
  *    naming the step, e.g. "step 'head': input is 14 floats a row
  *    (tower_a 8 + tower_b 6) but its model takes 12".
+ *
+ * The description is JSON-free; a repository's config.json maps onto it
+ * one field for one, the loader resolving each model (and version) to a
+ * loaded qv_model first:
+ *   {"steps": [{"name": "ta", "model": "tower-a", "version": 2},
+ *              {"name": "tb", "model": "tower-b"},
+ *              {"name": "head", "model": "head", "inputs": ["ta", "tb"],
+ *               "gate": {"step": "g", "op": ">=", "threshold": 0.5, "else": -1}}],
+ *    "output": "head"}
  */
 #define QV_ENS_MAX_STEPS 32u
 #define QV_ENS_MAX_INPUTS 8u

@@ -328,7 +328,7 @@ int qv_udp_infer(qv_udp_client *c, const struct qv_request *req, float *out, siz
 		 uint32_t timeout_ms, struct qv_result *ret_result)
 {
 	uint64_t limit;
-	uint32_t idx;
+	uint32_t idx = 0; /* silences -O3 maybe-uninitialized; set by send_req */
 	int r;
 
 	if (ret_result == NULL)

@@ -27,7 +27,11 @@ fail() { echo "FAIL: $*"; FAILED=1; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, veth, AF_PACKET)"
 command -v ip >/dev/null || skip "no iproute2 'ip' command"
-"$QUIVERD" --help 2>&1 | grep -q -- '--dpdk' || skip "quiverd was built without DPDK"
+# A build without DPDK refuses --dpdk while parsing its arguments.
+if "$QUIVERD" --foreground --repo /nonexistent --dpdk x --ip 198.18.0.1 --udp-port 1 2>&1 |
+	grep -q "built without DPDK"; then
+	skip "quiverd was built without DPDK (meson -Ddpdk=disabled, or libdpdk-dev missing)"
+fi
 
 NS=qvdp$$
 VA=vqdA$$
@@ -49,6 +53,7 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM  # so the EXIT trap also runs when meson times the test out
 
 ip netns add "$NS" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
 ip link add "$VA" type veth peer name "$VB" 2>/dev/null || skip "cannot create a veth pair"

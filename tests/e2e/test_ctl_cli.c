@@ -31,10 +31,29 @@
 static const char *quiverctl;
 static int failures;
 
-enum mode { M_STATUS, M_MODELS, M_ERROR, M_EACCES, M_GARBLED, M_SILENT, M_NOTJSON };
+enum mode { M_STATUS, M_MODELS, M_ERROR, M_EACCES, M_GARBLED, M_SILENT, M_NOTJSON, M_ECHO,
+	    M_EPERM, M_ROUTES, M_STATS, M_METRICS };
 static _Atomic int mode;
 static _Atomic int requests_ok;   /* requests that were well-formed */
 static char last_cmd[64];
+static char last_req[2048];   /* the request of M_ECHO, answered as is */
+
+static const char routes_json[] =
+	"{\"routes\":[{\"name\":\"trade-mlp\",\"handle\":2,\"primary\":2,\"previous\":1,"
+	"\"canary\":{\"version\":3,\"ppm\":5000,\"sticky\":true},"
+	"\"shadow\":{\"version\":4,\"ppm\":1000000},"
+	"\"fallback\":{\"version\":1,\"on\":[\"error\",\"nonfinite\"],\"manual\":false},"
+	"\"versions\":[{\"version\":1,\"state\":\"ready\"},{\"version\":2,\"state\":\"ready\"}]},"
+	"{\"name\":\"echo\",\"handle\":1,\"primary\":1,\"previous\":null,\"canary\":null,"
+	"\"shadow\":null,\"fallback\":null,\"versions\":\"garbage\"}]}";
+static const char stats_json[] =
+	"{\"routes\":[{\"name\":\"trade-mlp\",\"handle\":2,\"versions\":[{\"version\":2,"
+	"\"requests\":1000,\"ok\":990,\"status\":{\"OK\":990,\"BAD_SHAPE\":10},\"canary\":0,"
+	"\"shadow\":0,\"shadow_disagree\":0,\"fallback\":7,\"p50_ns\":4200,\"p99_ns\":9100,"
+	"\"p999_ns\":15000}]}]}";
+static const char metrics_json[] =
+	"{\"text\":\"# TYPE quiver_requests_total counter\\nquiver_requests_total{model=\\\"t\\\","
+	"version=\\\"2\\\",status=\\\"OK\\\"} 990\"}";
 
 static const char status_json[] =
 	"{\"state\":\"running\",\"uptime_s\":3725,\"workers\":[{\"id\":0,\"core\":1,"
@@ -94,6 +113,10 @@ static void *fake_daemon(void *arg)
 		    cJSON_IsString(cmd)) {
 			atomic_fetch_add(&requests_ok, 1);
 			snprintf(last_cmd, sizeof(last_cmd), "%s", cmd->valuestring);
+			size_t rn = (size_t)n - sizeof(h) < sizeof(last_req) - 1
+					    ? (size_t)n - sizeof(h) : sizeof(last_req) - 1;
+			memcpy(last_req, buf + sizeof(h), rn);
+			last_req[rn] = '\0';
 		}
 		cJSON_Delete(j);
 		switch (atomic_load(&mode)) {
@@ -117,6 +140,23 @@ static void *fake_daemon(void *arg)
 		case M_NOTJSON:
 			reply(fd, &h, QV_MSG_CMD_REPLY, 0, "{\"state\":", QV_PROTO_MAGIC);
 			break;
+		case M_ECHO:
+			reply(fd, &h, QV_MSG_CMD_REPLY, 0, last_req, QV_PROTO_MAGIC);
+			break;
+		case M_EPERM:
+			reply(fd, &h, QV_MSG_CMD_REPLY, -EPERM,
+			      "{\"error\":\"swap trade-mlp/2: not an admin (uid 65534)\"}",
+			      QV_PROTO_MAGIC);
+			break;
+		case M_ROUTES:
+			reply(fd, &h, QV_MSG_CMD_REPLY, 0, routes_json, QV_PROTO_MAGIC);
+			break;
+		case M_STATS:
+			reply(fd, &h, QV_MSG_CMD_REPLY, 0, stats_json, QV_PROTO_MAGIC);
+			break;
+		case M_METRICS:
+			reply(fd, &h, QV_MSG_CMD_REPLY, 0, metrics_json, QV_PROTO_MAGIC);
+			break;
 		case M_SILENT: {
 			/* Hold the connection open without answering until the
 			 * client gives up. */
@@ -128,6 +168,9 @@ static void *fake_daemon(void *arg)
 		close(fd);
 	}
 }
+
+static int run_env_argv(const char *env_socket, const char *const *argv, char *out, size_t ocap,
+			char *err, size_t ecap);
 
 /* Runs quiverctl with argv (NULL-terminated, without argv[0]); captures
  * stdout and stderr. Returns the exit code, or -1 if it did not exit. */
@@ -143,7 +186,17 @@ static int run(const char *env_socket, char *out, size_t ocap, char *err, size_t
 		argv[n++] = a;
 	va_end(ap);
 	argv[n] = NULL;
+	return run_env_argv(env_socket, argv, out, ocap, err, ecap);
+}
 
+static int run_argv(const char *const *argv, char *out, size_t ocap, char *err, size_t ecap)
+{
+	return run_env_argv(NULL, argv, out, ocap, err, ecap);
+}
+
+static int run_env_argv(const char *env_socket, const char *const *argv, char *out, size_t ocap,
+			char *err, size_t ecap)
+{
 	int po[2], pe[2];
 	if (pipe(po) < 0 || pipe(pe) < 0) {
 		perror("pipe");
@@ -251,6 +304,156 @@ static void no_daemon(const char *dir)
 	unlink(path);
 }
 
+/* The request quiverctl sent for argv equals `want` (compared as JSON). */
+static void expect_req(const char *path, const char *want, ...)
+{
+	const char *argv[16] = { quiverctl, "--socket", path, "--json" };
+	int n = 4;
+	va_list ap;
+	va_start(ap, want);
+	for (const char *a; n < 15 && (a = va_arg(ap, const char *));)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	char what[256];
+	snprintf(what, sizeof(what), "%s %s", argv[4], n > 5 ? argv[5] : "");
+	int r = run_argv(argv, out, sizeof(out), err, sizeof(err));
+	expect(r, 0, what);
+	cJSON *got = cJSON_Parse(out), *exp = cJSON_Parse(want);
+	if (!exp)
+		fail("test bug: bad JSON %s", want);
+	else if (!got || !cJSON_Compare(got, exp, true))
+		fail("%s: sent %s, want %s", what, out, want);
+	cJSON_Delete(got);
+	cJSON_Delete(exp);
+}
+
+/* The control-plane commands: their requests, local refusals, views. */
+static void control_cmds(const char *path)
+{
+	atomic_store(&mode, M_ECHO);
+	expect_req(path, "{\"cmd\":\"load\",\"name\":\"m\",\"version\":3}", "load", "m", "3", NULL);
+	expect_req(path, "{\"cmd\":\"load\",\"name\":\"m\",\"version\":3,\"path\":\"/x y\"}",
+		   "load", "m", "--path", "/x y", "3", NULL);
+	expect_req(path, "{\"cmd\":\"load\",\"name\":\"m\",\"version\":3,\"path\":\"/d\"}",
+		   "load", "m", "3", "--path=/d", NULL);
+	expect_req(path, "{\"cmd\":\"unload\",\"name\":\"m\",\"version\":4294967295}", "unload",
+		   "m", "4294967295", NULL);
+	expect_req(path, "{\"cmd\":\"swap\",\"name\":\"m\",\"version\":1}", "swap", "m", "1", NULL);
+	expect_req(path, "{\"cmd\":\"canary\",\"name\":\"m\",\"version\":2,\"ppm\":100000,"
+		   "\"sticky\":false}", "canary", "m", "2", "--percent", "10", NULL);
+	expect_req(path, "{\"cmd\":\"canary\",\"name\":\"m\",\"version\":2,\"ppm\":5000,"
+		   "\"sticky\":true}", "canary", "--sticky", "m", "2", "--percent=0.5", NULL);
+	expect_req(path, "{\"cmd\":\"canary\",\"name\":\"m\",\"version\":2,\"ppm\":1,"
+		   "\"sticky\":false}", "canary", "m", "2", "--percent", "0.0001", NULL);
+	expect_req(path, "{\"cmd\":\"canary\",\"name\":\"m\",\"version\":2,\"ppm\":1000000,"
+		   "\"sticky\":false}", "canary", "m", "2", "--percent", "100", NULL);
+	expect_req(path, "{\"cmd\":\"canary\",\"name\":\"m\",\"version\":0,\"ppm\":1000000,"
+		   "\"sticky\":false}", "canary", "m", "0", NULL);
+	expect_req(path, "{\"cmd\":\"shadow\",\"name\":\"m\",\"version\":2,\"ppm\":1000000}",
+		   "shadow", "m", "2", NULL);
+	expect_req(path, "{\"cmd\":\"shadow\",\"name\":\"m\",\"version\":2,\"ppm\":250000}",
+		   "shadow", "m", "2", "--percent", "25", NULL);
+	expect_req(path, "{\"cmd\":\"promote\",\"name\":\"m\"}", "promote", "m", NULL);
+	expect_req(path, "{\"cmd\":\"rollback\",\"name\":\"m\"}", "rollback", "m", NULL);
+	expect_req(path, "{\"cmd\":\"fallback\",\"name\":\"m\",\"version\":1,"
+		   "\"on\":[\"error\",\"deadline\",\"nonfinite\"]}", "fallback", "m", "1", "--on",
+		   "error,deadline,nonfinite", NULL);
+	expect_req(path, "{\"cmd\":\"fallback\",\"name\":\"m\",\"version\":1,\"manual\":true}",
+		   "fallback", "m", "1", "--manual", NULL);
+	expect_req(path, "{\"cmd\":\"fallback\",\"name\":\"m\",\"clear\":true}", "fallback", "m",
+		   "--clear", NULL);
+	expect_req(path, "{\"cmd\":\"stats\"}", "stats", NULL);
+	expect_req(path, "{\"cmd\":\"stats\",\"name\":\"m\"}", "stats", "m", NULL);
+	expect_req(path, "{\"cmd\":\"routes\"}", "routes", NULL);
+	expect_req(path, "{\"cmd\":\"metrics\"}", "metrics", NULL);
+	expect_req(path, "{\"cmd\":\"drain\"}", "drain", NULL);
+
+	/* Refused locally (exit 2) before anything is sent. */
+	static const char *const bad[][7] = {
+		{ "load", "m", NULL },
+		{ "load", "m", "0", NULL },
+		{ "load", "m", "x", NULL },
+		{ "load", "m", "1", "--path", NULL },
+		{ "load", "m", "1", "2", NULL },
+		{ "unload", "m", NULL },
+		{ "swap", "m", "-1", NULL },
+		{ "swap", "m", "4294967296", NULL },
+		{ "swap", "m", "1", "--bogus", NULL },
+		{ "canary", "m", "2", NULL },
+		{ "canary", "m", "2", "--percent", "101", NULL },
+		{ "canary", "m", "2", "--percent", "100.0001", NULL },
+		{ "canary", "m", "2", "--percent", "-1", NULL },
+		{ "canary", "m", "2", "--percent", "1e1", NULL },
+		{ "canary", "m", "2", "--percent", "nan", NULL },
+		{ "canary", "m", "2", "--percent", "0.00001", NULL },
+		{ "canary", "m", "2", "--percent", ".5", NULL },
+		{ "canary", "m", "2", "--percent", "5.", NULL },
+		{ "canary", "m", "2", "--percent", "", NULL },
+		{ "shadow", "m", "2", "--sticky", NULL },
+		{ "shadow", "m", "2", "--percent", "200", NULL },
+		{ "promote", NULL },
+		{ "promote", "m", "2", NULL },
+		{ "rollback", NULL },
+		{ "fallback", "m", "1", NULL },
+		{ "fallback", "m", "1", "--on", "error,foo", NULL },
+		{ "fallback", "m", "1", "--on", "error,error", NULL },
+		{ "fallback", "m", "1", "--on", ",", NULL },
+		{ "fallback", "m", "1", "--manual", "--clear", NULL },
+		{ "fallback", "m", "--on", "error", NULL },
+		{ "stats", "a", "b", NULL },
+		{ "metrics", "x", NULL },
+		{ "drain", "--now", NULL },
+	};
+	int before = atomic_load(&requests_ok);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *argv[12] = { quiverctl, "--socket", path };
+		int n = 3;
+		for (int k = 0; bad[i][k]; k++)
+			argv[n++] = bad[i][k];
+		argv[n] = NULL;
+		char what[128];
+		snprintf(what, sizeof(what), "bad: %s %s %s %s %s", bad[i][0],
+			 bad[i][1] ? bad[i][1] : "", bad[i][1] && bad[i][2] ? bad[i][2] : "",
+			 bad[i][1] && bad[i][2] && bad[i][3] ? bad[i][3] : "",
+			 bad[i][1] && bad[i][2] && bad[i][3] && bad[i][4] ? bad[i][4] : "");
+		expect(run_argv(argv, out, sizeof(out), err, sizeof(err)), 2, what);
+		expect_in(err, bad[i][0], what);
+	}
+	if (atomic_load(&requests_ok) != before)
+		fail("locally refused commands reached the daemon (%d requests)",
+		     atomic_load(&requests_ok) - before);
+	static const char *const cmds[] = { "load", "unload", "swap", "canary", "shadow",
+					    "promote", "rollback", "fallback", "routes", "stats",
+					    "metrics", "drain" };
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		expect(RUN(NULL, cmds[i], "--help"), 0, cmds[i]);
+		expect_in(out, "Usage: quiverctl", cmds[i]);
+		expect_in(out, cmds[i], "--help names the command");
+	}
+
+	atomic_store(&mode, M_EPERM);
+	expect(RUN(NULL, "--socket", path, "swap", "trade-mlp", "2"), 4, "swap refused -EPERM");
+	expect_in(err, "not an admin", "-EPERM message is shown");
+
+	atomic_store(&mode, M_ROUTES);
+	expect(RUN(NULL, "--socket", path, "routes"), 0, "routes");
+	expect_in(out, "3@0.5% sticky", "routes shows the canary share");
+	expect_in(out, "4@100%", "routes shows the shadow");
+	expect_in(out, "1 on error,nonfinite", "routes shows the fallback triggers");
+	expect_in(out, "1:ready,2:ready", "routes shows the versions");
+	expect_in(out, "echo", "routes shows a route with nulls");
+	atomic_store(&mode, M_STATS);
+	expect(RUN(NULL, "--socket", path, "stats"), 0, "stats");
+	expect_in(out, "P99.9_US", "stats header");
+	expect_in(out, "15.0", "stats shows p99.9 in us");
+	expect_in(out, "10 ", "stats shows the errors");
+	atomic_store(&mode, M_METRICS);
+	expect(RUN(NULL, "--socket", path, "metrics"), 0, "metrics");
+	expect_in(out, "quiver_requests_total{model=\"t\",version=\"2\",status=\"OK\"} 990\n",
+		  "metrics prints the Prometheus text");
+}
+
 static void fake(const char *dir)
 {
 	char path[100];
@@ -317,6 +520,8 @@ static void fake(const char *dir)
 
 	atomic_store(&mode, M_SILENT);
 	expect(RUN(NULL, "--socket", path, "--timeout", "200", "status"), 3, "silent daemon");
+
+	control_cmds(path);
 
 	if (atomic_load(&requests_ok) < 9)
 		fail("only %d well-formed requests reached the fake daemon",

@@ -24,6 +24,24 @@ static const char good_models[] =
 	"{\"models\":[{\"name\":\"trade-mlp\",\"handle\":0,\"version\":2,\"state\":\"ready\","
 	"\"in_shape\":[-1,32],\"out_shape\":[-1,1],\"max_batch\":256,\"error\":null}]}";
 
+static const char good_routes[] =
+	"{\"routes\":[{\"name\":\"trade-mlp\",\"handle\":2,\"primary\":2,\"previous\":1,"
+	"\"canary\":{\"version\":3,\"ppm\":125000,\"sticky\":true},\"shadow\":{\"version\":4,"
+	"\"ppm\":1000000},\"fallback\":{\"version\":1,\"on\":[\"error\",\"deadline\"],"
+	"\"manual\":false},\"versions\":[{\"version\":1,\"state\":\"ready\"}]}]}";
+static const char good_stats[] =
+	"{\"routes\":[{\"name\":\"trade-mlp\",\"versions\":[{\"version\":2,\"requests\":500,"
+	"\"ok\":498,\"canary\":0,\"shadow\":3,\"shadow_disagree\":1,\"fallback\":2,"
+	"\"p50_ns\":2500,\"p99_ns\":7000,\"p999_ns\":123456}]}]}";
+static const char good_swap[] = "{\"name\":\"trade-mlp\",\"primary\":5,\"previous\":4}";
+
+static void (*const renders[])(const cJSON *) = {
+	ctl_render_status, ctl_render_models, ctl_render_routes, ctl_render_route,
+	ctl_render_load,   ctl_render_swap,   ctl_render_state,  ctl_render_metrics,
+	ctl_render_stats,
+};
+#define NRENDERS (sizeof(renders) / sizeof(renders[0]))
+
 static const char *const hostile[] = {
 	"{}",
 	"[]",
@@ -40,7 +58,68 @@ static const char *const hostile[] = {
 	"{\"models\":[null,1,\"x\",[],{}]}",
 	"{\"models\":[{\"name\":5,\"in_shape\":\"x\",\"out_shape\":{},\"error\":[]}]}",
 	"{\"models\":[{\"in_shape\":[null,\"a\",[],1e300,-1e300]}]}",
+	"{\"routes\":null}",
+	"{\"routes\":[null,1,[],{}]}",
+	"{\"routes\":[{\"canary\":1,\"shadow\":[],\"fallback\":\"x\",\"versions\":{}}]}",
+	"{\"routes\":[{\"canary\":{\"ppm\":1e300},\"fallback\":{\"on\":[1,null,{}],\"manual\":1}}]}",
+	"{\"routes\":[{\"versions\":[null,{\"versions\":[]}]}]}",
+	"{\"canary\":{},\"shadow\":{},\"fallback\":{\"on\":{}}}",
+	"{\"text\":5}",
+	"{\"text\":\"\"}",
+	"{\"load_ms\":\"x\",\"state\":[]}",
+	"{\"primary\":-1e300,\"previous\":{}}",
+	"{\"routes\":[{\"versions\":[{\"requests\":1e300,\"ok\":-1e300,\"p999_ns\":\"x\"}]}]}",
 };
+
+/* The argument parsers of the control-plane commands, edge by edge. */
+static int parsers(void)
+{
+	static const struct {
+		const char *s;
+		int ok;
+		uint32_t ppm;
+	} pc[] = {
+		{ "0", 1, 0 },       { "100", 1, 1000000 }, { "10", 1, 100000 },
+		{ "0.5", 1, 5000 },  { "0.0001", 1, 1 },    { "99.9999", 1, 999999 },
+		{ "100.0", 1, 1000000 }, { "007", 1, 70000 },
+		{ "100.0001", 0, 0 }, { "101", 0, 0 },      { "1000", 0, 0 },
+		{ "-1", 0, 0 },      { "+1", 0, 0 },        { "1e1", 0, 0 },
+		{ "0x10", 0, 0 },    { "nan", 0, 0 },       { "inf", 0, 0 },
+		{ "", 0, 0 },        { ".", 0, 0 },         { ".5", 0, 0 },
+		{ "5.", 0, 0 },      { "1.00001", 0, 0 },   { "1 ", 0, 0 },
+		{ "1,5", 0, 0 },
+	};
+	int failures = 0;
+	for (size_t i = 0; i < sizeof(pc) / sizeof(pc[0]); i++) {
+		uint32_t ppm = 777;
+		int r = ctl_parse_percent(pc[i].s, &ppm);
+		if ((r == 0) != pc[i].ok || (pc[i].ok && ppm != pc[i].ppm) ||
+		    (!pc[i].ok && ppm != 777)) {
+			fprintf(stderr, "FAIL: percent '%s': r %d ppm %u\n", pc[i].s, r, ppm);
+			failures++;
+		}
+	}
+	static const struct {
+		const char *s;
+		bool zero;
+		int ok;
+		uint32_t v;
+	} vc[] = {
+		{ "1", false, 1, 1 },  { "4294967295", false, 1, 4294967295u },
+		{ "0", false, 0, 0 },  { "0", true, 1, 0 },     { "4294967296", false, 0, 0 },
+		{ "-1", true, 0, 0 },  { "1a", false, 0, 0 },   { "", true, 0, 0 },
+		{ "99999999999", false, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(vc) / sizeof(vc[0]); i++) {
+		uint32_t v = 777;
+		int r = ctl_parse_version(vc[i].s, vc[i].zero, &v);
+		if ((r == 0) != vc[i].ok || (vc[i].ok && v != vc[i].v)) {
+			fprintf(stderr, "FAIL: version '%s': r %d v %u\n", vc[i].s, r, v);
+			failures++;
+		}
+	}
+	return failures;
+}
 
 static int run_one(const char *json, void (*render)(const cJSON *))
 {
@@ -80,7 +159,7 @@ static char *big_reply(int kind)
 
 int main(void)
 {
-	int failures = 0, rendered = 0;
+	int failures = parsers(), rendered = 0;
 	char path[] = "/tmp/qv-render-XXXXXX";
 	int fd = mkstemp(path);
 	if (fd < 0) {
@@ -93,28 +172,32 @@ int main(void)
 
 	rendered += run_one(good_status, ctl_render_status);
 	rendered += run_one(good_models, ctl_render_models);
-	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
-		rendered += run_one(hostile[i], ctl_render_status);
-		rendered += run_one(hostile[i], ctl_render_models);
-	}
+	rendered += run_one(good_routes, ctl_render_routes);
+	rendered += run_one(good_stats, ctl_render_stats);
+	rendered += run_one(good_swap, ctl_render_swap);
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
+		for (size_t k = 0; k < NRENDERS; k++)
+			rendered += run_one(hostile[i], renders[k]);
 	for (int k = 0; k < 2; k++) {
 		char *b = big_reply(k);
-		rendered += run_one(b, ctl_render_status);
-		rendered += run_one(b, ctl_render_models);
+		for (size_t r = 0; r < NRENDERS; r++)
+			rendered += run_one(b, renders[r]);
 		free(b);
 	}
 	/* Seeded byte mutations of the good replies: whatever still parses
 	 * must render without harm. */
 	srand(42);
-	for (int it = 0; it < 20000; it++) {
-		const char *src = it & 1 ? good_models : good_status;
-		char buf[512];
+	static const char *const goods[] = { good_status, good_models, good_routes, good_stats,
+					      good_swap };
+	for (int it = 0; it < 40000; it++) {
+		const char *src = goods[it % 5];
+		char buf[1024];
 		size_t n = strlen(src);
 		memcpy(buf, src, n + 1);
 		for (int m = 0; m < 1 + rand() % 4; m++)
 			buf[rand() % n] = (char)(rand() % 2 ? "{}[],:\"0-e.9nul"[rand() % 15]
 							    : rand() % 256);
-		rendered += run_one(buf, it & 1 ? ctl_render_models : ctl_render_status);
+		rendered += run_one(buf, renders[(size_t)rand() % NRENDERS]);
 	}
 	fflush(stdout);
 	dup2(saved, STDOUT_FILENO);
@@ -128,7 +211,8 @@ int main(void)
 	if (f)
 		fclose(f);
 	static const char *const want[] = { "running", "1d 1h 1m", "50.0%", "3 loaded, 1 failed",
-					    "trade-mlp", "[-1,32]", "256" };
+					    "trade-mlp", "[-1,32]", "256", "3@12.5% sticky", "4@100%",
+					    "1 on error,deadline", "123.5", "primary 5 (previous 4" };
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (!strstr(out, want[i])) {
 			fprintf(stderr, "FAIL: '%s' not in the rendered output\n", want[i]);

@@ -676,6 +676,126 @@ def write_repo(out):
         shutil.copyfile(os.path.join(out, src + ".y.npy"), os.path.join(d, "y.npy"))
 
 
+
+# ---------------------------------------------------------------------------
+# Extra versions of trade-mlp for the routing tests, outside repo/ (so the
+# repository still serves what it served: the highest version) and outside
+# the manifest. quiverctl loads them with `load trade-mlp V --path DIR`:
+#   versions/trade-mlp/3  slow: 32 -> 1024 x 8 -> 1, misses tight deadlines
+#   versions/trade-mlp/4  trade-mlp/2's logit, but NaN exactly where x0 == 0
+#   versions/common/      versions 1-4 on one input set (see below)
+
+def gen_versions(out):
+    import copy
+    import torch
+    import torch.nn as nn
+
+    torch.use_deterministic_algorithms(True)
+    base = os.path.join(out, "versions")
+    if os.path.isdir(base):
+        shutil.rmtree(base)
+
+    def run(model, x):
+        if isinstance(model, tuple):
+            return model[1](x)
+        with torch.no_grad():
+            return copy.deepcopy(model).double()(torch.from_numpy(x.astype(np.float64))).numpy()
+
+    def mlp(sizes, seed):
+        torch.manual_seed(seed)
+        layers = []
+        for i in range(len(sizes) - 1):
+            layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        with torch.no_grad():
+            layers[-1].weight.mul_(20.0)
+        layers.append(nn.Sigmoid())
+        return nn.Sequential(*layers).eval()
+
+    def nan_at_zero(inner):
+        # trade-mlp/2 with a NaN side input joined after the last Relu:
+        # U = (1 / X) * 0 is 0 where x is non-zero and NaN where x == 0, and
+        # the final Gemm reads [H2, U]. Binary ops take one constant operand
+        # and the runtime's Relu and Sigmoid need not keep a NaN (max
+        # semantics, exp approximations), so the NaN enters the last layer
+        # and the output is its logit: trade-mlp/2's logit where finite.
+        l1, l2, l3 = inner[0], inner[2], inner[4]
+        t = lambda p: p.detach().numpy().astype(np.float32)
+        w3 = np.concatenate([t(l3.weight), np.full((1, 32), 0.01, np.float32)], axis=1)
+        nodes = [
+            helper.make_node("Div", ["one", "X"], ["Z"], name="recip"),
+            helper.make_node("Mul", ["Z", "zero"], ["U"], name="nan_where_zero"),
+            helper.make_node("Gemm", ["X", "W1", "B1"], ["G1"], name="fc1", transB=1),
+            helper.make_node("Relu", ["G1"], ["H1"], name="relu1"),
+            helper.make_node("Gemm", ["H1", "W2", "B2"], ["G2"], name="fc2", transB=1),
+            helper.make_node("Relu", ["G2"], ["H2"], name="relu2"),
+            helper.make_node("Concat", ["H2", "U"], ["C"], name="join", axis=1),
+            helper.make_node("Gemm", ["C", "W3", "B3"], ["Y"], name="fc3", transB=1),
+        ]
+        inits = [init("one", np.ones(1)), init("zero", np.zeros(1)),
+                 init("W1", t(l1.weight)), init("B1", t(l1.bias)),
+                 init("W2", t(l2.weight)), init("B2", t(l2.bias)),
+                 init("W3", w3), init("B3", t(l3.bias))]
+        g = helper.make_graph(nodes, "trade-mlp-nan", [vinfo("X", ["N", 32])],
+                              [vinfo("Y", ["N", 1])], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+        onnx.checker.check_model(m)
+
+        def ref(x):
+            x = x.astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = (1.0 / x) * 0.0
+            h = np.maximum(x @ t(l1.weight).T.astype(np.float64) + t(l1.bias), 0)
+            h = np.maximum(h @ t(l2.weight).T.astype(np.float64) + t(l2.bias), 0)
+            with np.errstate(invalid="ignore"):
+                return np.concatenate([h, u], axis=1) @ w3.T.astype(np.float64) + t(l3.bias)
+        return m, ref
+
+    def save(ver, model, x):
+        d = os.path.join(base, "trade-mlp", str(ver))
+        os.makedirs(d)
+        path = os.path.join(d, "model.onnx")
+        if isinstance(model, tuple):
+            onnx.save(model[0], path)
+        else:
+            torch.onnx.export(model, torch.ones(2, 32), path,
+                              input_names=["X"], output_names=["Y"],
+                              dynamic_axes={"X": {0: "N"}, "Y": {0: "N"}}, opset_version=13,
+                              do_constant_folding=True)
+        y = run(model, x)
+        np.save(os.path.join(d, "x.npy"), f32(x))
+        np.save(os.path.join(d, "y.npy"), y.astype(np.float32))
+        return y
+
+
+    r = np.random.default_rng(105)
+    v3 = mlp([32] + [1024] * 8 + [1], 5)
+    v4 = nan_at_zero(mlp([32, 256, 256, 1], 2))
+    save(3, v3, f32(r.standard_normal((64, 32))))
+    x = f32(r.standard_normal((64, 32)))
+    x[::4, 0] = 0.0  # every 4th row: NaN from version 4
+    y = save(4, v4, x)
+    assert np.isnan(y[::4]).all() and np.isfinite(np.delete(y, np.s_[::4], 0)).all()
+
+    # versions/common/trade-mlp/V/{x,y}.npy: every version on the SAME
+    # inputs, so a test can check an answer against the version that the
+    # completion names. Versions 1 and 2 are rebuilt from their seeds and
+    # checked against the references gen_torch wrote.
+    v1, v2 = mlp([32, 256, 256, 1], 1), mlp([32, 256, 256, 1], 2)
+    for v, name in ((v1, "trade-mlp"), (v2, "trade-mlp-v2")):
+        xr = np.load(os.path.join(out, name + ".x.npy"))
+        yr = np.load(os.path.join(out, name + ".y.npy"))
+        assert np.allclose(run(v, xr), yr, rtol=1e-5, atol=1e-6), name
+    x = f32(r.standard_normal((128, 32)))
+    x[::4, 0] = 0.0
+    for ver, model in ((1, v1), (2, v2), (3, v3), (4, v4)):
+        d = os.path.join(base, "common", "trade-mlp", str(ver))
+        os.makedirs(d)
+        np.save(os.path.join(d, "x.npy"), x)
+        np.save(os.path.join(d, "y.npy"), run(model, x).astype(np.float32))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: gen_models.py OUTDIR")
@@ -695,6 +815,7 @@ def main():
     gen_torch(out)
     gen_bad(out)
     write_repo(out)
+    gen_versions(out)
 
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump({"rows": ROWS, "good": good, "bad": bad}, f, indent=1)

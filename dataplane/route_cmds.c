@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * route_cmds.c - the routing commands of the control protocol (load,
+ * unload, swap, canary, shadow, promote, rollback, fallback) and the
+ * read-only views of routes (routes, stats, metrics). Control thread only.
+ *
+ * Every mutating command validates first (cmd_args.c, then the routing
+ * state), changes the registry, and publishes a new table; when the
+ * publication fails the route is restored, so a failed command changes
+ * nothing.
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_args.h"
+#include "quiverd.h"
+
+static const char *const status_upper[QV_STATUS_COUNT] = {
+	"OK", "UNKNOWN_MODEL", "BAD_SHAPE", "BAD_REQUEST",
+	"DEADLINE_EXCEEDED", "OVERLOADED", "UNAVAILABLE", "INTERNAL",
+};
+
+__attribute__((format(printf, 3, 4)))
+static cJSON *fail(int32_t *ret_status, int err, const char *fmt, ...)
+{
+	cJSON *o = cJSON_CreateObject();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (o)
+		cJSON_AddStringToObject(o, "error", msg);
+	*ret_status = err;
+	return o;
+}
+
+static void add_version_or_null(cJSON *o, const char *key, uint32_t v)
+{
+	if (v)
+		cJSON_AddNumberToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+static cJSON *shape(const int64_t *s, uint32_t rank)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	for (uint32_t i = 0; a && i < rank && i < QV_MAX_RANK; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateNumber((double)s[i]));
+	return a;
+}
+
+static cJSON *route_obj(const struct qv_route *r)
+{
+	cJSON *o = cJSON_CreateObject(), *vs, *x;
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "name", r->name);
+	cJSON_AddNumberToObject(o, "handle", r->handle);
+	add_version_or_null(o, "primary", r->primary);
+	add_version_or_null(o, "previous", r->previous);
+	if (r->canary && (x = cJSON_AddObjectToObject(o, "canary"))) {
+		cJSON_AddNumberToObject(x, "version", r->canary);
+		cJSON_AddNumberToObject(x, "ppm", r->canary_ppm);
+		cJSON_AddBoolToObject(x, "sticky", r->canary_sticky);
+	} else if (!r->canary) {
+		cJSON_AddNullToObject(o, "canary");
+	}
+	if (r->shadow && (x = cJSON_AddObjectToObject(o, "shadow"))) {
+		cJSON_AddNumberToObject(x, "version", r->shadow);
+		cJSON_AddNumberToObject(x, "ppm", r->shadow_ppm);
+	} else if (!r->shadow) {
+		cJSON_AddNullToObject(o, "shadow");
+	}
+	if (r->fallback && (x = cJSON_AddObjectToObject(o, "fallback"))) {
+		cJSON *on = cJSON_AddArrayToObject(x, "on");
+		cJSON_AddNumberToObject(x, "version", r->fallback);
+		if (on) {
+			if (r->fb_on & QV_RT_FB_ERROR)
+				cJSON_AddItemToArray(on, cJSON_CreateString("error"));
+			if (r->fb_on & QV_RT_FB_DEADLINE)
+				cJSON_AddItemToArray(on, cJSON_CreateString("deadline"));
+			if (r->fb_on & QV_RT_FB_NONFINITE)
+				cJSON_AddItemToArray(on, cJSON_CreateString("nonfinite"));
+		}
+		cJSON_AddBoolToObject(x, "manual", !!(r->fb_on & QV_RT_FB_MANUAL));
+	} else if (!r->fallback) {
+		cJSON_AddNullToObject(o, "fallback");
+	}
+	vs = cJSON_AddArrayToObject(o, "versions");
+	for (uint32_t i = 0; vs && i < r->nvers; i++) {
+		const struct qv_version *v = r->vers[i];
+		cJSON *e = cJSON_CreateObject();
+		if (!e)
+			continue;
+		cJSON_AddNumberToObject(e, "version", v->version);
+		cJSON_AddStringToObject(e, "state", "ready");
+		cJSON_AddItemToObject(e, "in_shape", shape(v->info.in_shape, v->info.in_rank));
+		cJSON_AddItemToObject(e, "out_shape", shape(v->info.out_shape, v->info.out_rank));
+		cJSON_AddNumberToObject(e, "max_batch", v->max_batch);
+		cJSON_AddItemToArray(vs, e);
+	}
+	return o;
+}
+
+/* Publishes the changed route r, or restores it from saved. */
+static cJSON *commit(struct qv_daemon *d, struct qv_route *r, const struct qv_route *saved,
+		     int32_t *ret_status)
+{
+	int rc = qv_reg_publish(&d->reg);
+
+	if (rc < 0) {
+		*r = *saved;
+		return fail(ret_status, rc, "%s: publishing the routing table: %s", r->name,
+			    strerror(-rc));
+	}
+	return route_obj(r);
+}
+
+static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t *ret_status)
+{
+	char err[1024] = "";
+	double ms = 0;
+	int rc = qv_reg_load(&d->reg, a->name, a->version, a->path[0] ? a->path : NULL, &ms, err,
+			     sizeof(err));
+	cJSON *o;
+
+	if (rc < 0)
+		return fail(ret_status, rc, "%s", err);
+	o = cJSON_CreateObject();
+	if (o) {
+		cJSON_AddStringToObject(o, "name", a->name);
+		cJSON_AddNumberToObject(o, "version", a->version);
+		cJSON_AddStringToObject(o, "state", "ready");
+		cJSON_AddNumberToObject(o, "load_ms", ms);
+	}
+	return o;
+}
+
+static const char *busy_role(const struct qv_route *r, uint32_t v)
+{
+	if (v == r->primary)
+		return "primary";
+	if (v == r->canary)
+		return "canary";
+	if (v == r->shadow)
+		return "shadow";
+	if (v == r->fallback)
+		return "fallback";
+	if (v == r->previous)
+		return "previous (kept for rollback)";
+	return NULL;
+}
+
+static void set_primary(struct qv_route *r, uint32_t v)
+{
+	if (v == r->primary)
+		return;
+	r->previous = r->primary;
+	r->primary = v;
+	/* A version never plays two roles that would route to itself. */
+	if (r->canary == v) {
+		r->canary = 0;
+		r->canary_ppm = 0;
+	}
+	if (r->shadow == v) {
+		r->shadow = 0;
+		r->shadow_ppm = 0;
+	}
+	if (r->fallback == v) {
+		r->fallback = 0;
+		r->fb_on = 0;
+	}
+}
+
+static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct qv_route *r,
+		       int32_t *ret_status)
+{
+	struct qv_route saved = *r;
+	const char *role;
+	uint32_t old;
+	int rc;
+	cJSON *o;
+
+	if (a->version && a->kind != QV_CMD_FALLBACK && !qv_route_version(r, a->version) &&
+	    !((a->kind == QV_CMD_CANARY || a->kind == QV_CMD_SHADOW) && a->ppm == 0))
+		return fail(ret_status, -ENOENT, "%s: version %u is not loaded", r->name, a->version);
+	switch (a->kind) {
+	case QV_CMD_UNLOAD:
+		role = busy_role(r, a->version);
+		if (role)
+			return fail(ret_status, -EBUSY, "unload %s/%u: version is the %s", r->name,
+				    a->version, role);
+		rc = qv_reg_unload(&d->reg, r, a->version);
+		if (rc < 0)
+			return fail(ret_status, rc, "unload %s/%u: %s", r->name, a->version,
+				    strerror(-rc));
+		o = cJSON_CreateObject();
+		if (o) {
+			cJSON_AddStringToObject(o, "name", r->name);
+			cJSON_AddNumberToObject(o, "version", a->version);
+			cJSON_AddStringToObject(o, "state", "unloaded");
+		}
+		return o;
+	case QV_CMD_SWAP:
+		old = r->primary;
+		set_primary(r, a->version);
+		rc = qv_reg_publish(&d->reg);
+		if (rc < 0) {
+			*r = saved;
+			return fail(ret_status, rc, "swap %s/%u: %s", r->name, a->version,
+				    strerror(-rc));
+		}
+		o = cJSON_CreateObject();
+		if (o) {
+			cJSON_AddStringToObject(o, "name", r->name);
+			cJSON_AddNumberToObject(o, "primary", r->primary);
+			add_version_or_null(o, "previous", a->version == old ? r->previous : old);
+		}
+		return o;
+	case QV_CMD_CANARY:
+		if (a->version == 0 || a->ppm == 0) {
+			r->canary = 0;
+			r->canary_ppm = 0;
+			r->canary_sticky = 0;
+		} else {
+			if (a->version == r->primary)
+				return fail(ret_status, -EINVAL, "canary %s/%u: version is the primary",
+					    r->name, a->version);
+			r->canary = a->version;
+			r->canary_ppm = a->ppm;
+			r->canary_sticky = a->sticky;
+		}
+		return commit(d, r, &saved, ret_status);
+	case QV_CMD_SHADOW:
+		if (a->version == 0 || a->ppm == 0) {
+			r->shadow = 0;
+			r->shadow_ppm = 0;
+		} else {
+			if (a->version == r->primary)
+				return fail(ret_status, -EINVAL, "shadow %s/%u: version is the primary",
+					    r->name, a->version);
+			r->shadow = a->version;
+			r->shadow_ppm = a->ppm;
+		}
+		return commit(d, r, &saved, ret_status);
+	case QV_CMD_PROMOTE:
+		if (!r->canary)
+			return fail(ret_status, -ENOENT, "promote %s: no canary", r->name);
+		set_primary(r, r->canary);
+		return commit(d, r, &saved, ret_status);
+	case QV_CMD_ROLLBACK:
+		if (!r->previous || !qv_route_version(r, r->previous))
+			return fail(ret_status, -ENOENT, "rollback %s: no previous version", r->name);
+		set_primary(r, r->previous);
+		return commit(d, r, &saved, ret_status);
+	case QV_CMD_FALLBACK:
+		if (a->clear) {
+			r->fallback = 0;
+			r->fb_on = 0;
+			return commit(d, r, &saved, ret_status);
+		}
+		if (!qv_route_version(r, a->version))
+			return fail(ret_status, -ENOENT, "fallback %s: version %u is not loaded",
+				    r->name, a->version);
+		if (a->version == r->primary)
+			return fail(ret_status, -EINVAL, "fallback %s/%u: version is the primary",
+				    r->name, a->version);
+		r->fallback = a->version;
+		r->fb_on = a->on;
+		return commit(d, r, &saved, ret_status);
+	default:
+		return fail(ret_status, -EINVAL, "bad command");
+	}
+}
+
+/* ---- stats and metrics -------------------------------------------------- */
+
+static double cycles_to_ns(const struct qv_daemon *d, uint64_t c)
+{
+	return (double)c * 1e9 / (double)(d->tsc_hz ? d->tsc_hz : 1000000000ull);
+}
+
+static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, struct qv_vsum *s)
+{
+	cJSON *e = cJSON_CreateObject(), *st;
+
+	if (!e)
+		return NULL;
+	qv_reg_version_stats(&d->reg, v, s);
+	cJSON_AddNumberToObject(e, "version", v->version);
+	cJSON_AddNumberToObject(e, "requests", (double)s->requests);
+	cJSON_AddNumberToObject(e, "ok", (double)s->status[QV_OK]);
+	st = cJSON_AddObjectToObject(e, "status");
+	for (uint32_t i = 0; st && i < QV_STATUS_COUNT; i++)
+		cJSON_AddNumberToObject(st, status_upper[i], (double)s->status[i]);
+	cJSON_AddNumberToObject(e, "canary", (double)s->canary);
+	cJSON_AddNumberToObject(e, "shadow", (double)s->shadow);
+	cJSON_AddNumberToObject(e, "shadow_disagree", (double)s->shadow_disagree);
+	cJSON_AddNumberToObject(e, "fallback", (double)s->fallback);
+	cJSON_AddNumberToObject(e, "p50_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.5)));
+	cJSON_AddNumberToObject(e, "p99_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.99)));
+	cJSON_AddNumberToObject(e, "p999_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.999)));
+	return e;
+}
+
+static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_status)
+{
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "name");
+	cJSON *o, *rs;
+	struct qv_vsum *s;
+
+	if (name && !cJSON_IsNull(name)) {
+		if (!cJSON_IsString(name))
+			return fail(ret_status, -EINVAL, "stats: \"name\" must be a string");
+		if (!qv_reg_find(&d->reg, name->valuestring))
+			return fail(ret_status, -ENOENT, "stats: unknown model '%.64s'",
+				    name->valuestring);
+	}
+	s = malloc(sizeof(*s));
+	o = cJSON_CreateObject();
+	rs = o ? cJSON_AddArrayToObject(o, "routes") : NULL;
+	if (!s || !rs) {
+		free(s);
+		cJSON_Delete(o);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < d->reg.n; i++) {
+		const struct qv_route *r = &d->reg.routes[i];
+		cJSON *ro, *vs;
+		if (cJSON_IsString(name) && strcmp(name->valuestring, r->name) != 0)
+			continue;
+		ro = cJSON_CreateObject();
+		if (!ro)
+			continue;
+		cJSON_AddStringToObject(ro, "name", r->name);
+		cJSON_AddNumberToObject(ro, "handle", r->handle);
+		vs = cJSON_AddArrayToObject(ro, "versions");
+		for (uint32_t k = 0; vs && k < r->nvers; k++) {
+			cJSON *e = version_stats(d, r->vers[k], s);
+			if (e)
+				cJSON_AddItemToArray(vs, e);
+		}
+		cJSON_AddItemToArray(rs, ro);
+	}
+	free(s);
+	return o;
+}
+
+static cJSON *do_metrics(struct qv_daemon *d)
+{
+	static const double qs[] = { 0.5, 0.99, 0.999 };
+	struct qv_vsum *s = malloc(sizeof(*s));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	cJSON *o = NULL;
+
+	if (!s || !f) {
+		free(s);
+		if (f)
+			fclose(f);
+		free(text);
+		return NULL;
+	}
+	fprintf(f, "# HELP quiver_requests_total Requests answered, by model version and status.\n"
+		   "# TYPE quiver_requests_total counter\n");
+	for (uint32_t i = 0; i < d->reg.n; i++) {
+		const struct qv_route *r = &d->reg.routes[i];
+		for (uint32_t k = 0; k < r->nvers; k++) {
+			qv_reg_version_stats(&d->reg, r->vers[k], s);
+			for (uint32_t st = 0; st < QV_STATUS_COUNT; st++)
+				fprintf(f, "quiver_requests_total{model=\"%s\",version=\"%u\",status=\"%s\"} %llu\n",
+					r->name, r->vers[k]->version, status_upper[st],
+					(unsigned long long)s->status[st]);
+		}
+	}
+	static const char *const cnames[] = { "fallback", "canary", "shadow", "shadow_disagree" };
+	for (uint32_t c = 0; c < 4; c++) {
+		fprintf(f, "# TYPE quiver_%s_total counter\n", cnames[c]);
+		for (uint32_t i = 0; i < d->reg.n; i++) {
+			const struct qv_route *r = &d->reg.routes[i];
+			for (uint32_t k = 0; k < r->nvers; k++) {
+				uint64_t n;
+				qv_reg_version_stats(&d->reg, r->vers[k], s);
+				n = c == 0 ? s->fallback : c == 1 ? s->canary : c == 2 ? s->shadow :
+					s->shadow_disagree;
+				fprintf(f, "quiver_%s_total{model=\"%s\",version=\"%u\"} %llu\n",
+					cnames[c], r->name, r->vers[k]->version, (unsigned long long)n);
+			}
+		}
+	}
+	fprintf(f, "# HELP quiver_service_time_seconds Pick-up to completion, per version.\n"
+		   "# TYPE quiver_service_time_seconds summary\n");
+	for (uint32_t i = 0; i < d->reg.n; i++) {
+		const struct qv_route *r = &d->reg.routes[i];
+		for (uint32_t k = 0; k < r->nvers; k++) {
+			qv_reg_version_stats(&d->reg, r->vers[k], s);
+			for (uint32_t q = 0; q < 3; q++)
+				fprintf(f, "quiver_service_time_seconds{model=\"%s\",version=\"%u\",quantile=\"%g\"} %.9f\n",
+					r->name, r->vers[k]->version, qs[q],
+					cycles_to_ns(d, qv_hist_quantile(s->hist, qs[q])) / 1e9);
+			fprintf(f, "quiver_service_time_seconds_count{model=\"%s\",version=\"%u\"} %llu\n",
+				r->name, r->vers[k]->version, (unsigned long long)s->requests);
+		}
+	}
+	fprintf(f, "# TYPE quiver_worker_busy_cycles_total counter\n");
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		fprintf(f, "quiver_worker_busy_cycles_total{worker=\"%u\"} %llu\n", i,
+			(unsigned long long)qv_cnt_get(&d->workers[i]->cnt.busy_cycles));
+	fprintf(f, "# TYPE quiver_worker_idle_cycles_total counter\n");
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		fprintf(f, "quiver_worker_idle_cycles_total{worker=\"%u\"} %llu\n", i,
+			(unsigned long long)qv_cnt_get(&d->workers[i]->cnt.idle_cycles));
+	free(s);
+	if (fclose(f) == 0 && text) {
+		o = cJSON_CreateObject();
+		if (o)
+			cJSON_AddStringToObject(o, "text", text);
+	}
+	free(text);
+	return o;
+}
+
+int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *reqv, void **ret_reply,
+		 int32_t *ret_status)
+{
+	const cJSON *req = reqv;
+	enum qv_cmd_kind kind = qv_cmd_kind_of(cmd);
+	struct qv_cmd_args a;
+	struct qv_route *r;
+	char err[256];
+	int32_t status = 0;
+	cJSON *rep;
+
+	if (strcmp(cmd, "routes") == 0) {
+		cJSON *rs;
+		rep = cJSON_CreateObject();
+		rs = rep ? cJSON_AddArrayToObject(rep, "routes") : NULL;
+		for (uint32_t i = 0; rs && i < d->reg.n; i++) {
+			cJSON *ro = route_obj(&d->reg.routes[i]);
+			if (ro)
+				cJSON_AddItemToArray(rs, ro);
+		}
+	} else if (strcmp(cmd, "stats") == 0) {
+		rep = do_stats(d, req, &status);
+	} else if (strcmp(cmd, "metrics") == 0) {
+		rep = do_metrics(d);
+	} else if (!kind) {
+		return -ENOENT;
+	} else if (qv_cmd_args_parse(kind, req, &a, err, sizeof(err)) < 0) {
+		rep = fail(&status, -EINVAL, "%s: %s", cmd, err);
+	} else if (kind == QV_CMD_LOAD) {
+		rep = do_load(d, &a, &status);
+	} else if (!(r = qv_reg_find(&d->reg, a.name)) || !r->primary) {
+		rep = fail(&status, -ENOENT, "%s: unknown model '%s'", cmd, a.name);
+	} else {
+		rep = do_route(d, &a, r, &status);
+	}
+	*ret_reply = rep;
+	*ret_status = status;
+	return 0;
+}

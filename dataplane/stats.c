@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* stats.c - summing and reading the per-worker histograms (control thread). */
+#include "stats.h"
+
+#include <math.h>
+
+uint64_t qv_hist_bucket_lo(uint32_t b)
+{
+	uint32_t e, sub;
+
+	if (b < QV_HIST_SUB)
+		return b;
+	e = b / QV_HIST_SUB + QV_HIST_SUB_BITS - 1u;
+	sub = b % QV_HIST_SUB;
+	return (1ull << e) + ((uint64_t)sub << (e - QV_HIST_SUB_BITS));
+}
+
+uint64_t qv_hist_bucket_hi(uint32_t b)
+{
+	if (b + 1u >= QV_HIST_BUCKETS)
+		return UINT64_MAX;
+	return qv_hist_bucket_lo(b + 1u) - 1u;
+}
+
+void qv_vsum_add(struct qv_vsum *s, const struct qv_vstats *v)
+{
+	s->requests += atomic_load_explicit(&v->requests, memory_order_relaxed);
+	for (uint32_t i = 0; i < QV_STATUS_COUNT; i++)
+		s->status[i] += atomic_load_explicit(&v->status[i], memory_order_relaxed);
+	s->canary += atomic_load_explicit(&v->canary, memory_order_relaxed);
+	s->fallback += atomic_load_explicit(&v->fallback, memory_order_relaxed);
+	s->shadow += atomic_load_explicit(&v->shadow, memory_order_relaxed);
+	s->shadow_disagree += atomic_load_explicit(&v->shadow_disagree, memory_order_relaxed);
+	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)
+		s->hist[i] += atomic_load_explicit(&v->hist[i], memory_order_relaxed);
+}
+
+void qv_vsum_sub(struct qv_vsum *s, const struct qv_vsum *base)
+{
+	s->requests -= base->requests;
+	for (uint32_t i = 0; i < QV_STATUS_COUNT; i++)
+		s->status[i] -= base->status[i];
+	s->canary -= base->canary;
+	s->fallback -= base->fallback;
+	s->shadow -= base->shadow;
+	s->shadow_disagree -= base->shadow_disagree;
+	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)
+		s->hist[i] -= base->hist[i];
+}
+
+uint64_t qv_hist_quantile(const uint64_t *hist, double q)
+{
+	uint64_t total = 0, rank, cum = 0;
+
+	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)
+		total += hist[i];
+	if (total == 0)
+		return 0;
+	rank = (uint64_t)ceil(q * (double)total);
+	if (rank < 1)
+		rank = 1;
+	if (rank > total)
+		rank = total;
+	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++) {
+		cum += hist[i];
+		if (cum >= rank) {
+			uint64_t lo = qv_hist_bucket_lo(i), hi = qv_hist_bucket_hi(i);
+			return lo + (hi - lo) / 2;
+		}
+	}
+	return qv_hist_bucket_lo(QV_HIST_BUCKETS - 1u);
+}

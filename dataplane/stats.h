@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * stats.h - per-worker, per-version counters and log-linear latency
+ * histograms. Each worker owns an array of struct qv_vstats (one per
+ * version stats slot) on its NUMA node and is the only writer: a relaxed
+ * load and a relaxed store per increment, no read-modify-write, no shared
+ * cache line. The control thread sums the workers' arrays on request; each
+ * counter is exact on its own, the set is a snapshot "at about now".
+ *
+ * Histogram: values below 16 have a bucket each; above, every power of two
+ * [2^e, 2^(e+1)) is cut into 16 equal sub-buckets, so a bucket's width is
+ * at most 1/16 of its values (relative error <= 6.25%) over the whole
+ * 64-bit range, in 976 buckets. Values are TSC cycles; the control thread
+ * converts to ns with the calibrated rate.
+ */
+#ifndef QV_DP_STATS_H
+#define QV_DP_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "quiver.h"
+
+#define QV_HIST_SUB_BITS 4u
+#define QV_HIST_SUB (1u << QV_HIST_SUB_BITS)
+#define QV_HIST_BUCKETS ((64u - QV_HIST_SUB_BITS + 1u) * QV_HIST_SUB)
+
+static inline uint32_t qv_hist_bucket(uint64_t v)
+{
+	uint32_t e;
+
+	if (v < QV_HIST_SUB)
+		return (uint32_t)v;
+	e = 63u - (uint32_t)__builtin_clzll(v);
+	return (e - QV_HIST_SUB_BITS + 1u) * QV_HIST_SUB +
+	       (uint32_t)((v >> (e - QV_HIST_SUB_BITS)) & (QV_HIST_SUB - 1u));
+}
+
+/* Smallest and largest value of bucket b. */
+uint64_t qv_hist_bucket_lo(uint32_t b);
+uint64_t qv_hist_bucket_hi(uint32_t b);
+
+struct qv_vstats {
+	_Atomic uint64_t requests;
+	_Atomic uint64_t status[QV_STATUS_COUNT];
+	_Atomic uint64_t canary;
+	_Atomic uint64_t fallback;
+	_Atomic uint64_t shadow;
+	_Atomic uint64_t shadow_disagree;
+	uint64_t ewma_cycles;       /* worker-private: recent service time (OK answers) */
+	uint64_t ewma_tag;          /* worker-private: handle << 32 | version it belongs to */
+	uint64_t pad;
+	_Atomic uint64_t hist[QV_HIST_BUCKETS];
+};
+
+/* A plain sum of many workers' qv_vstats (control thread). */
+struct qv_vsum {
+	uint64_t requests;
+	uint64_t status[QV_STATUS_COUNT];
+	uint64_t canary, fallback, shadow, shadow_disagree;
+	uint64_t hist[QV_HIST_BUCKETS];
+};
+
+/* Single writer: plain load and store, no locked read-modify-write. */
+static inline void qv_stat_inc(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+void qv_vsum_add(struct qv_vsum *s, const struct qv_vstats *v);
+/* s -= base, counter by counter (base is an earlier snapshot of the same slot). */
+void qv_vsum_sub(struct qv_vsum *s, const struct qv_vsum *base);
+
+/*
+ * The q-quantile (0 < q <= 1) of the histogram: the value at rank
+ * ceil(q * total) lies in the returned bucket; returns that bucket's
+ * midpoint, 0 for an empty histogram.
+ */
+uint64_t qv_hist_quantile(const uint64_t *hist, double q);
+
+#endif /* QV_DP_STATS_H */
