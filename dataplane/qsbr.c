@@ -2,6 +2,8 @@
 /* qsbr.c - the writer's side of QSBR (control thread only). */
 #include "qsbr.h"
 
+#include <time.h>
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -81,4 +83,36 @@ uint32_t qv_qsbr_reclaim(struct qv_qsbr *q)
 		}
 	}
 	return q->npending;
+}
+
+int qv_qsbr_synchronize(struct qv_qsbr *q, uint64_t timeout_ns)
+{
+	/* Only the writer stores epoch, so a relaxed read of our own value. */
+	uint64_t t = atomic_load_explicit(&q->epoch, memory_order_relaxed) + 1;
+	struct timespec start, now, nap = { .tv_nsec = 10 * 1000 };
+
+	/*
+	 * Release orders the publication that preceded this call before the
+	 * new epoch; pairs with the acquire load of epoch in
+	 * qv_qsbr_quiescent(). A reader that reports t has finished the turn in
+	 * which it saw t, and its next turn's acquire load of the table pointer
+	 * returns what was published before this store.
+	 */
+	atomic_store_explicit(&q->epoch, t, memory_order_release);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		uint32_t behind = 0;
+		for (uint32_t i = 0; i < q->nreaders; i++)
+			/* Acquire pairs with the release store of seen in qv_qsbr_quiescent(). */
+			if (atomic_load_explicit(&q->rd[i].seen, memory_order_acquire) < t)
+				behind++;
+		if (!behind)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t el = (uint64_t)(now.tv_sec - start.tv_sec) * 1000000000ull +
+			      (uint64_t)now.tv_nsec - (uint64_t)start.tv_nsec;
+		if (el > timeout_ns)
+			return -ETIMEDOUT;
+		nanosleep(&nap, NULL);
+	}
 }

@@ -68,6 +68,14 @@ static inline void qv_qsbr_quiescent(struct qv_qsbr *q, uint32_t id)
  */
 int qv_qsbr_retire(struct qv_qsbr *q, void (*fn)(void *), void *arg);
 
+/*
+ * Writer: waits until every reader has ended a loop turn that began after
+ * this call, so that everything published before it is what every reader
+ * uses from then on. Sleeps in short steps (the control thread may block);
+ * returns 0, or -ETIMEDOUT after timeout_ns (a reader is stuck).
+ */
+int qv_qsbr_synchronize(struct qv_qsbr *q, uint64_t timeout_ns);
+
 /* Writer: runs what is safe to free. Returns how many stay pending. */
 uint32_t qv_qsbr_reclaim(struct qv_qsbr *q);
 

@@ -17,7 +17,27 @@
 #include <string.h>
 
 #include "cmd_args.h"
+#include "log.h"
 #include "quiverd.h"
+
+/*
+ * Publishes the registry's routes and waits one grace period, so that when
+ * the operator's command returns, every worker has finished the loop turn
+ * that might still have held the old table: the next request any client
+ * sends is routed by the new one ("rollback restores the previous primary
+ * instantly"). A worker turn is microseconds; the bound only guards
+ * against a stuck worker, and then the change still happens, just later.
+ */
+static int publish_sync(struct qv_daemon *d)
+{
+	int rc = qv_reg_publish(&d->reg);
+
+	if (rc < 0)
+		return rc;
+	if (qv_qsbr_synchronize(&d->reg.qsbr, 1000ull * 1000 * 1000) < 0)
+		qv_log(QV_LOG_WARN, "routing table published, but a worker has not passed a quiescent state within 1 s");
+	return 0;
+}
 
 static const char *const status_upper[QV_STATUS_COUNT] = {
 	"OK", "UNKNOWN_MODEL", "BAD_SHAPE", "BAD_REQUEST",
@@ -115,7 +135,7 @@ static cJSON *route_obj(const struct qv_route *r)
 static cJSON *commit(struct qv_daemon *d, struct qv_route *r, const struct qv_route *saved,
 		     int32_t *ret_status)
 {
-	int rc = qv_reg_publish(&d->reg);
+	int rc = publish_sync(d);
 
 	if (rc < 0) {
 		*r = *saved;
@@ -135,6 +155,10 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 
 	if (rc < 0)
 		return fail(ret_status, rc, "%s", err);
+	/* A new model's route is usable by every worker once this returns. */
+	if (qv_qsbr_synchronize(&d->reg.qsbr, 1000ull * 1000 * 1000) < 0)
+		qv_log(QV_LOG_WARN, "load %s/%u: a worker has not passed a quiescent state within 1 s",
+		       a->name, a->version);
 	o = cJSON_CreateObject();
 	if (o) {
 		cJSON_AddStringToObject(o, "name", a->name);
@@ -213,7 +237,7 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 	case QV_CMD_SWAP:
 		old = r->primary;
 		set_primary(r, a->version);
-		rc = qv_reg_publish(&d->reg);
+		rc = publish_sync(d);
 		if (rc < 0) {
 			*r = saved;
 			return fail(ret_status, rc, "swap %s/%u: %s", r->name, a->version,
@@ -305,6 +329,8 @@ static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, str
 	cJSON_AddNumberToObject(e, "canary", (double)s->canary);
 	cJSON_AddNumberToObject(e, "shadow", (double)s->shadow);
 	cJSON_AddNumberToObject(e, "shadow_disagree", (double)s->shadow_disagree);
+	cJSON_AddNumberToObject(e, "batches", (double)s->batches);
+	cJSON_AddNumberToObject(e, "batch_rows", (double)s->batch_rows);
 	cJSON_AddNumberToObject(e, "fallback", (double)s->fallback);
 	cJSON_AddNumberToObject(e, "p50_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.5)));
 	cJSON_AddNumberToObject(e, "p99_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.99)));
