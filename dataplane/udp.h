@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "qv_proto.h"
 #include "qv_udp_proto.h"
 
 struct qv_worker;
@@ -84,6 +85,12 @@ enum qv_udp_verdict qv_udp_parse_request(const void *buf, size_t len, bool trunc
 /* Writes a reply header; returns its size. */
 size_t qv_udp_put_reply_hdr(void *buf, uint8_t type, uint32_t status, uint32_t version,
 			    uint32_t flags, uint64_t request_id, uint32_t payload_bytes);
+
+/* Writes a whole LOOKUP reply for p: the model record from mw, or
+ * UNKNOWN_MODEL when mw is NULL. Returns the reply's size. Shared by
+ * every back end so the record is built one way. */
+size_t qv_udp_put_lookup_reply(void *buf, const struct qv_udp_parsed *p,
+			       const struct qv_model_wire *mw);
 
 /* ---- io_uring back end (udp_uring.c) ---------------------------------- */
 

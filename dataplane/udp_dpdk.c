@@ -470,26 +470,9 @@ static uint32_t serve_infer(struct qv_worker *w, const struct qv_udp_parsed *p,
 static uint32_t serve_lookup(struct qv_worker *w, const struct qv_udp_parsed *p, uint8_t *out)
 {
 	struct qv_model_wire mw;
-	struct qv_udp_model md;
 
-	if (qv_worker_lookup(w, p->name, &mw) != 0)
-		return (uint32_t)qv_udp_put_reply_hdr(out, QV_UDP_LOOKUP_REPLY, QV_UNKNOWN_MODEL, 0,
-						      0, p->request_id, 0);
-	memset(&md, 0, sizeof(md));
-	md.handle = mw.handle;
-	md.version = mw.version;
-	md.in_dim = mw.in_dim;
-	md.out_dim = mw.out_dim;
-	md.max_batch = mw.max_batch;
-	md.in_rank = mw.in_rank;
-	md.out_rank = mw.out_rank;
-	memcpy(md.in_shape, mw.in_shape, sizeof(md.in_shape));
-	memcpy(md.out_shape, mw.out_shape, sizeof(md.out_shape));
-	memcpy(md.name, p->name, sizeof(md.name));
-	size_t h = qv_udp_put_reply_hdr(out, QV_UDP_LOOKUP_REPLY, QV_OK, mw.version, 0,
-					p->request_id, sizeof(md));
-	memcpy(out + h, &md, sizeof(md));
-	return (uint32_t)(h + sizeof(md));
+	return (uint32_t)qv_udp_put_lookup_reply(out, p,
+					 qv_worker_lookup(w, p->name, &mw) == 0 ? &mw : NULL);
 }
 
 /* A UDP datagram to our address and port; the caller frees the request's

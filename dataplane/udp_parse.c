@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "quiver.h"
 #include "udp.h"
 
 enum qv_udp_verdict qv_udp_parse_request(const void *buf, size_t len, bool truncated,
@@ -90,4 +91,29 @@ size_t qv_udp_put_reply_hdr(void *buf, uint8_t type, uint32_t status, uint32_t v
 
 	memcpy(buf, &h, sizeof(h));
 	return sizeof(h);
+}
+
+size_t qv_udp_put_lookup_reply(void *buf, const struct qv_udp_parsed *p,
+			       const struct qv_model_wire *mw)
+{
+	struct qv_udp_model m;
+
+	if (!mw)
+		return qv_udp_put_reply_hdr(buf, QV_UDP_LOOKUP_REPLY, QV_UNKNOWN_MODEL, 0, 0,
+					    p->request_id, 0);
+	memset(&m, 0, sizeof(m));
+	m.handle = mw->handle;
+	m.version = mw->version;
+	m.in_dim = mw->in_dim;
+	m.out_dim = mw->out_dim;
+	m.max_batch = mw->max_batch;
+	m.in_rank = mw->in_rank;
+	m.out_rank = mw->out_rank;
+	memcpy(m.in_shape, mw->in_shape, sizeof(m.in_shape));
+	memcpy(m.out_shape, mw->out_shape, sizeof(m.out_shape));
+	memcpy(m.name, p->name, sizeof(m.name));
+	size_t h = qv_udp_put_reply_hdr(buf, QV_UDP_LOOKUP_REPLY, QV_OK, mw->version, 0,
+					p->request_id, sizeof(m));
+	memcpy((uint8_t *)buf + h, &m, sizeof(m));
+	return h + sizeof(m);
 }

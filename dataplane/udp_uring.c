@@ -409,26 +409,9 @@ static size_t serve_infer(struct qv_worker *w, const struct qv_udp_parsed *p,
 static size_t serve_lookup(struct qv_worker *w, const struct qv_udp_parsed *p, uint8_t *out_buf)
 {
 	struct qv_model_wire mw;
-	struct qv_udp_model m;
 
-	if (qv_worker_lookup(w, p->name, &mw) != 0)
-		return qv_udp_put_reply_hdr(out_buf, QV_UDP_LOOKUP_REPLY, QV_UNKNOWN_MODEL, 0, 0,
-					    p->request_id, 0);
-	memset(&m, 0, sizeof(m));
-	m.handle = mw.handle;
-	m.version = mw.version;
-	m.in_dim = mw.in_dim;
-	m.out_dim = mw.out_dim;
-	m.max_batch = mw.max_batch;
-	m.in_rank = mw.in_rank;
-	m.out_rank = mw.out_rank;
-	memcpy(m.in_shape, mw.in_shape, sizeof(m.in_shape));
-	memcpy(m.out_shape, mw.out_shape, sizeof(m.out_shape));
-	memcpy(m.name, p->name, sizeof(m.name));
-	size_t h = qv_udp_put_reply_hdr(out_buf, QV_UDP_LOOKUP_REPLY, QV_OK, mw.version, 0,
-					p->request_id, sizeof(m));
-	memcpy(out_buf + h, &m, sizeof(m));
-	return h + sizeof(m);
+	return (size_t)qv_udp_put_lookup_reply(out_buf, p,
+				       qv_worker_lookup(w, p->name, &mw) == 0 ? &mw : NULL);
 }
 
 /* One received datagram in buffer `buf` (`len` bytes as the CQE said). */
