@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "numa_mem.h"
 
+#include <errno.h>
 #include <numa.h>
+#include <numaif.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,4 +46,62 @@ void qv_numa_free(void *p, size_t bytes, int node)
 		numa_free(p, bytes);
 	else
 		free(p);
+}
+
+int qv_numa_plan(const int *worker_node, uint32_t n, int *ret_nodes, uint32_t max,
+		 uint32_t *ret_copy)
+{
+	uint32_t ncopies = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t k = 0;
+		while (k < ncopies && ret_nodes[k] != worker_node[i])
+			k++;
+		if (k == ncopies) {
+			if (ncopies == max)
+				return -E2BIG;
+			ret_nodes[ncopies++] = worker_node[i];
+		}
+		ret_copy[i] = k;
+	}
+	if (ncopies == 0) {
+		if (max == 0)
+			return -E2BIG;
+		ret_nodes[ncopies++] = -1;
+	}
+	return (int)ncopies;
+}
+
+void qv_numa_bind(int node)
+{
+	struct bitmask *bm;
+
+	/* A node this machine lacks (a simulated topology) binds nothing. */
+	if (node < 0 || !numa_ok() || node > numa_max_node())
+		return;
+	bm = numa_allocate_nodemask();
+	if (!bm)
+		return;
+	numa_bitmask_setbit(bm, (unsigned int)node);
+	numa_set_membind(bm);
+	numa_bitmask_free(bm);
+}
+
+void qv_numa_unbind(int node)
+{
+	if (node < 0 || !numa_ok() || node > numa_max_node())
+		return;
+	numa_set_localalloc();
+}
+
+int qv_numa_node_of_addr(void *p)
+{
+	int node = -1;
+
+	/* The page must exist to have a node; a read alone could map the shared zero page. */
+	volatile char *c = p;
+	*c = *c;
+	if (get_mempolicy(&node, NULL, 0, p, MPOL_F_NODE | MPOL_F_ADDR) < 0)
+		return -errno;
+	return node;
 }

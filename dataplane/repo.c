@@ -77,6 +77,139 @@ out:
 	return r;
 }
 
+/* Copies a JSON string of 1..63 chars into out[QV_REPO_NAME_MAX]. */
+static int json_name(const cJSON *v, char *out)
+{
+	if (!cJSON_IsString(v) || !v->valuestring[0] ||
+	    strlen(v->valuestring) >= QV_REPO_NAME_MAX)
+		return -EINVAL;
+	snprintf(out, QV_REPO_NAME_MAX, "%s", v->valuestring);
+	return 0;
+}
+
+static int parse_gate(const cJSON *g, struct qv_ens_step_cfg *st, char *err, size_t err_len)
+{
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(g, "op");
+	const cJSON *thr = cJSON_GetObjectItemCaseSensitive(g, "threshold");
+	const cJSON *els = cJSON_GetObjectItemCaseSensitive(g, "else");
+
+	if (!cJSON_IsObject(g) ||
+	    json_name(cJSON_GetObjectItemCaseSensitive(g, "step"), st->gate_step) < 0) {
+		snprintf(err, err_len, "step '%s': gate needs a \"step\" name", st->name);
+		return -EINVAL;
+	}
+	if (!op || (cJSON_IsString(op) && strcmp(op->valuestring, ">=") == 0))
+		st->gate_op = 1;
+	else if (cJSON_IsString(op) && strcmp(op->valuestring, "<") == 0)
+		st->gate_op = 2;
+	else {
+		snprintf(err, err_len, "step '%s': gate op must be \">=\" or \"<\"", st->name);
+		return -EINVAL;
+	}
+	if (!cJSON_IsNumber(thr) || (els && !cJSON_IsNumber(els))) {
+		snprintf(err, err_len, "step '%s': gate threshold and else must be numbers",
+			 st->name);
+		return -EINVAL;
+	}
+	st->threshold = (float)thr->valuedouble;
+	st->else_value = els ? (float)els->valuedouble : 0.0f;
+	return 0;
+}
+
+static int parse_step(const cJSON *o, uint32_t idx, struct qv_ens_step_cfg *st, char *err,
+		      size_t err_len)
+{
+	const cJSON *v, *in;
+	uint64_t u;
+
+	if (!cJSON_IsObject(o) || json_name(cJSON_GetObjectItemCaseSensitive(o, "name"),
+					    st->name) < 0) {
+		snprintf(err, err_len, "step %u: needs a \"name\" of 1..63 characters", idx);
+		return -EINVAL;
+	}
+	if (json_name(cJSON_GetObjectItemCaseSensitive(o, "model"), st->model) < 0 ||
+	    !qv_repo_name_valid(st->model)) {
+		snprintf(err, err_len, "step '%s': needs a valid \"model\" name", st->name);
+		return -EINVAL;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "version");
+	if (v && !cJSON_IsNull(v)) {
+		if (json_uint(v, UINT32_MAX, &u) < 0) {
+			snprintf(err, err_len, "step '%s': version must be an integer", st->name);
+			return -EINVAL;
+		}
+		st->version = (uint32_t)u;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "inputs");
+	if (v && !cJSON_IsNull(v)) {
+		if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > (int)QV_REPO_ENS_MAX_INPUTS) {
+			snprintf(err, err_len, "step '%s': inputs must be a list of at most %u names",
+				 st->name, QV_REPO_ENS_MAX_INPUTS);
+			return -EINVAL;
+		}
+		cJSON_ArrayForEach(in, v) {
+			if (json_name(in, st->inputs[st->n_inputs]) < 0) {
+				snprintf(err, err_len, "step '%s': input %u is not a name", st->name,
+					 st->n_inputs);
+				return -EINVAL;
+			}
+			st->n_inputs++;
+		}
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "gate");
+	if (v && !cJSON_IsNull(v))
+		return parse_gate(v, st, err, err_len);
+	return 0;
+}
+
+int qv_ens_config_parse(const char *text, size_t len, struct qv_ens_config *ret_cfg, char *err,
+			size_t err_len)
+{
+	struct qv_ens_config *cfg = calloc(1, sizeof(*cfg));
+	const cJSON *ens, *steps, *o;
+	cJSON *root;
+	int r = 0;
+
+	if (!cfg)
+		return -ENOMEM;
+	root = cJSON_ParseWithLength(text, len);
+	if (!root || !cJSON_IsObject(root)) {
+		snprintf(err, err_len, "config.json: not a JSON object");
+		r = -EINVAL;
+		goto out;
+	}
+	ens = cJSON_GetObjectItemCaseSensitive(root, "ensemble");
+	if (!ens) {
+		r = -ENOENT;
+		goto out;
+	}
+	steps = cJSON_GetObjectItemCaseSensitive(ens, "steps");
+	if (!cJSON_IsObject(ens) || !cJSON_IsArray(steps) || cJSON_GetArraySize(steps) < 1 ||
+	    cJSON_GetArraySize(steps) > (int)QV_REPO_ENS_MAX_STEPS) {
+		snprintf(err, err_len, "ensemble: \"steps\" must be a list of 1..%u steps",
+			 QV_REPO_ENS_MAX_STEPS);
+		r = -EINVAL;
+		goto out;
+	}
+	cJSON_ArrayForEach(o, steps) {
+		r = parse_step(o, cfg->n_steps, &cfg->steps[cfg->n_steps], err, err_len);
+		if (r < 0)
+			goto out;
+		cfg->n_steps++;
+	}
+	o = cJSON_GetObjectItemCaseSensitive(ens, "output");
+	if (o && !cJSON_IsNull(o) && json_name(o, cfg->output) < 0) {
+		snprintf(err, err_len, "ensemble: \"output\" must be a step name");
+		r = -EINVAL;
+		goto out;
+	}
+	*ret_cfg = *cfg;
+out:
+	cJSON_Delete(root);
+	free(cfg);
+	return r;
+}
+
 int qv_repo_name_valid(const char *name)
 {
 	size_t n = strlen(name);
@@ -201,10 +334,15 @@ static void scan_model(const char *dir, int rdfd, const char *name, struct qv_re
 			file = "model.onnx";
 		else if (is_file_at(vdfd, "model.json"))
 			file = "model.json";
+		else if (is_file_at(vdfd, "config.json")) {
+			/* Validated at load, when the steps' models are known. */
+			file = "config.json";
+			e->ensemble = 1;
+		}
 		close(vdfd);
 	}
 	if (!file) {
-		snprintf(e->error, sizeof(e->error), "version %u: no model.onnx or model.json",
+		snprintf(e->error, sizeof(e->error), "version %u: no model.onnx, model.json or ensemble config.json",
 			 e->version);
 		goto out;
 	}

@@ -28,7 +28,8 @@ struct qv_model_config {
 struct qv_repo_entry {
 	char name[QV_REPO_NAME_MAX];
 	uint32_t version;            /* highest numeric version found, 0 if none */
-	char path[4096];             /* model file of that version */
+	char path[4096];             /* model file of that version (config.json: an ensemble) */
+	int ensemble;                /* 1 = that version is an ensemble */
 	struct qv_model_config cfg;
 	int ok;                      /* 1 = path and config are usable */
 	char error[QV_REPO_ERR_MAX]; /* why not, when ok == 0 */
@@ -41,6 +42,49 @@ struct qv_repo_entry {
  */
 int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cfg, char *err,
 		    size_t err_len);
+
+/*
+ * Ensembles. A version directory REPO/<name>/<version>/ without a model
+ * file but with a config.json holding an "ensemble" object is an ensemble
+ * version (each version may wire its steps differently, so the wiring is
+ * per version; REPO/<name>/config.json keeps max_batch and the deadline):
+ *   {"ensemble": {"steps": [{"name": "a", "model": "tower-a", "version": 1,
+ *                            "inputs": ["$input"]},
+ *                           {"name": "head", "model": "head", "inputs": ["a", "b"],
+ *                            "gate": {"step": "g", "op": ">=", "threshold": 0.5,
+ *                                     "else": -1}}],
+ *                 "output": "head"}}
+ * "version" absent or 0: the step model's primary at load time. "inputs"
+ * absent: the ensemble's input. "output" absent: the last step. The
+ * fields map one for one onto struct qv_ensemble_desc (qv_model.h).
+ */
+#define QV_REPO_ENS_MAX_STEPS 32u
+#define QV_REPO_ENS_MAX_INPUTS 8u
+
+struct qv_ens_step_cfg {
+	char name[QV_REPO_NAME_MAX];
+	char model[QV_REPO_NAME_MAX];
+	uint32_t version;            /* 0: the primary at load time */
+	uint32_t n_inputs;
+	char inputs[QV_REPO_ENS_MAX_INPUTS][QV_REPO_NAME_MAX];
+	int gate_op;                 /* enum qv_gate_op: 0 none, 1 ">=", 2 "<" */
+	char gate_step[QV_REPO_NAME_MAX];
+	float threshold, else_value;
+};
+
+struct qv_ens_config {
+	uint32_t n_steps;
+	struct qv_ens_step_cfg steps[QV_REPO_ENS_MAX_STEPS];
+	char output[QV_REPO_NAME_MAX];  /* "" = the last step */
+};
+
+/*
+ * Parses the "ensemble" object of a config.json body. Returns 0, -ENOENT
+ * when the body has no "ensemble" key (not an ensemble), or -EINVAL with a
+ * message naming the step in err.
+ */
+int qv_ens_config_parse(const char *text, size_t len, struct qv_ens_config *ret_cfg, char *err,
+			size_t err_len);
 
 /* A model name usable on the wire and in a path: [A-Za-z0-9._-], 1..63, no leading dot. */
 int qv_repo_name_valid(const char *name);

@@ -13,6 +13,19 @@
  * (struct qv_route, control thread only) is what commands change; a table
  * is never changed after publication, a new one is built instead.
  *
+ * NUMA. A version holds one compiled model per NUMA node that has workers
+ * (qv_numa_plan), each loaded while the control thread's allocations are
+ * bound to that node; each worker's context comes from its node's copy.
+ * Weights are replicated per node, never read across nodes.
+ *
+ * Ensembles. A version directory with an ensemble config.json (repo.h)
+ * becomes a version whose models (one per node) are qv_ensemble_create()
+ * over the same node's copies of its steps' versions, resolved at load
+ * time (the step model's primary unless the config pins a version). The
+ * ensemble version pins those step versions: unloading one says -EBUSY
+ * until every ensemble version using it was reclaimed, so an ensemble is
+ * always freed before its steps. Errors name the step.
+ *
  * Publication. qv_reg_publish() builds the new table and stores its
  * pointer into reg->cur with memory_order_release; each worker loads
  * reg->cur with memory_order_acquire once at the start of each loop turn
@@ -41,7 +54,6 @@
 #include "routes.h"
 
 #include <errno.h>
-#include <numa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +64,9 @@
 #include "channel.h"
 #include "log.h"
 #include "worker.h"
+
+/* Workers a node plan covers: QV_MAX_WORKERS (quiverd.h); more get copy 0. */
+#define QV_MAX_WORKERS_PLAN 256u
 
 /* ---- stats slots -------------------------------------------------------- */
 
@@ -92,8 +107,13 @@ static void version_destroy(struct qv_registry *reg, struct qv_version *v)
 		if (v->ctx[i])
 			qv_exec_ctx_free(v->ctx[i]);
 	free(v->ctx);
-	if (v->model)
-		qv_model_free(v->model);
+	/* An ensemble's models first: they point into their steps' models. */
+	for (uint32_t k = 0; k < v->nmodels; k++)
+		if (v->models[k])
+			qv_model_free(v->models[k]);
+	for (uint32_t i = 0; i < v->nsteps; i++)
+		v->steps[i]->pins--;
+	free(v->steps);
 	if (v->slot < QV_MAX_VSLOTS)
 		reg->slot_used[v->slot] = 0;
 	free(v);
@@ -119,25 +139,34 @@ static int run_buckets(qv_exec_ctx *ctx, uint32_t max_batch, const float *in, fl
 	}
 }
 
-/*
- * Every worker's exec context, allocated on the worker's node: the control
- * thread prefers that node while creating it, then goes back to local.
- */
-static int make_contexts(struct qv_registry *reg, struct qv_version *v, char *err, size_t len)
+/* Which model copy (node) serves each worker: qv_numa_plan over the workers' nodes. */
+static int node_plan(const struct qv_registry *reg, int *nodes, uint32_t *copy)
 {
-	int numa = numa_available() >= 0;
+	int wn[QV_MAX_WORKERS_PLAN];
+	uint32_t n = reg->nworkers < QV_MAX_WORKERS_PLAN ? reg->nworkers : QV_MAX_WORKERS_PLAN;
 
+	for (uint32_t i = 0; i < n; i++)
+		wn[i] = reg->workers[i]->node;
+	return qv_numa_plan(wn, n, nodes, QV_NUMA_MAX_COPIES, copy);
+}
+
+/*
+ * Every worker's exec context, allocated on the worker's node from the
+ * model copy of that node: the control thread binds its allocations to the
+ * node while creating it, then goes back to local.
+ */
+static int make_contexts(struct qv_registry *reg, struct qv_version *v, const uint32_t *copy,
+			 char *err, size_t len)
+{
 	v->nctx = reg->nworkers;
 	v->ctx = calloc(reg->nworkers ? reg->nworkers : 1, sizeof(*v->ctx));
 	if (!v->ctx)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < reg->nworkers; i++) {
 		int node = reg->workers[i]->node, r;
-		if (numa && node >= 0)
-			numa_set_preferred(node);
-		r = qv_exec_ctx_create(v->model, &v->ctx[i]);
-		if (numa && node >= 0)
-			numa_set_localalloc();
+		qv_numa_bind(node);
+		r = qv_exec_ctx_create(v->models[copy[i]], &v->ctx[i]);
+		qv_numa_unbind(node);
 		if (r < 0) {
 			snprintf(err, len, "exec context for worker %u: %s", i, strerror(-r));
 			return r;
@@ -161,10 +190,17 @@ static int warm(struct qv_version *v, char *err, size_t len)
 
 	if (!in || !out)
 		goto out;
-	r = qv_exec_ctx_create(v->model, &scratch);
-	if (r < 0)
-		goto out;
-	r = run_buckets(scratch, v->max_batch, in, out);
+	r = 0;
+	for (uint32_t k = 0; r == 0 && k < v->nmodels; k++) {
+		qv_numa_bind(v->model_node[k]);
+		r = qv_exec_ctx_create(v->models[k], &scratch);
+		qv_numa_unbind(v->model_node[k]);
+		if (r < 0)
+			goto out;
+		r = run_buckets(scratch, v->max_batch, in, out);
+		qv_exec_ctx_free(scratch);
+		scratch = NULL;
+	}
 	for (uint32_t i = 0; r == 0 && i < v->nctx; i++)
 		r = qv_run(v->ctx[i], in, 1, out);
 out:
@@ -185,6 +221,173 @@ static double ms_since(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* Resolves an ensemble's steps to loaded versions, pinning them in v. Errors name the step. */
+static int ens_resolve(struct qv_registry *reg, const struct qv_ens_config *ec,
+		       struct qv_version *v, char *err, size_t len)
+{
+	v->steps = calloc(ec->n_steps, sizeof(*v->steps));
+	if (!v->steps)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ec->n_steps; i++) {
+		const struct qv_ens_step_cfg *sc = &ec->steps[i];
+		struct qv_route *r = qv_reg_find(reg, sc->model);
+		uint32_t want = sc->version ? sc->version : (r ? r->primary : 0);
+		struct qv_version *sv = r ? qv_route_version(r, want) : NULL;
+
+		if (!sv) {
+			if (!r || !r->nvers)
+				snprintf(err, len, "step '%s': unknown model '%s' (not loaded)", sc->name,
+					 sc->model);
+			else
+				snprintf(err, len, "step '%s': model '%s' has no version %u loaded",
+					 sc->name, sc->model, want);
+			return -ENOENT;
+		}
+		if (sv->nmodels != v->nmodels) {
+			snprintf(err, len, "step '%s': model '%s' has %u node copies, need %u",
+				 sc->name, sc->model, sv->nmodels, v->nmodels);
+			return -EINVAL;
+		}
+		v->steps[v->nsteps++] = sv;
+		sv->pins++;
+	}
+	return 0;
+}
+
+/* The ensemble model of node copy k, over the steps' copies of the same node. */
+static int ens_build(const struct qv_ens_config *ec, const struct qv_version *v, uint32_t k,
+		     qv_model **ret, char *err, size_t len)
+{
+	struct qv_ensemble_step *st = calloc(ec->n_steps, sizeof(*st));
+	struct qv_ensemble_desc d = { 0 };
+	int r;
+
+	if (!st)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ec->n_steps; i++) {
+		const struct qv_ens_step_cfg *sc = &ec->steps[i];
+		st[i].name = sc->name;
+		st[i].model = v->steps[i]->models[k];
+		st[i].n_inputs = sc->n_inputs;
+		for (uint32_t j = 0; j < sc->n_inputs; j++)
+			st[i].inputs[j] = sc->inputs[j];
+		st[i].gate.op = (enum qv_gate_op)sc->gate_op;
+		st[i].gate.step = sc->gate_op ? sc->gate_step : NULL;
+		st[i].gate.threshold = sc->threshold;
+		st[i].gate.else_value = sc->else_value;
+	}
+	d.name = NULL;
+	d.n_steps = ec->n_steps;
+	d.steps = st;
+	d.output = ec->output[0] ? ec->output : NULL;
+	r = qv_ensemble_create(&d, ret, err, len);
+	free(st);
+	return r;
+}
+
+/* Reads a whole small file into a NUL-terminated buffer. */
+static int slurp(const char *path, char **ret, size_t *ret_len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	long sz;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	if (fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || sz > (1 << 20) ||
+	    fseek(f, 0, SEEK_SET) < 0 || !(buf = malloc((size_t)sz + 1)) ||
+	    fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
+		free(buf);
+		r = -EIO;
+	} else {
+		buf[sz] = '\0';
+		*ret = buf;
+		*ret_len = (size_t)sz;
+	}
+	fclose(f);
+	return r;
+}
+
+/* Is file an ensemble's config.json (by name: model_file() picked it)? */
+static int is_ens_file(const char *file)
+{
+	const char *b = strrchr(file, '/');
+
+	return strcmp(b ? b + 1 : file, "config.json") == 0;
+}
+
+/*
+ * Loads one model copy per NUMA node with workers (allocations bound to
+ * that node) - or, for an ensemble, builds one per node over its steps'
+ * copies of the same node.
+ */
+static int load_copies(struct qv_registry *reg, struct qv_version *v, const char *file,
+		       const struct qv_model_opts *opts, uint32_t *copy, char *err, size_t len)
+{
+	const char *base = strrchr(file, '/');
+	struct qv_ens_config *ec = NULL;
+	char lerr[QV_ERR_LEN] = "";
+	int nodes[QV_NUMA_MAX_COPIES];
+	int r = node_plan(reg, nodes, copy);
+
+	if (r < 0) {
+		snprintf(err, len, "more than %u NUMA nodes with workers", QV_NUMA_MAX_COPIES);
+		return r;
+	}
+	v->nmodels = (uint32_t)r;
+	for (uint32_t k = 0; k < v->nmodels; k++)
+		v->model_node[k] = nodes[k];
+	if (is_ens_file(file)) {
+		char *text = NULL;
+		size_t tlen = 0;
+		ec = calloc(1, sizeof(*ec));
+		if (!ec)
+			return -ENOMEM;
+		r = slurp(file, &text, &tlen);
+		if (r < 0) {
+			snprintf(err, len, "config.json: %s", strerror(-r));
+			goto out;
+		}
+		r = qv_ens_config_parse(text, tlen, ec, err, len);
+		free(text);
+		if (r == -ENOENT)
+			snprintf(err, len, "config.json: no \"ensemble\" object and no model file");
+		if (r < 0) {
+			r = -EINVAL;
+			goto out;
+		}
+		r = ens_resolve(reg, ec, v, err, len);
+		if (r < 0)
+			goto out;
+	}
+	for (uint32_t k = 0; k < v->nmodels; k++) {
+		qv_numa_bind(v->model_node[k]);
+		if (ec)
+			r = ens_build(ec, v, k, &v->models[k], lerr, sizeof(lerr));
+		else
+			r = qv_model_load_file(file, opts, &v->models[k], lerr, sizeof(lerr));
+		qv_numa_unbind(v->model_node[k]);
+		if (r < 0) {
+			v->models[k] = NULL;
+			if (ec) {
+				/* The kernel's "ensemble: step 'x': ..." already names the step. */
+				const char *m = strncmp(lerr, "ensemble: ", 10) == 0 ? lerr + 10 : lerr;
+				snprintf(err, len, "%.240s", m[0] ? m : strerror(-r));
+			} else {
+				snprintf(err, len, "%.40s: %.200s", base ? base + 1 : file,
+					 lerr[0] ? lerr : strerror(-r));
+			}
+			r = ec ? -EINVAL : -EIO;
+			goto out;
+		}
+	}
+	v->model = v->models[0];
+out:
+	free(ec);
+	return r;
+}
+
 /* Compiles, makes contexts, warms. Returns -EIO (err: loader's chain) or -errno. */
 static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t version,
 			const char *file, const struct qv_model_config *cfg,
@@ -192,14 +395,16 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 {
 	struct qv_model_opts opts = { 0 };
 	struct qv_version *v = calloc(1, sizeof(*v));
-	const char *base = strrchr(file, '/');
-	char lerr[QV_ERR_LEN] = "";
+	uint32_t *copy = calloc(reg->nworkers ? reg->nworkers : 1, sizeof(*copy));
 	struct timespec t0;
 	uint32_t mb;
 	int r;
 
-	if (!v)
+	if (!v || !copy) {
+		free(v);
+		free(copy);
 		return -ENOMEM;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	v->slot = UINT32_MAX;
 	v->version = version;
@@ -210,14 +415,9 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 	opts.max_batch = mb;
 	v->default_deadline_ns = cfg->default_deadline_us * 1000u;
 	v->deadline_cycles = (uint64_t)((double)v->default_deadline_ns * (double)reg->tsc_hz / 1e9);
-	r = qv_model_load_file(file, &opts, &v->model, lerr, sizeof(lerr));
-	if (r < 0) {
-		v->model = NULL;
-		snprintf(err, len, "%.40s: %.200s", base ? base + 1 : file,
-			 lerr[0] ? lerr : strerror(-r));
-		r = -EIO;
+	r = load_copies(reg, v, file, &opts, copy, err, len);
+	if (r < 0)
 		goto fail;
-	}
 	r = qv_model_get_info(v->model, &v->info);
 	if (r < 0) {
 		snprintf(err, len, "model info: %s", strerror(-r));
@@ -226,7 +426,7 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 	}
 	/* The runtime rounds max_batch up to a power of two; we serve what was asked. */
 	v->max_batch = mb < v->info.max_batch ? mb : v->info.max_batch;
-	r = make_contexts(reg, v, err, len);
+	r = make_contexts(reg, v, copy, err, len);
 	if (r < 0)
 		goto fail;
 	r = warm(v, err, len);
@@ -240,9 +440,11 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 		goto fail;
 	}
 	v->load_ms = ms_since(&t0);
+	free(copy);
 	*ret = v;
 	return 0;
 fail:
+	free(copy);
 	version_destroy(reg, v);
 	return r;
 }
@@ -419,7 +621,7 @@ static int read_config(const char *repo, const char *name, struct qv_model_confi
 	return r;
 }
 
-/* dir/model.onnx, else dir/model.json. */
+/* dir/model.onnx, else dir/model.json, else dir/config.json (an ensemble). */
 static int model_file(const char *dir, char *out, size_t len)
 {
 	struct stat st;
@@ -428,6 +630,9 @@ static int model_file(const char *dir, char *out, size_t len)
 	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 		return 0;
 	snprintf(out, len, "%s/model.json", dir);
+	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	snprintf(out, len, "%s/config.json", dir);
 	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 		return 0;
 	return -ENOENT;
@@ -479,7 +684,7 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
 	else
 		snprintf(d, sizeof(d), "%s/%s/%u", reg->repo, name, version);
 	if (model_file(d, file, sizeof(file)) < 0) {
-		snprintf(err, err_len, "load %s/%u: no model.onnx or model.json in %s", name, version,
+		snprintf(err, err_len, "load %s/%u: no model.onnx, model.json or config.json in %s", name, version,
 			 d);
 		return -ENOENT;
 	}
@@ -542,6 +747,12 @@ int qv_reg_unload(struct qv_registry *reg, struct qv_route *r, uint32_t version)
 		free(a);
 		return -ENOENT;
 	}
+	if (v->pins) {
+		/* An ensemble's step: it must outlive every ensemble version using it. */
+		*r = saved;
+		free(a);
+		return -EBUSY;
+	}
 	rc = qv_reg_publish(reg);
 	if (rc == 0) {
 		a->reg = reg;
@@ -566,11 +777,14 @@ int qv_reg_load_repo(struct qv_registry *reg)
 
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		const struct qv_repo_entry *e = &ents[i];
+	/* Plain models first (pass 0), then ensembles, which need their steps loaded. */
+	for (size_t j = 0; j < 2 * n; j++) {
+		const struct qv_repo_entry *e = &ents[j % n];
 		char err[QV_REPO_ERR_MAX] = "";
 		struct qv_route *rt;
 
+		if ((j < n) == (e->ok && e->ensemble))
+			continue;
 		if (e->ok) {
 			char dir[4096], *slash;
 			snprintf(dir, sizeof(dir), "%s", e->path);
@@ -644,9 +858,18 @@ void qv_reg_fini(struct qv_registry *reg)
 	t = atomic_load_explicit(&reg->cur, memory_order_relaxed);
 	if (t)
 		table_free(t);
-	for (uint32_t i = 0; i < reg->n; i++)
-		for (uint32_t k = 0; k < reg->routes[i].nvers; k++)
-			version_destroy(reg, reg->routes[i].vers[k]);
+	/* Ensembles before the steps they use. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < reg->n; i++) {
+			for (uint32_t k = 0; k < reg->routes[i].nvers; k++) {
+				struct qv_version *v = reg->routes[i].vers[k];
+				if (v && (pass == 1 || v->nsteps > 0)) {
+					version_destroy(reg, v);
+					reg->routes[i].vers[k] = NULL;
+				}
+			}
+		}
+	}
 	free(reg->routes);
 	free(reg->base);
 	reg->routes = NULL;

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "numa_mem.h"
 #include "qsbr.h"
 #include "qv_model.h"
 #include "qv_proto.h"
@@ -46,7 +47,15 @@ struct qv_version {
 	uint32_t max_batch;
 	uint64_t deadline_cycles;   /* config default_deadline_us in TSC cycles, 0 none */
 	uint64_t default_deadline_ns;
-	qv_model *model;
+	qv_model *model;            /* models[0] */
+	uint32_t nmodels;           /* one copy per NUMA node with workers */
+	qv_model *models[QV_NUMA_MAX_COPIES];
+	int model_node[QV_NUMA_MAX_COPIES];
+	/* An ensemble pins its steps' versions: unload says -EBUSY while pins > 0,
+	 * and the steps are unpinned only when the ensemble is freed. */
+	uint32_t pins;
+	uint32_t nsteps;
+	struct qv_version **steps;  /* [nsteps], NULL for a plain model */
 	struct qv_model_info info;
 	double load_ms;
 	uint32_t nctx;
@@ -121,6 +130,8 @@ int qv_reg_load_repo(struct qv_registry *reg);
  * Loads name/version (model file from dir, or REPO/name/version/ when dir
  * is NULL), compiles, creates every worker's ctx, warms, then publishes
  * (a new name becomes a new route with this version as primary).
+ * An ensemble version (REPO/name/version/config.json, repo.h) resolves its
+ * steps to loaded versions and pins them; errors name the step.
  * Returns 0, -EEXIST, -ENOENT, -EINVAL, -ENOSPC or -EIO; err says why.
  */
 int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
@@ -129,7 +140,8 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
 /* Builds a table from the registry and publishes it; the old one is retired. */
 int qv_reg_publish(struct qv_registry *reg);
 
-/* Takes v out of its route (caller checked it has no role) and retires it. */
+/* Takes v out of its route (caller checked it has no role) and retires it.
+ * -EBUSY while an ensemble's version uses it as a step. */
 int qv_reg_unload(struct qv_registry *reg, struct qv_route *r, uint32_t version);
 
 /* Runs deferred frees whose grace period passed; returns how many wait. */

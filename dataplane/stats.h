@@ -47,6 +47,8 @@ struct qv_vstats {
 	_Atomic uint64_t fallback;
 	_Atomic uint64_t shadow;
 	_Atomic uint64_t shadow_disagree;
+	_Atomic uint64_t batches;   /* runs of more than one request gathered together */
+	_Atomic uint64_t batch_rows;/* rows in those runs */
 	uint64_t ewma_cycles;       /* worker-private: recent service time (OK answers) */
 	uint64_t ewma_tag;          /* worker-private: handle << 32 | version it belongs to */
 	uint64_t pad;
@@ -58,6 +60,7 @@ struct qv_vsum {
 	uint64_t requests;
 	uint64_t status[QV_STATUS_COUNT];
 	uint64_t canary, fallback, shadow, shadow_disagree;
+	uint64_t batches, batch_rows;
 	uint64_t hist[QV_HIST_BUCKETS];
 };
 

@@ -3,14 +3,28 @@
  * worker.c - the polled worker loop, qv_worker_serve and qv_worker_lookup.
  *
  * A turn: (1) take control messages from the mailbox, (2) load the routing
- * table (acquire; routes.c), used for every request of the turn, (3) poll
- * every owned channel once, consuming up to a burst of descriptors; a
- * mirrored (shadow) request runs right after its primary's completion is
- * pushed, (4) poll the external transport (UDP), (5) report a quiescent
- * state (QSBR: nothing of this turn's table is held past here), (6)
- * account the turn's cycles as busy (some work done) or idle, and about
- * once a millisecond refresh the server_heartbeat_ns of every owned
- * channel.
+ * table (acquire; routes.c), used for every request of the turn, (3)
+ * gather the ready descriptors of every owned channel (only as many as
+ * each channel's completion ring has room for), serve them together with
+ * qv_worker_serve_batch() - requests for the same version on a plain route
+ * run as one batch, gathered into the worker's buffer and scattered back
+ * to their slots - then push every channel's completions; a mirrored
+ * (shadow) request runs after that, (4) poll the external transport
+ * (UDP, one request at a time), (5) report a quiescent state (QSBR:
+ * nothing of this turn's table is held past here), (6) account the turn's
+ * cycles as busy (some work done) or idle, and about once a millisecond
+ * refresh the server_heartbeat_ns of every owned channel.
+ *
+ * Batching never waits: a turn runs what is ready. From two requests up a
+ * batch costs less than the same requests one by one (trade-mlp, one row
+ * each, best of 7 on a loaded 2-core host: 2 in 2.2-2.6 us vs 5.0-6.7 us;
+ * 8 in 6.4-7.4 us vs 25 us), so a version with two ready requests is
+ * batched and one alone runs in place in its slot.
+ * A route whose fallback triggers only on error or nonfinite output is
+ * batched too: the trigger is checked per request after the batch, and
+ * only the requests it fires for run again, alone, on the fallback. Routes
+ * with a canary, a shadow, a manual or a deadline fallback are served one
+ * request at a time (their version picks are per request).
  *
  * Per request: one route record (line 0 of struct qv_route_hot) and, when
  * the route has no canary, shadow or fallback (flags == 0), one predicted
@@ -284,6 +298,148 @@ out:
 	count_status(w, st);
 }
 
+/* Route flags a batch can serve: the fallback triggers checked after the run. */
+#define QV_RT_BATCHABLE (QV_RT_FALLBACK | QV_RT_FB_ERROR | QV_RT_FB_NONFINITE)
+
+/*
+ * A plain route's request that can join a batch: returns its version, or
+ * NULL after answering it (bad shape, passed deadline) or handing it to
+ * qv_worker_serve() (draining, unknown model, routed route).
+ */
+static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch_item *it,
+					    uint64_t t0)
+{
+	const struct qv_table *tab = w->tab;
+	const struct qv_serve_req *req = &it->req;
+	const struct qv_route_hot *h;
+	uint32_t st;
+
+	if (w->draining || req->handle >= tab->n)
+		goto single;
+	h = &tab->hot[req->handle];
+	if (h->state != QV_ROUTE_READY || (h->flags & ~QV_RT_BATCHABLE) != 0)
+		goto single;
+	if (req->rows == 0 || req->rows > h->max_batch ||
+	    (uint64_t)req->in_bytes != (uint64_t)req->rows * h->in_dim * sizeof(float) ||
+	    (uint64_t)req->out_cap < (uint64_t)req->rows * h->out_dim * sizeof(float)) {
+		st = QV_BAD_SHAPE;
+	} else if (req->deadline_ns && qv_now_ns() > req->deadline_ns) {
+		/* The only per-request clock read, and only when a deadline was set. */
+		st = QV_DEADLINE_EXCEEDED;
+	} else {
+		it->h = h;
+		return h->primary;
+	}
+	it->res.status = st;
+	it->res.version = h->primary->version;
+	it->res.flags = 0;
+	it->res.out_bytes = 0;
+	vs_record(w, h->primary, st, 0, t0);
+	count_status(w, st);
+	return NULL;
+single:
+	qv_worker_serve(w, req, &it->res);
+	return NULL;
+}
+
+/* Marks the requests gathered into the batch being built. */
+static const struct qv_version batch_member;
+
+/*
+ * Answers a request of a batch (or a request alone) that ran with status
+ * st, first re-running it alone on the route's fallback when its run
+ * failed or its own rows came out nonfinite and the route says so.
+ */
+static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
+			 const struct qv_version *v, uint32_t st, uint64_t t0)
+{
+	const struct qv_route_hot *h = it->h;
+	uint32_t flags = 0;
+
+	if (__builtin_expect(h->flags != 0, 0) && fb_fits(h->fallback, v, &it->req) &&
+	    (st != QV_OK ? (h->flags & QV_RT_FB_ERROR)
+			 : ((h->flags & QV_RT_FB_NONFINITE) &&
+			    has_nonfinite(it->req.out, (uint64_t)it->req.rows * h->out_dim)))) {
+		v = h->fallback;
+		flags = QV_FLAG_FALLBACK;
+		st = qv_run(v->ctx[w->id], it->req.in, it->req.rows, it->req.out) != 0 ? QV_INTERNAL
+										       : QV_OK;
+	}
+	it->res.status = st;
+	it->res.version = v->version;
+	it->res.flags = flags;
+	it->res.out_bytes = st == QV_OK ? it->req.rows * v->info.out_dim * (uint32_t)sizeof(float)
+					: 0;
+	vs_record(w, v, st, flags, t0);
+	count_status(w, st);
+}
+
+/*
+ * Runs items[i] and the later pending requests of the same version that
+ * fit (max_batch rows, the gather buffers) as one batch.
+ */
+static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t i, uint32_t n,
+		      uint64_t t0)
+{
+	const struct qv_version *v = items[i].v;
+	uint32_t in_dim = v->info.in_dim, out_dim = v->info.out_dim;
+	uint32_t rows = items[i].req.rows, cnt = 1, last = i, st;
+	uint64_t cap_rows = QV_BATCH_BUF_FLOATS / (in_dim > out_dim ? in_dim : out_dim);
+	float *in = w->bt_in, *out = w->bt_out;
+
+	items[i].v = NULL;
+	/* Pick the members first: a request alone keeps the zero-copy path. */
+	if (rows <= cap_rows) {
+		for (uint32_t j = i + 1; j < n; j++) {
+			if (items[j].v != v || rows + items[j].req.rows > v->max_batch ||
+			    rows + items[j].req.rows > cap_rows)
+				continue;
+			if (cnt == 1)
+				memcpy(in, items[i].req.in, items[i].req.in_bytes);
+			memcpy(in + (uint64_t)rows * in_dim, items[j].req.in, items[j].req.in_bytes);
+			rows += items[j].req.rows;
+			items[j].v = &batch_member;
+			last = j;
+			cnt++;
+		}
+	}
+	if (cnt == 1) {
+		st = qv_run(v->ctx[w->id], items[i].req.in, rows, items[i].req.out) != 0 ? QV_INTERNAL
+											: QV_OK;
+		batch_answer(w, &items[i], v, st, t0);
+		return;
+	}
+	st = qv_run(v->ctx[w->id], in, rows, out) != 0 ? QV_INTERNAL : QV_OK;
+	qv_stat_inc(&w->vs[v->slot].batches);
+	cnt_add(&w->vs[v->slot].batch_rows, rows);
+	for (uint32_t j = i, r = 0; j <= last; j++) {
+		struct qv_batch_item *it = &items[j];
+
+		if (j != i && it->v != &batch_member)
+			continue;
+		it->v = NULL;
+		if (st == QV_OK)
+			memcpy(it->req.out, out + (uint64_t)r * out_dim,
+			       (uint64_t)it->req.rows * out_dim * sizeof(float));
+		r += it->req.rows;
+		batch_answer(w, it, v, st, t0);
+	}
+}
+
+void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uint32_t n)
+{
+	uint64_t t0 = qv_tsc();
+
+	/* A transport that serves bursts runs the previous mirror now. */
+	if (w->sh_ver)
+		qv_worker_shadow_flush(w);
+	for (uint32_t i = 0; i < n; i++)
+		items[i].v = items[i].done ? NULL : batch_admit(w, &items[i], t0);
+	for (uint32_t i = 0; i < n; i++)
+		if (items[i].v)
+			batch_run(w, items, i, n, t0);
+}
+
 int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
 {
 	const struct qv_table *t = w->tab;
@@ -321,15 +477,17 @@ static void chan_corrupt(struct qv_worker *w, uint32_t i)
 }
 
 /*
- * Serves up to a burst of descriptors of chans[i]. Returns requests
- * completed, or -1 when the channel was dropped (the caller then looks at
- * index i again, which now holds another channel).
+ * Takes up to a burst of descriptors of chans[i] (and no more than the
+ * turn's item array has room for) into w->items from *nitems on, valid
+ * ones as requests, invalid ones answered BAD_REQUEST at once. Returns
+ * descriptors taken, or -1 when the channel was dropped (the caller then
+ * looks at index i again, which now holds another channel).
  */
-static int chan_poll(struct qv_worker *w, uint32_t i)
+static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems)
 {
 	struct qv_chan *c = w->chans[i];
+	uint32_t n, room = QV_WORKER_MAX_PENDING - *nitems;
 	int avail, space;
-	uint32_t n;
 
 	avail = qv_ring_cons_avail(&c->sq);
 	if (avail == 0)
@@ -337,9 +495,9 @@ static int chan_poll(struct qv_worker *w, uint32_t i)
 	if (avail < 0)
 		goto corrupt;
 	/*
-	 * Consume only what we can complete now: with the completion ring
-	 * full the descriptors stay in the submission ring and are retried
-	 * next turn, so nothing is dropped and nothing is held aside.
+	 * Consume only what we can complete this turn: with the completion
+	 * ring full the descriptors stay in the submission ring and are
+	 * retried next turn, so nothing is dropped and nothing is held aside.
 	 */
 	space = qv_ring_prod_space(&c->cq);
 	if (space == 0)
@@ -349,53 +507,105 @@ static int chan_poll(struct qv_worker *w, uint32_t i)
 	n = (uint32_t)(avail < space ? avail : space);
 	if (n > QV_WORKER_BURST)
 		n = QV_WORKER_BURST;
+	if (n > room)
+		n = room;
 	for (uint32_t k = 0; k < n; k++) {
+		struct qv_batch_item *it = &w->items[*nitems + k];
 		struct qv_sqe d;
-		struct qv_cqe e;
 
 		/* The one read of this descriptor; everything below uses the copy. */
 		memcpy(&d, qv_ring_cons_entry(&c->sq, k), sizeof(d));
-		e.request_id = d.request_id;
-		e.slot = d.slot;
-		e.reserved = 0;
+		it->chan = c;
+		it->slot = d.slot;
+		it->req.request_id = d.request_id;
 		if (!qv_sqe_valid(&d, &c->lim)) {
-			e.status = QV_BAD_REQUEST;
-			e.out_bytes = 0;
-			e.version = 0;
-			e.flags = 0;
+			it->done = 1;
+			it->res.status = QV_BAD_REQUEST;
+			it->res.out_bytes = 0;
+			it->res.version = 0;
+			it->res.flags = 0;
 			count_status(w, QV_BAD_REQUEST);
 		} else {
-			uint8_t *s = c->slots + (uint64_t)d.slot * c->slot_stride;
-			struct qv_serve_req rq = {
-				.handle = d.handle,
-				.rows = d.rows,
-				.in_bytes = d.in_bytes,
-				.out_cap = d.out_cap,
-				.deadline_ns = d.deadline_ns,
-				.routing_key = d.routing_key,
-				.request_id = d.request_id,
-				.in = (const void *)s,
-				.out = (void *)(s + c->slot_in_bytes),
-			};
-			struct qv_serve_res res;
+			uint8_t *sl = c->slots + (uint64_t)d.slot * c->slot_stride;
 
-			qv_worker_serve(w, &rq, &res);
-			e.status = res.status;
-			e.out_bytes = res.out_bytes;
-			e.version = res.version;
-			e.flags = res.flags;
+			it->req.handle = d.handle;
+			it->req.rows = d.rows;
+			it->req.in_bytes = d.in_bytes;
+			it->req.out_cap = d.out_cap;
+			it->req.deadline_ns = d.deadline_ns;
+			it->req.routing_key = d.routing_key;
+			it->req.in = (const void *)sl;
+			it->req.out = (void *)(sl + c->slot_in_bytes);
+			it->done = 0;
 		}
-		memcpy(qv_ring_prod_entry(&c->cq, 0), &e, sizeof(e));
-		/* One completion at a time: the first answer never waits for the burst. */
-		qv_ring_prod_commit(&c->cq, 1);
-		/* A mirror runs after the answer is out: it adds nothing to its latency. */
-		qv_worker_shadow_flush(w);
 	}
-	qv_ring_cons_release(&c->sq, n);
+	*nitems += n;
 	return (int)n;
 corrupt:
 	chan_corrupt(w, i);
 	return -1;
+}
+
+/*
+ * One turn of the channels: gather every channel's ready descriptors, serve
+ * them together (qv_worker_serve_batch), then push each channel's
+ * completions and free its descriptors. Returns requests completed.
+ */
+static int chans_turn(struct qv_worker *w)
+{
+	uint32_t nitems = 0, npolled = 0;
+
+	/*
+	 * The start rotates: when the turn's items run out, the channels left
+	 * over this turn come first the next.
+	 */
+	if (w->rr >= w->nchans)
+		w->rr = 0;
+	for (uint32_t seen = 0; seen < w->nchans && nitems < QV_WORKER_MAX_PENDING;) {
+		uint32_t i = (w->rr + seen) % w->nchans, first = nitems;
+		int r = chan_gather(w, i, &nitems);
+
+		/*
+		 * Dropped: index i now holds the last channel, maybe one
+		 * gathered already; the rest wait for the next turn.
+		 */
+		if (r < 0)
+			break;
+		if (r > 0) {
+			w->polled[npolled].c = w->chans[i];
+			w->polled[npolled].first = first;
+			w->polled[npolled].n = (uint32_t)r;
+			npolled++;
+		}
+		seen++;
+	}
+	w->rr++;
+	if (nitems == 0)
+		return 0;
+	qv_worker_serve_batch(w, w->items, nitems);
+	for (uint32_t p = 0; p < npolled; p++) {
+		struct qv_chan *c = w->polled[p].c;
+
+		for (uint32_t k = 0; k < w->polled[p].n; k++) {
+			const struct qv_batch_item *it = &w->items[w->polled[p].first + k];
+			struct qv_cqe e = {
+				.request_id = it->req.request_id,
+				.slot = it->slot,
+				.status = it->res.status,
+				.out_bytes = it->res.out_bytes,
+				.version = it->res.version,
+				.flags = it->res.flags,
+			};
+
+			memcpy(qv_ring_prod_entry(&c->cq, k), &e, sizeof(e));
+		}
+		/* Release (in commit) publishes the outputs and the completions. */
+		qv_ring_prod_commit(&c->cq, w->polled[p].n);
+		qv_ring_cons_release(&c->sq, w->polled[p].n);
+	}
+	/* A mirror runs after the answers are out: it adds nothing to their latency. */
+	qv_worker_shadow_flush(w);
+	return (int)nitems;
 }
 
 /* Returns 1 when told to stop. */
@@ -466,13 +676,7 @@ static void worker_loop(struct qv_worker *w)
 		 * and exec contexts it names are fully built.
 		 */
 		w->tab = atomic_load_explicit(&w->reg->cur, memory_order_acquire);
-		for (uint32_t i = 0; i < w->nchans;) {
-			int r = chan_poll(w, i);
-			if (r >= 0) {
-				work += r;
-				i++;
-			}
-		}
+		work += chans_turn(w);
 		for (uint32_t i = 0; i < w->n_ext; i++) {
 			int r = w->ext[i].fn(w->ext[i].arg, w);
 			if (r > 0)
@@ -558,8 +762,13 @@ int qv_worker_create(uint32_t id, int core, struct qv_registry *reg, uint64_t ts
 	w->sh_ref = qv_numa_alloc(QV_SHADOW_SCRATCH_BYTES, node);
 	w->sh_out = qv_numa_alloc(QV_SHADOW_SCRATCH_BYTES, node);
 	w->chans = qv_numa_alloc(QV_WORKER_MAX_CHANS * sizeof(*w->chans), node);
+	w->items = qv_numa_alloc(QV_WORKER_MAX_PENDING * sizeof(*w->items), node);
+	w->polled = qv_numa_alloc(QV_WORKER_MAX_CHANS * sizeof(*w->polled), node);
+	w->bt_in = qv_numa_alloc(QV_BATCH_BUF_FLOATS * sizeof(float), node);
+	w->bt_out = qv_numa_alloc(QV_BATCH_BUF_FLOATS * sizeof(float), node);
 	w->mbox_mem = qv_numa_alloc(mbox_bytes, node);
-	if (!w->vs || !w->sh_in || !w->sh_ref || !w->sh_out || !w->chans || !w->mbox_mem) {
+	if (!w->vs || !w->sh_in || !w->sh_ref || !w->sh_out || !w->chans || !w->mbox_mem ||
+	    !w->items || !w->polled || !w->bt_in || !w->bt_out) {
 		qv_worker_destroy(w);
 		return -ENOMEM;
 	}
@@ -632,6 +841,10 @@ void qv_worker_destroy(struct qv_worker *w)
 	numa_free_opt(w->sh_ref, QV_SHADOW_SCRATCH_BYTES, w->node);
 	numa_free_opt(w->sh_out, QV_SHADOW_SCRATCH_BYTES, w->node);
 	numa_free_opt(w->chans, QV_WORKER_MAX_CHANS * sizeof(*w->chans), w->node);
+	numa_free_opt(w->items, QV_WORKER_MAX_PENDING * sizeof(*w->items), w->node);
+	numa_free_opt(w->polled, QV_WORKER_MAX_CHANS * sizeof(*w->polled), w->node);
+	numa_free_opt(w->bt_in, QV_BATCH_BUF_FLOATS * sizeof(float), w->node);
+	numa_free_opt(w->bt_out, QV_BATCH_BUF_FLOATS * sizeof(float), w->node);
 	numa_free_opt(w->mbox_mem, qv_ring_bytes(QV_MBOX_ENTRIES, sizeof(struct qv_mbox_msg)),
 		      w->node);
 	qv_numa_free(w, sizeof(*w), w->node);

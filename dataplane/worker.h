@@ -27,7 +27,8 @@
 
 #define QV_WORKER_MAX_CHANS 1024u
 #define QV_MBOX_ENTRIES 256u
-#define QV_WORKER_BURST 32u
+/* Descriptors taken from one channel a turn: enough for a full batch. */
+#define QV_WORKER_BURST 128u
 #define QV_WORKER_MAX_POLLERS 2u
 
 enum qv_mbox_op {
@@ -56,6 +57,26 @@ struct qv_worker_counters {
 	_Atomic uint64_t beats;      /* heartbeat rounds: the worker is making progress */
 };
 
+/*
+ * Opportunistic batching: a turn gathers up to this many descriptors from
+ * all channels before serving them, and each worker has one gather buffer
+ * for inputs and one for outputs of this many floats (a batch that would
+ * not fit is cut; a request alone runs in place in its slot).
+ */
+#define QV_WORKER_MAX_PENDING 256u
+#define QV_BATCH_BUF_FLOATS (256u * 1024u)
+
+/* One request of a turn, as qv_worker_serve_batch() takes it. */
+struct qv_batch_item {
+	struct qv_serve_req req;
+	struct qv_serve_res res;
+	const struct qv_version *v;  /* private to qv_worker_serve_batch() */
+	const struct qv_route_hot *h;/* private to qv_worker_serve_batch() */
+	struct qv_chan *chan;        /* the transport's: where the answer goes */
+	uint32_t slot;               /* the transport's */
+	uint32_t done;               /* 1: answered already (res filled), skipped */
+};
+
 /* Shadow scratch: inputs and outputs larger than this are not mirrored. */
 #define QV_SHADOW_SCRATCH_BYTES (256u * 1024u)
 
@@ -66,6 +87,7 @@ struct qv_worker {
 	struct qv_vstats *vs;       /* [QV_MAX_VSLOTS], this worker's stats per version */
 	uint32_t draining;          /* plain: written and read by the worker only */
 	uint32_t nchans;
+	uint32_t rr;                /* channel the next turn's gathering starts at */
 	struct qv_chan **chans;     /* [QV_WORKER_MAX_CHANS] */
 	uint64_t rng;               /* xorshift64* state: random canary and shadow shares */
 	double ns_per_cycle;
@@ -86,6 +108,14 @@ struct qv_worker {
 	float *sh_in;               /* [QV_SHADOW_SCRATCH_BYTES], copies: the slot is the client's again */
 	float *sh_ref;
 	float *sh_out;
+	/* Batching: this turn's requests and the gather / scatter buffers. */
+	struct qv_batch_item *items;     /* [QV_WORKER_MAX_PENDING] */
+	float *bt_in;                    /* [QV_BATCH_BUF_FLOATS] */
+	float *bt_out;                   /* [QV_BATCH_BUF_FLOATS] */
+	struct {
+		struct qv_chan *c;
+		uint32_t first, n;
+	} *polled;                       /* [QV_WORKER_MAX_CHANS]: channels with work this turn */
 
 	alignas(64) struct qv_worker_counters cnt;
 
@@ -123,6 +153,22 @@ void qv_worker_post(struct qv_worker *w, uint32_t op, struct qv_chan *c);
 
 /* Control thread: sends STOP, joins, frees the worker. Safe on a never-started worker. */
 void qv_worker_destroy(struct qv_worker *w);
+
+/*
+ * Serves n requests as qv_worker_serve() would serve each, filling every
+ * items[i].res, but runs requests of the same version on a plain route
+ * (no canary or shadow; a fallback only on error or nonfinite output,
+ * checked per request after the run) together: up to the version's
+ * max_batch rows are copied into the worker's gather buffer, run once and
+ * the outputs copied back to each request's `out`. A version with one
+ * request this call runs it in place. Requests on routed routes are served
+ * one by one with qv_worker_serve() (their picks, triggers and mirrors
+ * are per request; a mirror drawn by one of them runs when the next one
+ * is served, the last one's is left for the caller to flush after it
+ * pushed the answers). Items with `done` set were answered by the
+ * transport and are skipped. Hot path: no allocation, lock, syscall or log.
+ */
+void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uint32_t n);
 
 /* Runs a pending shadow request, if any (after its primary's completion was pushed). */
 void qv_worker_shadow_flush(struct qv_worker *w);
