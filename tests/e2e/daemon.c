@@ -169,9 +169,7 @@ int qvt_daemon_start(struct qvt_daemon *d, const char *quiverd, const char *repo
 		printf("SKIP: no quiverd binary at %s\n", quiverd);
 		exit(QVT_SKIP);
 	}
-	char probe[512];
-	snprintf(probe, sizeof(probe), "%s/trade-mlp", repo);
-	if (access(probe, R_OK) != 0) {
+	if (access(repo, R_OK | X_OK) != 0) {
 		printf("SKIP: no generated model repository at %s\n", repo);
 		exit(QVT_SKIP);
 	}

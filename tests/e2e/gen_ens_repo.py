@@ -50,8 +50,6 @@ ENSEMBLES = {
         {"name": "g", "model": "gate"},
         {"name": "e", "model": "expert", "inputs": [INPUT],
          "gate": dict(GATE, op="<")}], "output": "e"}, "gate_lt"),
-    # daemon.c's qvt_daemon_start probes REPO/trade-mlp: here a one-step ensemble.
-    ("trade-mlp", 1): ({"steps": [{"name": "only", "model": "expert"}]}, None),
     ("bad-unknown", 1): ({"steps": [
         {"name": "a", "model": "chain_a"},
         {"name": "b", "model": "no-such-model", "inputs": ["a"]}]}, None),
