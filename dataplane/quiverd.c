@@ -111,6 +111,30 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 }
 
 /* "1,3-5" -> {1,3,4,5}. */
+/*
+ * The control thread compiles models, and the runtime times oneDNN against
+ * the hand-written kernels at load to pick the faster per layer. Timed on a
+ * core where a worker busy-polls, both candidates get half a core and the
+ * choice is noise; so the control thread keeps off the worker cores when any
+ * other core is allowed (and shares them otherwise).
+ */
+static void keep_control_off_workers(const struct qv_daemon *d)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return;
+	for (uint32_t i = 0; i < d->ncores; i++)
+		if (d->cores[i] >= 0 && d->cores[i] < CPU_SETSIZE)
+			CPU_CLR(d->cores[i], &set);
+	if (CPU_COUNT(&set) == 0) {
+		qv_log(QV_LOG_INFO, "control thread shares the worker cores (no other core allowed)");
+		return;
+	}
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		qv_log(QV_LOG_WARN, "control thread affinity: %s", strerror(errno));
+}
+
 static int parse_cores(const char *s, struct qv_daemon *d)
 {
 	char buf[1024], *save = NULL, *tok;
@@ -431,6 +455,7 @@ int main(int argc, char **argv)
 		free(d);
 		return 1;
 	}
+	keep_control_off_workers(d);
 	d->start_ns = qv_now_ns();
 	d->tsc_hz = qv_tsc_calibrate();
 	r = qv_reg_init(&d->reg, d->repo, d->max_batch, d->tsc_hz, d->workers, d->ncores);
