@@ -7,17 +7,59 @@
  */
 #include <cJSON.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "channel.h"
 #include "quiverd.h"
+#include "udp.h"
 
 static const char *const status_names[QV_STATUS_COUNT] = {
 	"ok", "unknown_model", "bad_shape", "bad_request",
 	"deadline_exceeded", "overloaded", "unavailable", "internal",
 };
+
+static void add_udp_stats(cJSON *o, const struct qv_udp_stats *u)
+{
+	cJSON_AddNumberToObject(o, "rx", (double)u->rx);
+	cJSON_AddNumberToObject(o, "tx", (double)u->tx);
+	cJSON_AddNumberToObject(o, "dropped_allow", (double)u->dropped_allow);
+	cJSON_AddNumberToObject(o, "bad_request", (double)u->bad_request);
+	cJSON_AddNumberToObject(o, "junk", (double)u->junk);
+	cJSON_AddNumberToObject(o, "lookups", (double)u->lookups);
+	cJSON_AddNumberToObject(o, "tx_dropped", (double)u->tx_dropped);
+}
+
+/* io_uring UDP counters, summed over workers (each written by its worker,
+ * relaxed). The DPDK back end logs its counters at exit. */
+static void add_udp(cJSON *o, const struct qv_daemon *d)
+{
+	struct qv_udp_stats sum = { 0 }, one;
+	bool any = false;
+
+	for (uint32_t i = 0; i < d->nworkers && i < QV_MAX_WORKERS; i++) {
+		if (!d->udp[i])
+			continue;
+		qv_udp_uring_stats(d->udp[i], &one);
+		sum.rx += one.rx;
+		sum.tx += one.tx;
+		sum.dropped_allow += one.dropped_allow;
+		sum.bad_request += one.bad_request;
+		sum.junk += one.junk;
+		sum.lookups += one.lookups;
+		sum.tx_dropped += one.tx_dropped;
+		any = true;
+	}
+	if (any) {
+		cJSON *u = cJSON_CreateObject();
+		if (u) {
+			add_udp_stats(u, &sum);
+			cJSON_AddItemToObject(o, "udp", u);
+		}
+	}
+}
 
 static cJSON *cmd_status(struct qv_daemon *d)
 {
@@ -63,6 +105,7 @@ static cJSON *cmd_status(struct qv_daemon *d)
 	cJSON_AddNumberToObject(o, "models_loaded", qv_daemon_models_ready(d));
 	cJSON_AddNumberToObject(o, "models_failed", d->reg.n - qv_daemon_models_ready(d));
 	cJSON_AddNumberToObject(o, "tsc_hz", (double)d->tsc_hz);
+	add_udp(o, d);
 	return o;
 }
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "rawchan.h"
 #include "quiver.h"
 #include "qv_udp_proto.h"
 
@@ -296,5 +297,15 @@ int main(int argc, char **argv)
 		qvt_fail("lookup from outside the allow-list: %d, want -ETIMEDOUT", r);
 	qv_udp_close(c);
 	allowed_lookup(port);
+	/* The drop is counted where an operator sees it: `status` has udp.dropped_allow. */
+	{
+		char rep[16384];
+		int32_t st = 0;
+		const char *k;
+		if (qvt_ctl_cmd(dm.sock, "{\"cmd\":\"status\"}", &st, rep, sizeof(rep)) < 0 || st != 0)
+			qvt_fail("status after the allow-list checks failed (%d)", st);
+		else if (!(k = strstr(rep, "\"dropped_allow\":")) || atoi(k + 16) < 1)
+			qvt_fail("status does not count the dropped datagram: %.300s", rep);
+	}
 	return qvt_finish(&dm);
 }
