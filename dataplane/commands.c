@@ -129,17 +129,9 @@ uint32_t qv_daemon_models_ready(const struct qv_daemon *d)
 
 static const char *role_of(const struct qv_route *r, uint32_t v)
 {
-	if (v == r->primary)
-		return "primary";
-	if (v == r->canary)
-		return "canary";
-	if (v == r->shadow)
-		return "shadow";
-	if (v == r->fallback)
-		return "fallback";
-	if (v == r->previous)
-		return "previous";
-	return "loaded";
+	const char *role = qv_route_role(r, v);
+
+	return role ? role : "loaded";
 }
 
 static void add_failed(cJSON *ms, const struct qv_route *r)

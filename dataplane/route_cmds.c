@@ -171,17 +171,9 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 
 static const char *busy_role(const struct qv_route *r, uint32_t v)
 {
-	if (v == r->primary)
-		return "primary";
-	if (v == r->canary)
-		return "canary";
-	if (v == r->shadow)
-		return "shadow";
-	if (v == r->fallback)
-		return "fallback";
-	if (v == r->previous)
-		return "previous (kept for rollback)";
-	return NULL;
+	const char *role = qv_route_role(r, v);
+
+	return role && strcmp(role, "previous") == 0 ? "previous (kept for rollback)" : role;
 }
 
 static void set_primary(struct qv_route *r, uint32_t v)

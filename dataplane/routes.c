@@ -459,6 +459,21 @@ struct qv_version *qv_route_version(const struct qv_route *r, uint32_t version)
 	return NULL;
 }
 
+const char *qv_route_role(const struct qv_route *r, uint32_t v)
+{
+	if (v == r->primary)
+		return "primary";
+	if (v == r->canary)
+		return "canary";
+	if (v == r->shadow)
+		return "shadow";
+	if (v == r->fallback)
+		return "fallback";
+	if (v == r->previous)
+		return "previous";
+	return NULL;
+}
+
 struct qv_route *qv_reg_find(struct qv_registry *reg, const char *name)
 {
 	for (uint32_t i = 0; i < reg->n; i++)

@@ -150,6 +150,10 @@ uint32_t qv_reg_reclaim(struct qv_registry *reg);
 struct qv_route *qv_reg_find(struct qv_registry *reg, const char *name);
 struct qv_version *qv_route_version(const struct qv_route *r, uint32_t version);
 
+/* The role version v plays in r ("primary", "canary", "shadow", "fallback",
+ * "previous"), or NULL when it plays none. */
+const char *qv_route_role(const struct qv_route *r, uint32_t v);
+
 /* Name -> wire description of a route with a primary, or -ENOENT. */
 int qv_reg_lookup(struct qv_registry *reg, const char *name, struct qv_model_wire *ret);
 

@@ -176,6 +176,17 @@ static inline int fb_fits(const struct qv_version *fb, const struct qv_version *
 }
 
 /*
+ * A request fits its route: 1..max_batch rows, exactly rows * in_dim floats
+ * in, room for rows * out_dim floats out. The one shape rule of every path.
+ */
+static inline int req_fits(const struct qv_route_hot *h, const struct qv_serve_req *req)
+{
+	return req->rows != 0 && req->rows <= h->max_batch &&
+	       (uint64_t)req->in_bytes == (uint64_t)req->rows * h->in_dim * sizeof(float) &&
+	       (uint64_t)req->out_cap >= (uint64_t)req->rows * h->out_dim * sizeof(float);
+}
+
+/*
  * A route with a canary, shadow or fallback. Returns the status; *ret_v
  * and *ret_flags say which version answered and how.
  */
@@ -274,9 +285,7 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 	}
 	v = h->primary;
 	out_need = (uint64_t)req->rows * h->out_dim * sizeof(float);
-	if (req->rows == 0 || req->rows > h->max_batch ||
-	    (uint64_t)req->in_bytes != (uint64_t)req->rows * h->in_dim * sizeof(float) ||
-	    (uint64_t)req->out_cap < out_need) {
+	if (!req_fits(h, req)) {
 		st = QV_BAD_SHAPE;
 	} else if (__builtin_expect(h->flags != 0, 0)) {
 		st = serve_routed(w, h, req, t0, out_need, &v, &flags);
@@ -319,9 +328,7 @@ static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch
 	h = &tab->hot[req->handle];
 	if (h->state != QV_ROUTE_READY || (h->flags & ~QV_RT_BATCHABLE) != 0)
 		goto single;
-	if (req->rows == 0 || req->rows > h->max_batch ||
-	    (uint64_t)req->in_bytes != (uint64_t)req->rows * h->in_dim * sizeof(float) ||
-	    (uint64_t)req->out_cap < (uint64_t)req->rows * h->out_dim * sizeof(float)) {
+	if (!req_fits(h, req)) {
 		st = QV_BAD_SHAPE;
 	} else if (req->deadline_ns && qv_now_ns() > req->deadline_ns) {
 		/* The only per-request clock read, and only when a deadline was set. */
