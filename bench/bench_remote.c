@@ -81,30 +81,6 @@ static void usage(FILE *f)
 		"requests/s and rows/s over all threads.\n");
 }
 
-__attribute__((format(printf, 1, 2)))
-static int bad_arg(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("quiver-bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n(see quiver-bench --help)\n", stderr);
-	return 2;
-}
-
-static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
-{
-	char *end;
-	errno = 0;
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return -EINVAL;
-	*ret = (uint32_t)v;
-	return 0;
-}
 
 static int parse_batches(const char *s, struct ropts *o)
 {
@@ -116,7 +92,7 @@ static int parse_batches(const char *s, struct ropts *o)
 	o->n_batches = 0;
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (o->n_batches == MAX_BATCHES ||
-		    parse_u32(tok, 1, 65536, &o->batches[o->n_batches]))
+		    qv_bench_parse_u32(tok, 1, 65536, &o->batches[o->n_batches]))
 			return -EINVAL;
 		o->n_batches++;
 	}
@@ -168,16 +144,16 @@ static int parse_args(int argc, char **argv, struct ropts *o)
 		size_t name_len = eq ? (size_t)(eq - a) : strlen(a);
 		int known = 0;
 		if (name_len >= sizeof(name))
-			return bad_arg("unknown argument '%s'", a);
+			return qv_bench_bad_arg("unknown argument '%s'", a);
 		memcpy(name, a, name_len);
 		name[name_len] = 0;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
 			known |= !strcmp(name, with_value[k]);
 		if (!known)
-			return bad_arg("unknown argument '%s' (the --shm/--udp mode takes no model files)", a);
+			return qv_bench_bad_arg("unknown argument '%s' (the --shm/--udp mode takes no model files)", a);
 		if (!val) {
 			if (i + 1 >= argc)
-				return bad_arg("%s needs a value", name);
+				return qv_bench_bad_arg("%s needs a value", name);
 			val = argv[++i];
 		}
 		uint32_t u;
@@ -187,36 +163,36 @@ static int parse_args(int argc, char **argv, struct ropts *o)
 			o->target.udp_addr = val;
 		} else if (!strcmp(name, "--model")) {
 			if (!*val || strlen(val) >= QV_NAME_MAX)
-				return bad_arg("--model '%s': want a model name", val);
+				return qv_bench_bad_arg("--model '%s': want a model name", val);
 			o->model = val;
 		} else if (!strcmp(name, "--threads")) {
-			if (parse_u32(val, 1, 256, &o->threads))
-				return bad_arg("--threads '%s': want 1..256", val);
+			if (qv_bench_parse_u32(val, 1, 256, &o->threads))
+				return qv_bench_bad_arg("--threads '%s': want 1..256", val);
 		} else if (!strcmp(name, "--inflight")) {
-			if (parse_u32(val, 1, 4096, &o->inflight))
-				return bad_arg("--inflight '%s': want 1..4096", val);
+			if (qv_bench_parse_u32(val, 1, 4096, &o->inflight))
+				return qv_bench_bad_arg("--inflight '%s': want 1..4096", val);
 		} else if (!strcmp(name, "--iters")) {
-			if (parse_u32(val, 1, 100000000u, &o->iters))
-				return bad_arg("--iters '%s': want an integer 1..100000000", val);
+			if (qv_bench_parse_u32(val, 1, 100000000u, &o->iters))
+				return qv_bench_bad_arg("--iters '%s': want an integer 1..100000000", val);
 		} else if (!strcmp(name, "--warmup")) {
-			if (parse_u32(val, 0, 100000000u, &o->warmup))
-				return bad_arg("--warmup '%s': want an integer 0..100000000", val);
+			if (qv_bench_parse_u32(val, 0, 100000000u, &o->warmup))
+				return qv_bench_bad_arg("--warmup '%s': want an integer 0..100000000", val);
 		} else if (!strcmp(name, "--batch")) {
 			if (parse_batches(val, o))
-				return bad_arg("--batch '%s': want a comma-separated list of 1..65536 "
+				return qv_bench_bad_arg("--batch '%s': want a comma-separated list of 1..65536 "
 					       "(at most %d)", val, MAX_BATCHES);
 		} else if (!strcmp(name, "--repo")) {
 			o->repo = val;
 		} else if (!strcmp(name, "--core") || !strcmp(name, "--server-core")) {
-			if (parse_u32(val, 0, CPU_SETSIZE - 1, &u))
-				return bad_arg("%s '%s': want a core number", name, val);
+			if (qv_bench_parse_u32(val, 0, CPU_SETSIZE - 1, &u))
+				return qv_bench_bad_arg("%s '%s': want a core number", name, val);
 			*(!strcmp(name, "--core") ? &o->core : &o->server_core) = (int)u;
 		} else if (!strcmp(name, "--rate")) {
 			char *end;
 			errno = 0;
 			o->rate = strtod(val, &end);
 			if (errno || *end || !(o->rate >= 1 && o->rate <= 1e9))
-				return bad_arg("--rate '%s': want requests/s, 1..1e9", val);
+				return qv_bench_bad_arg("--rate '%s': want requests/s, 1..1e9", val);
 		} else if (!strcmp(name, "--input")) {
 			o->input = val;
 		} else {
@@ -224,13 +200,13 @@ static int parse_args(int argc, char **argv, struct ropts *o)
 		}
 	}
 	if (!o->target.shm_socket == !o->target.udp_addr)
-		return bad_arg("give exactly one of --shm SOCKET and --udp ADDR:PORT");
+		return qv_bench_bad_arg("give exactly one of --shm SOCKET and --udp ADDR:PORT");
 	if (!o->model)
-		return bad_arg("--model NAME is required with --shm/--udp");
+		return qv_bench_bad_arg("--model NAME is required with --shm/--udp");
 	if (!o->input != !o->output)
-		return bad_arg("--input and --output go together");
+		return qv_bench_bad_arg("--input and --output go together");
 	if (o->rate > 0 && o->rate_sweep)
-		return bad_arg("--rate and --rate-sweep exclude each other");
+		return qv_bench_bad_arg("--rate and --rate-sweep exclude each other");
 	return 0;
 }
 
@@ -720,11 +696,11 @@ int qv_bench_remote_main(int argc, char **argv)
 	{
 		cpu_set_t set;
 		if (sched_getaffinity(0, sizeof(start_affinity), &start_affinity))
-			return bad_arg("sched_getaffinity: %s", strerror(errno));
+			return qv_bench_bad_arg("sched_getaffinity: %s", strerror(errno));
 		CPU_ZERO(&set);
 		CPU_SET(o.core, &set);
 		if (sched_setaffinity(0, sizeof(set), &set))
-			return bad_arg("--core %d: cannot pin to it: %s", o.core, strerror(errno));
+			return qv_bench_bad_arg("--core %d: cannot pin to it: %s", o.core, strerror(errno));
 	}
 	omp_set_num_threads(1);
 	qv_thread_init();

@@ -2,6 +2,8 @@
 #include "bench_stats.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -59,5 +61,29 @@ int qv_bench_summarise(uint64_t *samples, size_t n, uint32_t rows, uint32_t chun
 		.rows_per_s_mean = sum > 0 ? (double)rows * (double)n * 1e9 / sum : 0,
 	};
 	*ret = s;
+	return 0;
+}
+
+int qv_bench_bad_arg(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("quiver-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n(see quiver-bench --help)\n", stderr);
+	return 2;
+}
+
+int qv_bench_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -EINVAL;
+	*ret = (uint32_t)v;
 	return 0;
 }

@@ -47,4 +47,12 @@ int qv_bench_summarise(uint64_t *samples, size_t n, uint32_t rows, uint32_t chun
  * least q of the samples at or below it. 0 < q <= 1, n >= 1. */
 uint64_t qv_bench_percentile(const uint64_t *sorted, size_t n, double q);
 
+/* Command-line helpers shared by every quiver-bench mode. */
+/* Prints "quiver-bench: MESSAGE" and the --help hint to stderr; returns 2,
+ * the exit code for bad arguments. */
+__attribute__((format(printf, 1, 2)))
+int qv_bench_bad_arg(const char *fmt, ...);
+/* A decimal in [lo, hi], no sign; 0 or -EINVAL. */
+int qv_bench_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret);
+
 #endif /* QV_BENCH_STATS_H */

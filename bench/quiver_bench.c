@@ -94,30 +94,6 @@ static void usage(FILE *f)
 		"whole-run mean.\n", CHUNK_MIN, CHUNK, CHUNK_NS / 1000);
 }
 
-__attribute__((format(printf, 1, 2)))
-static int bad_arg(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("quiver-bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n(see quiver-bench --help)\n", stderr);
-	return 2;
-}
-
-static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
-{
-	char *end;
-	errno = 0;
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return -EINVAL;
-	*ret = (uint32_t)v;
-	return 0;
-}
 
 static int parse_batches(const char *s, struct bench_opts *o)
 {
@@ -130,7 +106,7 @@ static int parse_batches(const char *s, struct bench_opts *o)
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (o->n_batches == MAX_BATCHES)
 			return -E2BIG;
-		if (parse_u32(tok, 1, MAX_BATCH_ROWS, &o->batches[o->n_batches]))
+		if (qv_bench_parse_u32(tok, 1, MAX_BATCH_ROWS, &o->batches[o->n_batches]))
 			return -EINVAL;
 		o->n_batches++;
 	}
@@ -151,7 +127,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			return -1;
 		if (a[0] != '-' || !a[1]) {
 			if (o->n_models == sizeof(o->models) / sizeof(o->models[0]))
-				return bad_arg("too many models (at most %zu)",
+				return qv_bench_bad_arg("too many models (at most %zu)",
 					       sizeof(o->models) / sizeof(o->models[0]));
 			o->models[o->n_models++] = a;
 			continue;
@@ -166,7 +142,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		const char *val = eq ? eq + 1 : NULL;
 		size_t name_len = eq ? (size_t)(eq - a) : strlen(a);
 		if (name_len >= sizeof(name))
-			return bad_arg("unknown option '%s'", a);
+			return qv_bench_bad_arg("unknown option '%s'", a);
 		memcpy(name, a, name_len);
 		name[name_len] = 0;
 		int known = !strcmp(name, "--batch") || !strcmp(name, "--iters") ||
@@ -174,23 +150,23 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			    !strcmp(name, "--core") || !strcmp(name, "--input") ||
 			    !strcmp(name, "--output") || !strcmp(name, "--path");
 		if (!known)
-			return bad_arg("unknown option '%s'", a);
+			return qv_bench_bad_arg("unknown option '%s'", a);
 		if (!val) {
 			if (i + 1 >= argc)
-				return bad_arg("%s needs a value", name);
+				return qv_bench_bad_arg("%s needs a value", name);
 			val = argv[++i];
 		}
 		uint32_t u;
 		if (!strcmp(name, "--batch")) {
 			if (parse_batches(val, o))
-				return bad_arg("--batch '%s': want a comma-separated list of 1..%u "
+				return qv_bench_bad_arg("--batch '%s': want a comma-separated list of 1..%u "
 					       "(at most %d)", val, MAX_BATCH_ROWS, MAX_BATCHES);
 		} else if (!strcmp(name, "--iters")) {
-			if (parse_u32(val, 1, 100000000u, &o->iters))
-				return bad_arg("--iters '%s': want an integer 1..100000000", val);
+			if (qv_bench_parse_u32(val, 1, 100000000u, &o->iters))
+				return qv_bench_bad_arg("--iters '%s': want an integer 1..100000000", val);
 		} else if (!strcmp(name, "--warmup")) {
-			if (parse_u32(val, 0, 100000000u, &o->warmup))
-				return bad_arg("--warmup '%s': want an integer 0..100000000", val);
+			if (qv_bench_parse_u32(val, 0, 100000000u, &o->warmup))
+				return qv_bench_bad_arg("--warmup '%s': want an integer 0..100000000", val);
 		} else if (!strcmp(name, "--kernels")) {
 			if (!strcmp(val, "auto"))
 				o->kernels = QV_KERNEL_AUTO;
@@ -199,10 +175,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			else if (!strcmp(val, "hand"))
 				o->kernels = QV_KERNEL_HAND;
 			else
-				return bad_arg("--kernels '%s': want auto, onednn or hand", val);
+				return qv_bench_bad_arg("--kernels '%s': want auto, onednn or hand", val);
 		} else if (!strcmp(name, "--core")) {
-			if (parse_u32(val, 0, CPU_SETSIZE - 1, &u))
-				return bad_arg("--core '%s': want a core number", val);
+			if (qv_bench_parse_u32(val, 0, CPU_SETSIZE - 1, &u))
+				return qv_bench_bad_arg("--core '%s': want a core number", val);
 			o->core = (int)u;
 		} else if (!strcmp(name, "--input")) {
 			o->input = val;
@@ -215,17 +191,17 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			else if (!strcmp(val, "floor-onednn"))
 				o->path = PATH_FLOOR;
 			else
-				return bad_arg("--path '%s': want inproc or floor-onednn", val);
+				return qv_bench_bad_arg("--path '%s': want inproc or floor-onednn", val);
 		}
 	}
 	if (!o->n_models)
-		return bad_arg("no model given");
+		return qv_bench_bad_arg("no model given");
 	if (!o->input != !o->output)
-		return bad_arg("--input and --output go together");
+		return qv_bench_bad_arg("--input and --output go together");
 	if (o->input && o->n_models != 1)
-		return bad_arg("--input/--output take exactly one model");
+		return qv_bench_bad_arg("--input/--output take exactly one model");
 	if (path_given && !o->input)
-		return bad_arg("--path only applies with --input/--output");
+		return qv_bench_bad_arg("--path only applies with --input/--output");
 	return 0;
 }
 
@@ -661,7 +637,7 @@ int main(int argc, char **argv)
 	int pr = core >= 0 ? pin_thread(core) : 0;
 	if (pr) {
 		if (o.core >= 0)
-			return bad_arg("--core %d: cannot pin to it: %s", o.core, strerror(-pr));
+			return qv_bench_bad_arg("--core %d: cannot pin to it: %s", o.core, strerror(-pr));
 		core = -1;  /* unpinned; reported as core -1 */
 	}
 	/* Both paths run single-threaded on this core: the runtime through
