@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "udpcheck.h"
 #include "rawchan.h"
 #include "quiver.h"
 #include "qv_udp_proto.h"
@@ -45,75 +46,12 @@ static uint16_t free_udp_port(void)
 static void sync_rows(qv_udp_client *c, const struct qv_model_desc *d, const struct qvt_ref *ref,
 		      uint32_t row0, uint32_t rows)
 {
-	float out[64 * 64];
-	struct qv_request rq = {
-		.handle = d->handle,
-		.rows = rows,
-		.input = ref->x.data + (size_t)row0 * ref->in_dim,
-		.request_id = row0,
-	};
-	struct qv_result res;
-	char what[64];
-	int r = qv_udp_infer(c, &rq, out, sizeof(out) / sizeof(out[0]), 10000, &res);
-
-	if (r < 0) {
-		qvt_fail("udp infer rows %u+%u: %s", row0, rows, strerror(-r));
-		return;
-	}
-	if (res.status != QV_OK || res.request_id != row0 || res.version != d->version ||
-	    res.out_floats != rows * d->out_dim) {
-		qvt_fail("udp infer rows %u+%u: status %d id %llu version %u floats %u", row0, rows,
-			 (int)res.status, (unsigned long long)res.request_id, res.version,
-			 res.out_floats);
-		return;
-	}
-	snprintf(what, sizeof(what), "udp rows %u+%u", row0, rows);
-	if (qvt_compare(out, ref->y.data + (size_t)row0 * ref->out_dim, (size_t)rows * d->out_dim,
-			QVT_RTOL, QVT_ATOL, what))
-		qvt_fail("%s: outputs differ from the reference", what);
+	qvt_udp_sync_rows(c, d, ref, row0, rows, row0, 10000, "udp");
 }
 
 static void async_all(qv_udp_client *c, const struct qv_model_desc *d, const struct qvt_ref *ref)
 {
-	float *out = malloc((size_t)ref->rows * ref->out_dim * sizeof(float));
-	uint32_t next = 0, done = 0;
-	uint64_t t0 = qvt_now_ns();
-
-	if (out == NULL)
-		qvt_die("out of memory");
-	memset(out, 0xff, (size_t)ref->rows * ref->out_dim * sizeof(float));
-	while (done < ref->rows) {
-		while (next < ref->rows) {
-			struct qv_request rq = {
-				.handle = d->handle,
-				.rows = 1,
-				.input = ref->x.data + (size_t)next * ref->in_dim,
-				.request_id = next,
-			};
-			int r = qv_udp_submit(c, &rq, out + (size_t)next * ref->out_dim, ref->out_dim);
-			if (r == -EAGAIN)
-				break;
-			if (r < 0)
-				qvt_die("qv_udp_submit: %s", strerror(-r));
-			next++;
-		}
-		struct qv_result res[16];
-		int n = qv_udp_poll(c, res, 16);
-		if (n < 0)
-			qvt_die("qv_udp_poll: %s", strerror(-n));
-		for (int i = 0; i < n; i++) {
-			done++;
-			if (res[i].status != QV_OK)
-				qvt_fail("async row %llu: status %d",
-					 (unsigned long long)res[i].request_id, (int)res[i].status);
-		}
-		if (qvt_now_ns() - t0 > 60ull * 1000000000ull)
-			qvt_die("async: %u of %u in 60 s", done, ref->rows);
-	}
-	if (qvt_compare(out, ref->y.data, (size_t)ref->rows * ref->out_dim, QVT_RTOL, QVT_ATOL,
-			"udp async"))
-		qvt_fail("udp async: outputs differ from the reference");
-	free(out);
+	qvt_udp_async_all(c, d, ref, 60, "udp");
 }
 
 /* Junk from a raw socket; the valid request sent last must be the first
