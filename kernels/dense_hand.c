@@ -56,7 +56,6 @@ typedef void (*run_fn)(const struct qv_hand_dense *d, const float *x, uint32_t r
 struct qv_hand_dense {
 	uint32_t K, N;
 	uint32_t nv;         /* vectors: ceil(N / 16) */
-	enum qv_isa isa;
 	struct qv_act_desc act;
 	run_fn run;
 	uint32_t kp;         /* narrow layout: K rounded up to 16 */
@@ -745,7 +744,6 @@ int qv_hand_dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
 	d->N = N;
 	d->nv = (N + VEC - 1) / VEC;
 	d->act = act;
-	d->isa = (enum qv_isa)isa;
 	d->kp = (K + VEC - 1) / VEC * VEC;
 	const int narrow = N <= NARROW_MAX && isa != QV_ISA_SCALAR;
 	if (narrow)

@@ -403,19 +403,6 @@ int qv_model_is_ensemble(const qv_model *m)
 
 /* ---- describe ---- */
 
-__attribute__((format(printf, 4, 5)))
-static void put(char *buf, size_t len, size_t *k, const char *fmt, ...)
-{
-	if (*k >= len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf + *k, len - *k, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*k += (size_t)n;
-}
-
 int qv_ens_describe(const qv_model *m, char *buf, size_t len)
 {
 	static const char *const modes[] = { "input", "by pointer", "adjacent at 1 row, gathered above",
@@ -423,24 +410,24 @@ int qv_ens_describe(const qv_model *m, char *buf, size_t len)
 	const struct qv_ensemble *e = m->ens;
 	size_t k = 0;
 	buf[0] = '\0';
-	put(buf, len, &k, "ensemble '%s': in '%s' %u floats, out '%s' %u floats (step '%s'), max_batch %u, %u steps\n",
+	qv_put(buf, len, &k, "ensemble '%s': in '%s' %u floats, out '%s' %u floats (step '%s'), max_batch %u, %u steps\n",
 	    e->name, m->info.in_name, m->info.in_dim, m->info.out_name, m->info.out_dim,
 	    e->steps[e->out_step].name, m->info.max_batch, e->n);
 	for (uint32_t i = 0; i < e->n; i++) {
 		const struct qv_ens_step *s = &e->steps[i];
-		put(buf, len, &k, "%2u %-16s %u -> %u floats, input ", i, s->name, s->in_w, s->out_w);
+		qv_put(buf, len, &k, "%2u %-16s %u -> %u floats, input ", i, s->name, s->in_w, s->out_w);
 		for (uint32_t j = 0; j < s->n_in; j++)
-			put(buf, len, &k, "%s%s", j ? "+" : "",
+			qv_put(buf, len, &k, "%s%s", j ? "+" : "",
 			    s->in[j] == QV_ENS_REF_INPUT ? QV_ENS_INPUT : e->steps[s->in[j]].name);
 		if (!s->n_in)
-			put(buf, len, &k, "%s", QV_ENS_INPUT);
-		put(buf, len, &k, " (%s)", modes[s->mode]);
+			qv_put(buf, len, &k, "%s", QV_ENS_INPUT);
+		qv_put(buf, len, &k, " (%s)", modes[s->mode]);
 		if (s->gate_op != QV_GATE_NONE)
-			put(buf, len, &k, ", gate %s %s %g else %g", e->steps[s->gate].name,
+			qv_put(buf, len, &k, ", gate %s %s %g else %g", e->steps[s->gate].name,
 			    s->gate_op == QV_GATE_GE ? ">=" : "<", (double)s->threshold, (double)s->else_value);
 		if (i == e->out_step)
-			put(buf, len, &k, ", writes the output");
-		put(buf, len, &k, "\n");
+			qv_put(buf, len, &k, ", writes the output");
+		qv_put(buf, len, &k, "\n");
 	}
 	return k < len ? 0 : -ENOBUFS;
 }

@@ -73,7 +73,6 @@ struct ctx_bucket {
 };
 
 struct qv_dnnl_dense_ctx {
-	const struct qv_dnnl_dense *d;
 	dnnl_stream_t stream;
 	void *scratch;
 	struct ctx_bucket b[QV_DNNL_MAX_BUCKETS];
@@ -360,7 +359,6 @@ int qv_dnnl_dense_ctx_create(const struct qv_dnnl_dense *d, struct qv_dnnl_dense
 	struct qv_dnnl_dense_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->d = d;
 	dnnl_status_t s = dnnl_stream_create(&c->stream, eng, dnnl_stream_default_flags);
 	if (s == dnnl_success && d->max_scratch) {
 		c->scratch = aligned_alloc(64, (d->max_scratch + 63) & ~(size_t)63);

@@ -588,7 +588,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Best-of-rounds ns per run; which = 0 oneDNN, 1 hand. */
+/* Best-of-rounds ns per run; which = 0 oneDNN, 1 hand. UINT64_MAX when a
+ * oneDNN run failed: a timing of a failed primitive must not pick a kernel. */
 static uint64_t time_one(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc, int which, uint32_t bi,
 			 const float *x, float *y, uint32_t iters)
 {
@@ -598,8 +599,8 @@ static uint64_t time_one(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc,
 		for (uint32_t i = 0; i < iters; i++) {
 			if (which)
 				qv_hand_dense_run(st->hand, x, 1u << bi, y);
-			else
-				qv_dnnl_dense_run_bucket(st->dnnl, dc, bi, x, y);
+			else if (qv_dnnl_dense_run_bucket(st->dnnl, dc, bi, x, y) != 0)
+				return UINT64_MAX;
 		}
 		uint64_t dt = (now_ns() - t0) / iters;
 		if (dt < best)
@@ -635,6 +636,10 @@ static int tune_step(struct qv_model *m, struct qv_step *st, uint32_t iters)
 			t = time_one(st, dc, 1, bi, x, y, iters);
 			if (t < h)
 				h = t;
+		}
+		if (a == UINT64_MAX) {
+			r = -EIO; /* oneDNN failed to run its own primitive */
+			goto out;
 		}
 		st->ns_dnnl[bi] = a;
 		st->ns_hand[bi] = h;
@@ -843,8 +848,7 @@ static const char *act_name(enum qv_act a)
 	return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
 
-__attribute__((format(printf, 4, 5)))
-static void put(char *buf, size_t len, size_t *k, const char *fmt, ...)
+void qv_put(char *buf, size_t len, size_t *k, const char *fmt, ...)
 {
 	if (*k >= len)
 		return;
@@ -866,36 +870,36 @@ int qv_model_describe(const qv_model *m, char *buf, size_t len)
 		return qv_ens_describe(m, buf, len);
 	size_t k = 0;
 	buf[0] = '\0';
-	put(buf, len, &k, "in '%s' %u floats, out '%s' %u floats, max_batch %u, %u steps\n", m->info.in_name,
+	qv_put(buf, len, &k, "in '%s' %u floats, out '%s' %u floats, max_batch %u, %u steps\n", m->info.in_name,
 	    m->info.in_dim, m->info.out_name, m->info.out_dim, m->info.max_batch, m->n_steps);
 	for (uint32_t i = 0; i < m->n_steps; i++) {
 		const struct qv_step *st = &m->steps[i];
-		put(buf, len, &k, "%2u %-7s %-24s", i, kinds[st->kind], st->label);
+		qv_put(buf, len, &k, "%2u %-7s %-24s", i, kinds[st->kind], st->label);
 		switch (st->kind) {
 		case QV_STEP_DENSE:
-			put(buf, len, &k, " %ux%u%s%s%s folded=%u kernel=%s", st->K, st->N, st->b ? " +bias" : "",
+			qv_put(buf, len, &k, " %ux%u%s%s%s folded=%u kernel=%s", st->K, st->N, st->b ? " +bias" : "",
 			    st->act.kind ? " " : "", act_name(st->act.kind), st->n_folded,
 			    st->all_hand ? "hand" : st->any_hand ? "auto" : "onednn");
 			for (uint32_t bi = 0; bi < QV_TUNED_BUCKETS && !st->all_hand; bi++)
 				if (st->ns_dnnl[bi] || st->ns_hand[bi])
-					put(buf, len, &k, " b%u:%s(onednn %lluns hand %lluns)", 1u << bi,
+					qv_put(buf, len, &k, " b%u:%s(onednn %lluns hand %lluns)", 1u << bi,
 					    st->use_hand[bi] ? "hand" : "onednn",
 					    (unsigned long long)st->ns_dnnl[bi], (unsigned long long)st->ns_hand[bi]);
 			break;
 		case QV_STEP_BINARY:
-			put(buf, len, &k, " %s %u floats%s", binops[st->op], st->out_w, st->c_is_lhs ? " (const lhs)" : "");
+			qv_put(buf, len, &k, " %s %u floats%s", binops[st->op], st->out_w, st->c_is_lhs ? " (const lhs)" : "");
 			break;
 		case QV_STEP_ACT:
-			put(buf, len, &k, " %s %u floats", act_name(st->act.kind), st->out_w);
+			qv_put(buf, len, &k, " %s %u floats", act_name(st->act.kind), st->out_w);
 			break;
 		case QV_STEP_SOFTMAX:
-			put(buf, len, &k, " %u x %u", st->groups, st->cols);
+			qv_put(buf, len, &k, " %u x %u", st->groups, st->cols);
 			break;
 		default:
-			put(buf, len, &k, " %u -> %u floats", st->in_w, st->out_w);
+			qv_put(buf, len, &k, " %u -> %u floats", st->in_w, st->out_w);
 			break;
 		}
-		put(buf, len, &k, "\n");
+		qv_put(buf, len, &k, "\n");
 	}
 	return k < len ? 0 : -ENOBUFS;
 }

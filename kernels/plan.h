@@ -85,6 +85,11 @@ struct qv_exec_ctx {
 };
 
 /* onednn_dense.c: run exactly bucket bi (2^bi rows); used for tuning. */
+/* Appends printf output at *k of buf (len bytes), advancing *k; stops
+ * quietly once the buffer is full. For the describe functions. */
+__attribute__((format(printf, 4, 5)))
+void qv_put(char *buf, size_t len, size_t *k, const char *fmt, ...);
+
 int qv_dnnl_dense_run_bucket(const struct qv_dnnl_dense *d, struct qv_dnnl_dense_ctx *c,
 			     uint32_t bi, const float *x, float *y);
 
