@@ -82,7 +82,6 @@ struct qv_client {
 	uint32_t *done_q;       /* ring of nslots slot indices, in completion order */
 	uint32_t done_head, done_count;
 	uint32_t inflight;      /* submitted and not yet polled (abandoned excluded) */
-	uint32_t abandoned;
 	uint32_t spins;         /* empty polls since the last clock read */
 	uint32_t pushed;        /* requests sent, wrapping; paces the client heartbeat */
 	struct slot *st;
@@ -94,12 +93,10 @@ struct qv_client {
 	uint64_t dead_after_ns;
 	uint64_t stale_ns;      /* silence after which the socket is polled for a hang-up */
 	uint64_t connect_ns;
-	uint64_t bad_cqes;      /* completions dropped as invalid */
 
 	/* Slow path. */
 	int fd;
 	uint32_t seq;
-	void *map;
 	size_t map_bytes;
 };
 
@@ -238,7 +235,6 @@ static int map_channel(qv_client *c, int memfd, const struct qv_hello_ok *ok)
 	p = mmap(NULL, ok->seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
-	c->map = p;
 	c->map_bytes = ok->seg_bytes;
 	c->hdr = p;
 
@@ -393,8 +389,8 @@ void qv_close(qv_client *c)
 	/* Closing the socket is what tells quiverd to retire the channel. */
 	if (c->fd >= 0)
 		close(c->fd);
-	if (c->map)
-		munmap(c->map, c->map_bytes);
+	if (c->hdr)
+		munmap((void *)c->hdr, c->map_bytes);
 	free(c->st);
 	free(c->free_stack);
 	free(c->done_q);
@@ -580,16 +576,13 @@ static int complete_one(qv_client *c, const struct qv_cqe *e)
 	struct qv_result res;
 
 	if (s >= c->nslots) {
-		c->bad_cqes++;
 		return -1;
 	}
 	sl = &c->st[s];
 	if (sl->state != SLOT_INFLIGHT && sl->state != SLOT_SYNC && sl->state != SLOT_ABANDONED) {
-		c->bad_cqes++;
 		return -1;
 	}
 	if (sl->state == SLOT_ABANDONED) {
-		c->abandoned--;
 		slot_free(c, s);
 		return -1;
 	}
@@ -601,7 +594,6 @@ static int complete_one(qv_client *c, const struct qv_cqe *e)
 	if (e->request_id != sl->request_id || e->status >= QV_STATUS_COUNT ||
 	    e->out_bytes > c->slot_out_bytes || e->out_bytes > sl->out_cap_bytes ||
 	    (e->out_bytes & 3u) != 0) {
-		c->bad_cqes++;
 		res.status = QV_INTERNAL;
 	} else if (e->out_bytes) {
 		memcpy(sl->out, slot_out(c, s), e->out_bytes);
@@ -773,7 +765,6 @@ int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_
 				 * may hold it for ever.
 				 */
 				c->st[s].state = SLOT_ABANDONED;
-				c->abandoned++;
 				*ret_result = (struct qv_result){ .request_id = req->request_id,
 								  .status = QV_UNAVAILABLE };
 				return 0;
@@ -783,8 +774,7 @@ int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_
 					deadline = now + (uint64_t)timeout_ms * 1000000ull;
 				else if (now >= deadline) {
 					c->st[s].state = SLOT_ABANDONED;
-					c->abandoned++;
-					return -ETIMEDOUT;
+						return -ETIMEDOUT;
 				}
 			}
 		}
@@ -864,7 +854,6 @@ int qv_poll(qv_client *c, struct qv_result *results, int max)
 		results[n++] = (struct qv_result){ .request_id = sl->request_id,
 						   .status = QV_UNAVAILABLE };
 		sl->state = SLOT_ABANDONED;
-		c->abandoned++;
 		c->inflight--;
 	}
 	if (n == 0)
