@@ -92,6 +92,18 @@ size_t qv_udp_put_reply_hdr(void *buf, uint8_t type, uint32_t status, uint32_t v
 size_t qv_udp_put_lookup_reply(void *buf, const struct qv_udp_parsed *p,
 			       const struct qv_model_wire *mw);
 
+/* ---- serving a parsed datagram (udp_serve.c) --------------------------- */
+
+/*
+ * Runs an INFER through qv_worker_serve, reading the input in place from
+ * `dgram` and writing the reply (header, then outputs of at most out_cap
+ * bytes) to `out`. Returns the reply's size. Hot path; no allocation.
+ */
+size_t qv_udp_serve_infer(struct qv_worker *w, const struct qv_udp_parsed *p,
+			  const uint8_t *dgram, uint8_t *out, uint32_t out_cap);
+/* Answers a LOOKUP into `out`; returns the reply's size. */
+size_t qv_udp_serve_lookup(struct qv_worker *w, const struct qv_udp_parsed *p, uint8_t *out);
+
 /* ---- io_uring back end (udp_uring.c) ---------------------------------- */
 
 struct qv_udp_uring;

@@ -114,14 +114,6 @@ static inline uint64_t cnt_get(const _Atomic uint64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- slow path --------------------------------------------------------- */
 
 /* "a b  c" -> argv {"quiverd", "a", "b", "c"}; the strings live in d->eal_buf
@@ -441,40 +433,6 @@ static bool handle_icmp(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m, struct 
 	return true;
 }
 
-static uint32_t serve_infer(struct qv_worker *w, const struct qv_udp_parsed *p,
-			    const uint8_t *dgram, uint8_t *out, uint32_t out_cap)
-{
-	struct qv_serve_req req;
-	struct qv_serve_res res;
-	uint32_t out_bytes = 0;
-
-	req.handle = p->handle;
-	req.rows = p->rows;
-	req.in_bytes = p->in_bytes;
-	req.out_cap = out_cap;
-	req.deadline_ns = p->budget_ns ? now_ns() + p->budget_ns : 0;
-	req.routing_key = p->routing_key;
-	req.request_id = p->request_id;
-	req.in = (const float *)(const void *)(dgram + p->in_off); /* aligned: see udp_request */
-	req.out = (float *)(void *)(out + sizeof(struct qv_udp_rep_hdr));
-	memset(&res, 0, sizeof(res));
-	qv_worker_serve(w, &req, &res);
-	if (res.status == QV_OK)
-		out_bytes = res.out_bytes <= out_cap ? res.out_bytes : 0;
-	if (res.status == QV_OK && out_bytes != res.out_bytes)
-		res.status = QV_INTERNAL; /* a serve bug must not leak memory onto the wire */
-	return (uint32_t)qv_udp_put_reply_hdr(out, QV_UDP_INFER_REPLY, res.status, res.version,
-					      res.flags, p->request_id, out_bytes) + out_bytes;
-}
-
-static uint32_t serve_lookup(struct qv_worker *w, const struct qv_udp_parsed *p, uint8_t *out)
-{
-	struct qv_model_wire mw;
-
-	return (uint32_t)qv_udp_put_lookup_reply(out, p,
-					 qv_worker_lookup(w, p->name, &mw) == 0 ? &mw : NULL);
-}
-
 /* A UDP datagram to our address and port; the caller frees the request's
  * mbuf (the reply, if any, is a new one). */
 static void handle_udp(struct qv_udp_dpdk_queue *q, struct qv_worker *w,
@@ -523,11 +481,11 @@ static void handle_udp(struct qv_udp_dpdk_queue *q, struct qv_worker *w,
 			memcpy(q->in_copy, payload, plen);
 			payload = q->in_copy;
 		}
-		rlen = serve_infer(w, &p, payload, out,
+		rlen = (uint32_t)qv_udp_serve_infer(w, &p, payload, out,
 				   room - (uint32_t)sizeof(struct qv_udp_rep_hdr));
 		break;
 	case QV_UDP_V_LOOKUP:
-		rlen = serve_lookup(w, &p, out);
+		rlen = (uint32_t)qv_udp_serve_lookup(w, &p, out);
 		cnt_add(&q->cnt.lookups, 1);
 		break;
 	default:

@@ -371,49 +371,6 @@ static void queue_send(struct qv_udp_uring *u, uint16_t slot, size_t len)
 	io_uring_sqe_set_data64(sqe, slot);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static size_t serve_infer(struct qv_worker *w, const struct qv_udp_parsed *p,
-			  const uint8_t *dgram, uint8_t *out_buf)
-{
-	struct qv_serve_req req;
-	struct qv_serve_res res;
-	uint32_t out_bytes = 0;
-
-	req.handle = p->handle;
-	req.rows = p->rows;
-	req.in_bytes = p->in_bytes;
-	req.out_cap = (uint32_t)QV_UDP_MAX_OUT_BYTES;
-	req.deadline_ns = p->budget_ns ? now_ns() + p->budget_ns : 0;
-	req.routing_key = p->routing_key;
-	req.request_id = p->request_id;
-	/* Aligned: see the _Static_assert on RX_HDR. */
-	req.in = (const float *)(const void *)(dgram + p->in_off);
-	req.out = (float *)(void *)(out_buf + sizeof(struct qv_udp_rep_hdr));
-	memset(&res, 0, sizeof(res));
-	qv_worker_serve(w, &req, &res);
-	if (res.status == QV_OK)
-		out_bytes = res.out_bytes <= req.out_cap ? res.out_bytes : 0;
-	if (res.status == QV_OK && out_bytes != res.out_bytes)
-		res.status = QV_INTERNAL; /* a serve bug must not leak memory onto the wire */
-	return qv_udp_put_reply_hdr(out_buf, QV_UDP_INFER_REPLY, res.status, res.version,
-				    res.flags, p->request_id, out_bytes) + out_bytes;
-}
-
-static size_t serve_lookup(struct qv_worker *w, const struct qv_udp_parsed *p, uint8_t *out_buf)
-{
-	struct qv_model_wire mw;
-
-	return (size_t)qv_udp_put_lookup_reply(out_buf, p,
-				       qv_worker_lookup(w, p->name, &mw) == 0 ? &mw : NULL);
-}
-
 /* One received datagram in buffer `buf` (`len` bytes as the CQE said). */
 static void handle_datagram(struct qv_udp_uring *u, struct qv_worker *w, uint8_t *buf, int len)
 {
@@ -450,10 +407,10 @@ static void handle_datagram(struct qv_udp_uring *u, struct qv_worker *w, uint8_t
 
 	switch (v) {
 	case QV_UDP_V_INFER:
-		rlen = serve_infer(w, &p, payload, s->data);
+		rlen = qv_udp_serve_infer(w, &p, payload, s->data, (uint32_t)QV_UDP_MAX_OUT_BYTES);
 		break;
 	case QV_UDP_V_LOOKUP:
-		rlen = serve_lookup(w, &p, s->data);
+		rlen = qv_udp_serve_lookup(w, &p, s->data);
 		cnt_add(&u->cnt.lookups, 1);
 		break;
 	default:
