@@ -157,6 +157,26 @@ static void answer_control(struct fake_server *f)
 		w.handle = FAKE_DOUBLE_HANDLE;
 		w.in_dim = w.out_dim = 3;
 		w.max_batch = 4;
+	} else if (strcmp(in.q.name, "lie-zero-dim") == 0) {
+		/* A record a server must never send: the client refuses it. */
+		w.handle = FAKE_ECHO_HANDLE;
+		w.in_dim = 0;
+		w.out_dim = 4;
+		w.max_batch = 8;
+	} else if (strcmp(in.q.name, "lie-zero-batch") == 0) {
+		w.handle = FAKE_ECHO_HANDLE;
+		w.in_dim = w.out_dim = 4;
+		w.max_batch = 0;
+	} else if (strcmp(in.q.name, "lie-rank") == 0) {
+		w.handle = FAKE_ECHO_HANDLE;
+		w.in_dim = w.out_dim = 4;
+		w.max_batch = 8;
+		w.version = FAKE_VERSION;
+		w.in_rank = QV_MAX_RANK_WIRE + 1;
+		w.out_rank = 2;
+		snprintf(w.name, sizeof(w.name), "%s", in.q.name);
+		send_msg(f->cfd, QV_MSG_LOOKUP_OK, in.h.seq, 0, &w, sizeof(w), -1);
+		return;
 	} else if (strcmp(in.q.name, "fail") == 0) {
 		char why[2000];
 		memset(why, 'y', sizeof(why));

@@ -195,6 +195,11 @@ static void test_lookup(qv_client *c)
 	CHECK_EQ(qv_model_lookup(c, "no-such-model", &d), -ENOENT);
 	CHECK_EQ(d.handle, 0x5a5a5a5au); /* ret_* untouched on failure */
 	CHECK_EQ(qv_model_lookup(c, "fail", &d), -EIO);
+	/* Impossible model records from the server: refused, never trusted. */
+	CHECK_EQ(qv_model_lookup(c, "lie-zero-dim", &d), -EPROTO);
+	CHECK_EQ(qv_model_lookup(c, "lie-zero-batch", &d), -EPROTO);
+	CHECK_EQ(qv_model_lookup(c, "lie-rank", &d), -EPROTO);
+	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0); /* and the client still works */
 	CHECK_EQ(qv_model_lookup(c, "", &d), -EINVAL);
 	CHECK_EQ(qv_model_lookup(c, NULL, &d), -EINVAL);
 	CHECK_EQ(qv_model_lookup(c, "echo", NULL), -EINVAL);
