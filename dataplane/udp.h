@@ -3,12 +3,15 @@
  * udp.h - quiverd's UDP transports: the datagram parser and source
  * allow-list shared by every back end, and the io_uring back end.
  *
- * The wire format is in shm/qv_udp_proto.h. A back end receives a
- * datagram, checks its source against the allow-list (outside: dropped,
- * counted, never answered), parses it with qv_udp_parse_request (a pure
- * function), hands an INFER to qv_worker_serve with the input read in place
- * and the output written into a preallocated reply buffer, and sends the
- * reply. Nothing is allocated per datagram.
+ * The wire format is in shm/qv_udp_proto.h. A back end takes every
+ * datagram that arrived since its last turn, checks each source against
+ * the allow-list (outside: dropped, counted, never answered) and parses it
+ * with qv_udp_parse_request (a pure function). LOOKUPs and BAD_REQUESTs are
+ * answered at once; the turn's INFERs become batch items (input read in
+ * place, output written straight into a preallocated reply buffer) that
+ * one qv_worker_serve_batch() call serves, so requests for the same model
+ * version run as one batched call and a lone one runs in place. Then the
+ * replies are sent. Nothing is allocated per datagram.
  */
 #ifndef QV_UDP_H
 #define QV_UDP_H
@@ -22,6 +25,7 @@
 #include "qv_udp_proto.h"
 
 struct qv_worker;
+struct qv_batch_item;
 
 /* ---- source allow-list (udp_allow.c) ---------------------------------- */
 
@@ -92,15 +96,20 @@ size_t qv_udp_put_reply_hdr(void *buf, uint8_t type, uint32_t status, uint32_t v
 size_t qv_udp_put_lookup_reply(void *buf, const struct qv_udp_parsed *p,
 			       const struct qv_model_wire *mw);
 
-/* ---- serving a parsed datagram (udp_serve.c) --------------------------- */
+/* ---- serving parsed datagrams (udp_serve.c) --------------------------- */
 
 /*
- * Runs an INFER through qv_worker_serve, reading the input in place from
- * `dgram` and writing the reply (header, then outputs of at most out_cap
- * bytes) to `out`. Returns the reply's size. Hot path; no allocation.
+ * Fills `it` (worker.h) for the INFER p: its input read in place at
+ * dgram + p->in_off (16-byte aligned by the back end's buffer layout), its
+ * outputs, at most out_cap bytes, written after the reply header at `out`;
+ * the deadline is now + p->budget_ns. chan = NULL, done = 0. Hot path.
  */
-size_t qv_udp_serve_infer(struct qv_worker *w, const struct qv_udp_parsed *p,
+void qv_udp_serve_prepare(struct qv_batch_item *it, const struct qv_udp_parsed *p,
 			  const uint8_t *dgram, uint8_t *out, uint32_t out_cap);
+/* After qv_worker_serve_batch() filled it->res: writes the reply header
+ * at `out` (where prepare put the outputs after it); returns the reply's
+ * size. Outputs that would not fit out_cap are never sent (INTERNAL). */
+size_t qv_udp_serve_finish(const struct qv_batch_item *it, uint8_t *out);
 /* Answers a LOOKUP into `out`; returns the reply's size. */
 size_t qv_udp_serve_lookup(struct qv_worker *w, const struct qv_udp_parsed *p, uint8_t *out);
 
@@ -133,10 +142,12 @@ int qv_udp_uring_open(const char *addr_port, const struct qv_allow_list *allow,
 		      int numa_node, struct qv_udp_uring **ret);
 
 /*
- * One non-blocking turn for the worker's poll loop: reaps every ready
- * completion, serves each datagram through qv_worker_serve /
- * qv_worker_lookup, queues the replies and submits them with at most one
- * io_uring_enter. Returns the number of datagrams handled (0: idle).
+ * One non-blocking turn for the worker's poll loop: reaps up to a batch of
+ * ready completions, serves the turn's INFERs with one
+ * qv_worker_serve_batch() call (LOOKUPs with qv_worker_lookup), sends the
+ * replies with at most one io_uring_enter (or one sendto for a lone reply)
+ * and then runs a pending mirrored request (qv_worker_shadow_flush).
+ * Returns the number of datagrams handled (0: idle).
  * Only the owning worker thread may call it.
  */
 int qv_udp_uring_poll(struct qv_udp_uring *u, struct qv_worker *w);

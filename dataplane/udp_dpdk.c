@@ -15,12 +15,17 @@
  *  - ARP request for our address: turned into the reply in place;
  *  - ICMP echo request to our address: turned into the echo reply in place;
  *  - UDP to our address and port: allow-list on the source address, the
- *    shared parser, qv_worker_serve; the reply is built in a fresh mbuf
- *    (the output must not overwrite the input it is computed from);
+ *    shared parser; the reply is built in a fresh mbuf (the output must not
+ *    overwrite the input it is computed from). LOOKUP and BAD_REQUEST are
+ *    answered at once; an INFER becomes an item of the burst's batch;
  *  - anything else: freed and counted by class.
- * The turn's replies leave with one rte_eth_tx_burst; what the port does
- * not take is freed and counted. No allocation other than mbufs from the
- * pool, no lock, no log.
+ * Then the burst's INFERs are served by one qv_worker_serve_batch() call
+ * (the same model version's requests run as one batched model call, a
+ * lone request in place), their replies sealed (lengths, checksums), the
+ * request frames freed (the inputs were read from them) and all replies
+ * leave with one rte_eth_tx_burst; what the port does not take is freed
+ * and counted. No allocation other than mbufs from the pool, no lock, no
+ * log.
  *
  * Checksums are computed in software: the port is configured with no
  * offloads, since a vdev such as net_af_packet offers none to rely on. A
@@ -54,6 +59,7 @@
 #include "serve.h"
 #include "udp.h"
 #include "udp_dpdk.h"
+#include "worker.h"
 
 #define BURST 32u
 #define NB_RXD 512u
@@ -68,6 +74,9 @@
 #define REPLY_HDRS (L2_LEN + L3_LEN + L4_LEN + sizeof(struct qv_udp_rep_hdr))
 #define MAX_UDP_PAYLOAD (MTU - L3_LEN - L4_LEN)
 
+_Static_assert(MAX_UDP_PAYLOAD % 64 == 0 && sizeof(struct qv_udp_req_hdr) % 16 == 0,
+	       "every copied input starts 16-byte aligned");
+
 /* Written by the owning worker only (relaxed load + store, no RMW), read by
  * the control thread with relaxed loads. */
 struct dpdk_counters {
@@ -81,12 +90,15 @@ struct qv_udp_dpdk_queue {
 	uint16_t port;
 	uint16_t qid;
 	uint32_t n_tx;
+	uint32_t n_items;
 	struct rte_mbuf *tx[BURST];
+	struct rte_mbuf *item_m[BURST];       /* items[i]'s reply, not yet sealed */
+	struct qv_batch_item items[BURST];    /* the burst's INFERs */
 	alignas(64) struct dpdk_counters cnt;
 	/* Inputs land where the PMD put the frame, usually 2 bytes off a
 	 * 4-byte boundary (14-byte Ethernet header): they are copied here so
-	 * the kernels read aligned floats. At most one datagram. */
-	alignas(64) uint8_t in_copy[MAX_UDP_PAYLOAD];
+	 * the kernels read aligned floats. One datagram per item. */
+	alignas(64) uint8_t in_copy[BURST][MAX_UDP_PAYLOAD];
 };
 
 struct qv_udp_dpdk {
@@ -433,8 +445,40 @@ static bool handle_icmp(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m, struct 
 	return true;
 }
 
-/* A UDP datagram to our address and port; the caller frees the request's
- * mbuf (the reply, if any, is a new one). */
+/* The reply frame's payload: the qv_udp reply header, then outputs. */
+static inline uint8_t *reply_payload(struct rte_mbuf *r)
+{
+	return rte_pktmbuf_mtod(r, uint8_t *) + L2_LEN + L3_LEN + L4_LEN;
+}
+
+/* Lengths and checksums of a reply whose addresses are set and whose
+ * payload is `rlen` bytes; queues it. */
+static void reply_seal(struct qv_udp_dpdk_queue *q, struct rte_mbuf *r, uint32_t rlen)
+{
+	uint8_t *frame = rte_pktmbuf_mtod(r, uint8_t *);
+	struct rte_ipv4_hdr *rip = (struct rte_ipv4_hdr *)(void *)(frame + L2_LEN);
+	struct rte_udp_hdr *rudp = (struct rte_udp_hdr *)(void *)(frame + L2_LEN + L3_LEN);
+
+	/* handle_udp left the asker's address in dst_addr. */
+	ip_reply_hdr(rip, q->d->ip_be, rip->dst_addr, (uint16_t)(L3_LEN + L4_LEN + rlen),
+		     IPPROTO_UDP);
+	rudp->dgram_len = htons((uint16_t)(L4_LEN + rlen));
+	rudp->dgram_cksum = 0;
+	rudp->dgram_cksum = rte_ipv4_udptcp_cksum(rip, rudp);
+	r->data_len = (uint16_t)(L2_LEN + L3_LEN + L4_LEN + rlen);
+	r->pkt_len = r->data_len;
+	r->l2_len = L2_LEN;
+	r->l3_len = L3_LEN;
+	cnt_add(&q->cnt.tx, 1);
+	queue_tx(q, r);
+}
+
+/*
+ * A UDP datagram to our address and port; the caller frees the request's
+ * mbuf, after the burst's batch ran (an INFER's input may be read from it).
+ * The reply, if any, is a new mbuf: sealed and queued now for a LOOKUP or
+ * BAD_REQUEST, kept with its batch item for an INFER.
+ */
 static void handle_udp(struct qv_udp_dpdk_queue *q, struct qv_worker *w,
 		       const struct rte_ether_hdr *eth, const struct rte_ipv4_hdr *ip,
 		       const struct rte_udp_hdr *udp, uint32_t dgram_len)
@@ -469,21 +513,39 @@ static void handle_udp(struct qv_udp_dpdk_queue *q, struct qv_worker *w,
 	uint16_t shift = (uint16_t)((16u - ((uintptr_t)(base + REPLY_HDRS) & 15u)) & 15u);
 	r->data_off = (uint16_t)(RTE_PKTMBUF_HEADROOM + shift);
 	uint8_t *frame = rte_pktmbuf_mtod(r, uint8_t *);
-	uint8_t *out = frame + L2_LEN + L3_LEN + L4_LEN;
+	uint8_t *out = reply_payload(r);
 	uint32_t room = (uint32_t)(r->buf_len - r->data_off) - (uint32_t)(L2_LEN + L3_LEN + L4_LEN);
 	if (room > MAX_UDP_PAYLOAD)
 		room = MAX_UDP_PAYLOAD;
 
+	/* Addresses now, while the request's headers are at hand; lengths
+	 * and checksums in reply_seal. */
+	struct rte_ether_hdr *reth = (struct rte_ether_hdr *)(void *)frame;
+	struct rte_ipv4_hdr *rip = (struct rte_ipv4_hdr *)(void *)(frame + L2_LEN);
+	struct rte_udp_hdr *rudp = (struct rte_udp_hdr *)(void *)(frame + L2_LEN + L3_LEN);
+
+	reth->dst_addr = eth->src_addr;
+	reth->src_addr = d->mac;
+	reth->ether_type = htons(RTE_ETHER_TYPE_IPV4);
+	rip->dst_addr = ip->src_addr;
+	rudp->src_port = d->udp_port_be;
+	rudp->dst_port = udp->src_port;
+
 	switch (v) {
-	case QV_UDP_V_INFER:
+	case QV_UDP_V_INFER: {
+		/* At most one item per frame and BURST frames a turn: fits. */
+		uint32_t k = q->n_items++;
+
 		if (((uintptr_t)(payload + p.in_off) & 15u) != 0) {
 			/* plen <= MAX_UDP_PAYLOAD: checked by the caller */
-			memcpy(q->in_copy, payload, plen);
-			payload = q->in_copy;
+			memcpy(q->in_copy[k], payload, plen);
+			payload = q->in_copy[k];
 		}
-		rlen = (uint32_t)qv_udp_serve_infer(w, &p, payload, out,
-				   room - (uint32_t)sizeof(struct qv_udp_rep_hdr));
-		break;
+		qv_udp_serve_prepare(&q->items[k], &p, payload, out,
+				     room - (uint32_t)sizeof(struct qv_udp_rep_hdr));
+		q->item_m[k] = r;
+		return; /* sealed after the batch */
+	}
 	case QV_UDP_V_LOOKUP:
 		rlen = (uint32_t)qv_udp_serve_lookup(w, &p, out);
 		cnt_add(&q->cnt.lookups, 1);
@@ -494,26 +556,7 @@ static void handle_udp(struct qv_udp_dpdk_queue *q, struct qv_worker *w,
 		cnt_add(&q->cnt.bad_request, 1);
 		break;
 	}
-
-	struct rte_ether_hdr *reth = (struct rte_ether_hdr *)(void *)frame;
-	struct rte_ipv4_hdr *rip = (struct rte_ipv4_hdr *)(void *)(frame + L2_LEN);
-	struct rte_udp_hdr *rudp = (struct rte_udp_hdr *)(void *)(frame + L2_LEN + L3_LEN);
-
-	reth->dst_addr = eth->src_addr;
-	reth->src_addr = d->mac;
-	reth->ether_type = htons(RTE_ETHER_TYPE_IPV4);
-	ip_reply_hdr(rip, d->ip_be, ip->src_addr, (uint16_t)(L3_LEN + L4_LEN + rlen), IPPROTO_UDP);
-	rudp->src_port = d->udp_port_be;
-	rudp->dst_port = udp->src_port;
-	rudp->dgram_len = htons((uint16_t)(L4_LEN + rlen));
-	rudp->dgram_cksum = 0;
-	rudp->dgram_cksum = rte_ipv4_udptcp_cksum(rip, rudp);
-	r->data_len = (uint16_t)(L2_LEN + L3_LEN + L4_LEN + rlen);
-	r->pkt_len = r->data_len;
-	r->l2_len = L2_LEN;
-	r->l3_len = L3_LEN;
-	cnt_add(&q->cnt.tx, 1);
-	queue_tx(q, r);
+	reply_seal(q, r, rlen);
 }
 
 /* Classifies one frame; returns true if it was queued for TX (in place). */
@@ -586,12 +629,23 @@ int qv_udp_dpdk_poll(struct qv_udp_dpdk_queue *q, struct qv_worker *w)
 		return 0;
 	cnt_add(&q->cnt.rx_frames, n);
 	q->n_tx = 0;
+	q->n_items = 0;
 	for (uint16_t i = 0; i < n; i++) {
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void *));
 		if (!handle_frame(q, w, rx[i]))
 			drop[n_drop++] = rx[i];
 	}
+	if (q->n_items > 0) {
+		qv_worker_serve_batch(w, q->items, q->n_items);
+		for (uint32_t k = 0; k < q->n_items; k++) {
+			struct rte_mbuf *r = q->item_m[k];
+
+			reply_seal(q, r, (uint32_t)qv_udp_serve_finish(&q->items[k],
+								       reply_payload(r)));
+		}
+	}
+	/* After the batch: inputs may have been read in place from these. */
 	if (n_drop > 0)
 		rte_pktmbuf_free_bulk(drop, n_drop);
 	if (q->n_tx > 0) {
@@ -603,5 +657,8 @@ int qv_udp_dpdk_poll(struct qv_udp_dpdk_queue *q, struct qv_worker *w)
 		}
 		q->n_tx = 0;
 	}
+	/* The answers are out: a mirrored request drawn by the batch may run. */
+	if (q->n_items > 0)
+		qv_worker_shadow_flush(w);
 	return n;
 }

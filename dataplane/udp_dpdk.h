@@ -5,8 +5,8 @@
  *
  * The data plane owns one IPv4 address on the port. It answers ARP
  * requests for that address and ICMP echo requests to it, serves the UDP
- * protocol of qv_udp_proto.h on one port (allow-list, parser and
- * qv_worker_serve shared with the io_uring back end, see udp.h), and
+ * protocol of qv_udp_proto.h on one port (allow-list, parser and the
+ * batched serve path shared with the io_uring back end, see udp.h), and
  * counts and drops everything else: other protocols, other addresses, IP
  * fragments and datagrams larger than one 1500-byte Ethernet frame (a
  * request must fit one frame: 1472 bytes of UDP payload), multi-segment

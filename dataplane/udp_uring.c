@@ -5,10 +5,17 @@
  *
  * Receive: one multishot recvmsg stays armed on the socket; the kernel
  * picks a buffer from a provided buffer ring for each datagram and posts a
- * completion, so receiving costs no syscall at all. The worker parses the
- * datagram where it landed, serves it with the input read in place, writes
- * the output straight into a preallocated reply buffer and gives the
- * receive buffer back to the ring (a store to shared memory, no syscall).
+ * completion, so receiving costs no syscall at all.
+ *
+ * Serve: a turn reaps up to CQE_BATCH completions and parses every datagram
+ * where it landed. Each INFER becomes a batch item whose input is read in
+ * place and whose output goes straight into a preallocated reply buffer;
+ * one qv_worker_serve_batch() call then serves them all, so requests for
+ * the same model version that arrived together run as one batched model
+ * call, and a lone request still runs in place with no copy. The turn never
+ * waits for more datagrams to fill a batch. Only then do the receive
+ * buffers go back to the ring (a store to shared memory, no syscall): the
+ * inputs were read from them.
  *
  * Send: when a poll turn produced several replies, each is a send SQE and
  * all go to the kernel with one io_uring_enter, so a burst of N datagrams
@@ -39,6 +46,7 @@
 #include "quiver.h"
 #include "serve.h"
 #include "udp.h"
+#include "worker.h"
 
 #define RX_BUFS 256u            /* power of two (buffer ring) */
 #define RX_NAMELEN 32u          /* room for a sockaddr_in6, keeps payload 16-aligned */
@@ -87,6 +95,9 @@ struct qv_udp_uring {
 	struct msghdr rx_msg;   /* template of the multishot recvmsg */
 	uint32_t tx_free_n;
 	uint32_t npend;         /* replies built this turn, not yet sent */
+	uint32_t nitems;        /* this turn's INFERs, waiting for the batch */
+	struct qv_batch_item *items; /* [CQE_BATCH]; items[i].slot: index into pend_* */
+	size_t items_bytes;
 	uint16_t pend_slot[CQE_BATCH];
 	uint32_t pend_len[CQE_BATCH];
 	uint16_t tx_free[TX_SLOTS];
@@ -226,7 +237,7 @@ int qv_udp_uring_open(const char *addr_port, const struct qv_allow_list *allow,
 		      int numa_node, struct qv_udp_uring **ret)
 {
 	struct qv_udp_uring *u;
-	bool numa_rx = false, numa_tx = false;
+	bool numa_rx = false, numa_tx = false, numa_it = false;
 	int r;
 
 	if (addr_port == NULL || ret == NULL)
@@ -241,12 +252,16 @@ int qv_udp_uring_open(const char *addr_port, const struct qv_allow_list *allow,
 
 	u->rx_bytes = (size_t)RX_BUFS * RX_BUF_SIZE;
 	u->tx_bytes = (size_t)TX_SLOTS * QV_UDP_MAX_DATAGRAM;
+	u->items_bytes = (size_t)CQE_BATCH * sizeof(*u->items);
 	u->rx_mem = mem_alloc(u->rx_bytes, numa_node, &numa_rx);
 	u->tx_mem = mem_alloc(u->tx_bytes, numa_node, &numa_tx);
+	u->items = mem_alloc(u->items_bytes, numa_node, &numa_it);
 	u->numa_mem = numa_rx;
-	if (u->rx_mem == NULL || u->tx_mem == NULL || numa_rx != numa_tx) {
+	if (u->rx_mem == NULL || u->tx_mem == NULL || u->items == NULL || numa_rx != numa_tx ||
+	    numa_rx != numa_it) {
 		mem_free(u->rx_mem, u->rx_bytes, numa_rx);
 		mem_free(u->tx_mem, u->tx_bytes, numa_tx);
+		mem_free(u->items, u->items_bytes, numa_it);
 		free(u);
 		return -ENOMEM;
 	}
@@ -298,6 +313,7 @@ void qv_udp_uring_close(struct qv_udp_uring *u)
 		munmap(u->br, u->br_bytes);
 	mem_free(u->rx_mem, u->rx_bytes, u->numa_mem);
 	mem_free(u->tx_mem, u->tx_bytes, u->numa_mem);
+	mem_free(u->items, u->items_bytes, u->numa_mem);
 	free(u);
 }
 
@@ -371,7 +387,13 @@ static void queue_send(struct qv_udp_uring *u, uint16_t slot, size_t len)
 	io_uring_sqe_set_data64(sqe, slot);
 }
 
-/* One received datagram in buffer `buf` (`len` bytes as the CQE said). */
+/*
+ * One received datagram in buffer `buf` (`len` bytes as the CQE said): a
+ * reply slot is taken and the reply queued; an INFER's reply is only
+ * prepared (an item for the turn's batch, its length set after the batch
+ * ran), the others are written now. `buf` must stay the datagram's until
+ * the batch ran.
+ */
 static void handle_datagram(struct qv_udp_uring *u, struct qv_worker *w, uint8_t *buf, int len)
 {
 	struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, len, &u->rx_msg);
@@ -407,7 +429,11 @@ static void handle_datagram(struct qv_udp_uring *u, struct qv_worker *w, uint8_t
 
 	switch (v) {
 	case QV_UDP_V_INFER:
-		rlen = qv_udp_serve_infer(w, &p, payload, s->data, (uint32_t)QV_UDP_MAX_OUT_BYTES);
+		/* At most one item per CQE, CQE_BATCH CQEs a turn: fits. */
+		qv_udp_serve_prepare(&u->items[u->nitems], &p, payload, s->data,
+				     (uint32_t)QV_UDP_MAX_OUT_BYTES);
+		u->items[u->nitems++].slot = u->npend;
+		rlen = 0; /* qv_udp_serve_finish() says, after the batch */
 		break;
 	case QV_UDP_V_LOOKUP:
 		rlen = qv_udp_serve_lookup(w, &p, s->data);
@@ -425,6 +451,19 @@ static void handle_datagram(struct qv_udp_uring *u, struct qv_worker *w, uint8_t
 	u->pend_slot[u->npend] = slot;
 	u->pend_len[u->npend] = (uint32_t)rlen;
 	u->npend++;
+}
+
+/* Runs the turn's INFERs as one qv_worker_serve_batch() call and writes
+ * their reply headers and lengths. */
+static void serve_items(struct qv_udp_uring *u, struct qv_worker *w)
+{
+	qv_worker_serve_batch(w, u->items, u->nitems);
+	for (uint32_t i = 0; i < u->nitems; i++) {
+		uint32_t k = u->items[i].slot;
+
+		u->pend_len[k] = (uint32_t)qv_udp_serve_finish(&u->items[i],
+							       u->tx[u->pend_slot[k]].data);
+	}
 }
 
 /* Sends the turn's replies: a lone one directly, several through the ring. */
@@ -452,10 +491,12 @@ static void flush_replies(struct qv_udp_uring *u)
 int qv_udp_uring_poll(struct qv_udp_uring *u, struct qv_worker *w)
 {
 	struct io_uring_cqe *cqes[CQE_BATCH];
-	unsigned n, recycled = 0, mask = io_uring_buf_ring_mask(RX_BUFS);
-	bool rearm = !u->armed;
+	uint16_t bids[CQE_BATCH];
+	unsigned n, nbids = 0, mask = io_uring_buf_ring_mask(RX_BUFS);
+	bool rearm = !u->armed, served;
 	int work = 0;
 
+	u->nitems = 0;
 	n = io_uring_peek_batch_cqe(&u->ring, cqes, CQE_BATCH);
 	for (unsigned i = 0; i < n; i++) {
 		struct io_uring_cqe *cqe = cqes[i];
@@ -477,21 +518,26 @@ int qv_udp_uring_poll(struct qv_udp_uring *u, struct qv_worker *w)
 				handle_datagram(u, w, buf, cqe->res);
 				work++;
 			}
-			/* The reply was built in a tx buffer: the receive buffer
-			 * can go back to the kernel now. */
-			io_uring_buf_ring_add(u->br, buf, RX_BUF_SIZE, (unsigned short)bid, mask,
-					      (int)recycled++);
+			bids[nbids++] = (uint16_t)bid;
 		}
 	}
 	if (n == 0 && !rearm)
 		return 0;
+	served = u->nitems > 0;
+	if (served)
+		serve_items(u, w);
+	/* The inputs were read in place: only now may the kernel have the
+	 * receive buffers back. */
+	for (unsigned i = 0; i < nbids; i++)
+		io_uring_buf_ring_add(u->br, u->rx_mem + (size_t)(bids[i] & mask) * RX_BUF_SIZE,
+				      RX_BUF_SIZE, bids[i], mask, (int)i);
 	/* Buffers first, then CQ slots. io_uring_buf_ring_advance publishes
 	 * the buffer ring tail with a release store (pairs with the kernel's
 	 * acquire load of the tail when it picks a buffer), so the entries
 	 * written by io_uring_buf_ring_add are visible before the tail; the CQ
 	 * head is likewise a release store inside io_uring_cq_advance (pairs
 	 * with the kernel's acquire before it reuses a CQE slot). */
-	io_uring_buf_ring_advance(u->br, (int)recycled);
+	io_uring_buf_ring_advance(u->br, (int)nbids);
 	io_uring_cq_advance(&u->ring, n);
 	if (!u->armed) {
 		/* First turn, on the worker thread: a registered ring fd spares
@@ -508,5 +554,8 @@ int qv_udp_uring_poll(struct qv_udp_uring *u, struct qv_worker *w)
 	/* One syscall for all the ring sends of this turn (and the re-arm). */
 	if (io_uring_sq_ready(&u->ring) > 0)
 		io_uring_submit(&u->ring);
+	/* The answers are out: a mirrored request drawn by the batch may run. */
+	if (served)
+		qv_worker_shadow_flush(w);
 	return work;
 }

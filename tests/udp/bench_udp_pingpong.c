@@ -24,34 +24,48 @@
 #include "quiver.h"
 #include "serve.h"
 #include "udp.h"
+#include "worker.h"
 
-struct qv_worker {
-	uint32_t dim;
-};
+/* The fake worker's model: out = 2 * in, `fake_dim` wide. */
+static uint32_t fake_dim;
 
 void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 		     struct qv_serve_res *ret)
 {
+	(void)w;
 	memset(ret, 0, sizeof(*ret));
-	if (req->in_bytes != req->rows * w->dim * 4 || req->out_cap < req->in_bytes) {
+	if (req->in_bytes != req->rows * fake_dim * 4 || req->out_cap < req->in_bytes) {
 		ret->status = QV_BAD_SHAPE;
 		return;
 	}
-	for (uint32_t i = 0; i < req->rows * w->dim; i++)
+	for (uint32_t i = 0; i < req->rows * fake_dim; i++)
 		req->out[i] = 2.0f * req->in[i];
 	ret->status = QV_OK;
 	ret->version = 1;
 	ret->out_bytes = req->in_bytes;
 }
 
+void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!items[i].done)
+			qv_worker_serve(w, &items[i].req, &items[i].res);
+}
+
+void qv_worker_shadow_flush(struct qv_worker *w)
+{
+	(void)w;
+}
+
 int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
 {
+	(void)w;
 	if (strcmp(name, "double") != 0)
 		return -ENOENT;
 	memset(ret, 0, sizeof(*ret));
 	ret->handle = 1;
 	ret->version = 1;
-	ret->in_dim = ret->out_dim = w->dim;
+	ret->in_dim = ret->out_dim = fake_dim;
 	ret->max_batch = 64;
 	return 0;
 }
@@ -138,8 +152,10 @@ int main(int argc, char **argv)
 	pid_t pid = fork();
 	if (pid == 0) {
 		struct qv_udp_uring *u;
-		struct qv_worker w = { .dim = dim };
+		static struct qv_worker w; /* passed through untouched */
 		uint16_t port = 0;
+
+		fake_dim = dim;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		r = qv_udp_uring_open("127.0.0.1:0", NULL, -1, &u);
