@@ -33,6 +33,8 @@ struct qv_chan {
 	uint8_t *slots;
 	uint64_t slot_stride;
 	struct qv_seg_hdr *hdr;
+	uint32_t held;            /* requests the worker holds for a fuller batch */
+	uint32_t npush;           /* completions written this turn, not yet committed */
 
 	/* ---- control-thread bookkeeping ---- */
 	alignas(64) void *base;

@@ -71,6 +71,34 @@ int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cf
 		}
 		cfg.default_deadline_us = u;
 	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "max_queue_delay_us");
+	if (v && !cJSON_IsNull(v)) {
+		/* A second of waiting is far beyond what a low-latency server should do. */
+		if (json_uint(v, 1000000u, &u) < 0) {
+			snprintf(err, err_len,
+				 "config.json: max_queue_delay_us must be an integer in 0..1000000");
+			r = -EINVAL;
+			goto out;
+		}
+		cfg.max_queue_delay_us = (uint32_t)u;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "preferred_batch");
+	if (v && !cJSON_IsNull(v)) {
+		if (json_uint(v, QV_REPO_MAX_BATCH_LIMIT, &u) < 0 || u == 0) {
+			snprintf(err, err_len,
+				 "config.json: preferred_batch must be an integer in 1..%u",
+				 QV_REPO_MAX_BATCH_LIMIT);
+			r = -EINVAL;
+			goto out;
+		}
+		cfg.preferred_batch = (uint32_t)u;
+	}
+	if (cfg.preferred_batch && cfg.max_batch && cfg.preferred_batch > cfg.max_batch) {
+		snprintf(err, err_len, "config.json: preferred_batch %u is over max_batch %u",
+			 cfg.preferred_batch, cfg.max_batch);
+		r = -EINVAL;
+		goto out;
+	}
 	*ret_cfg = cfg;
 out:
 	cJSON_Delete(root);

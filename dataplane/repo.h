@@ -23,6 +23,13 @@
 struct qv_model_config {
 	uint32_t max_batch;          /* 0 = not set */
 	uint64_t default_deadline_us; /* 0 = none */
+	/*
+	 * Batching by waiting, off unless set: a worker holds a version's
+	 * ready requests up to max_queue_delay_us after the oldest one was
+	 * picked up, until they make preferred_batch rows (0: max_batch).
+	 */
+	uint32_t max_queue_delay_us;  /* 0 = never wait (the default) */
+	uint32_t preferred_batch;     /* 0 = max_batch */
 };
 
 struct qv_repo_entry {

@@ -307,7 +307,7 @@ static double cycles_to_ns(const struct qv_daemon *d, uint64_t c)
 
 static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, struct qv_vsum *s)
 {
-	cJSON *e = cJSON_CreateObject(), *st;
+	cJSON *e = cJSON_CreateObject(), *st, *rn;
 
 	if (!e)
 		return NULL;
@@ -323,6 +323,13 @@ static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, str
 	cJSON_AddNumberToObject(e, "shadow_disagree", (double)s->shadow_disagree);
 	cJSON_AddNumberToObject(e, "batches", (double)s->batches);
 	cJSON_AddNumberToObject(e, "batch_rows", (double)s->batch_rows);
+	/* Model runs by rows, keyed by the bucket's smallest row count. */
+	rn = cJSON_AddObjectToObject(e, "runs_by_rows");
+	for (uint32_t i = 0; rn && i < QV_RUN_HIST; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%u", 1u << i);
+		cJSON_AddNumberToObject(rn, k, (double)s->runs[i]);
+	}
 	cJSON_AddNumberToObject(e, "fallback", (double)s->fallback);
 	cJSON_AddNumberToObject(e, "p50_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.5)));
 	cJSON_AddNumberToObject(e, "p99_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.99)));

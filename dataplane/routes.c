@@ -415,6 +415,9 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 	opts.max_batch = mb;
 	v->default_deadline_ns = cfg->default_deadline_us * 1000u;
 	v->deadline_cycles = (uint64_t)((double)v->default_deadline_ns * (double)reg->tsc_hz / 1e9);
+	v->queue_delay_us = cfg->max_queue_delay_us;
+	v->queue_delay_cycles = (uint64_t)((double)cfg->max_queue_delay_us * 1000.0 *
+					   (double)reg->tsc_hz / 1e9);
 	r = load_copies(reg, v, file, &opts, copy, err, len);
 	if (r < 0)
 		goto fail;
@@ -426,6 +429,9 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 	}
 	/* The runtime rounds max_batch up to a power of two; we serve what was asked. */
 	v->max_batch = mb < v->info.max_batch ? mb : v->info.max_batch;
+	v->preferred_batch = cfg->preferred_batch && cfg->preferred_batch < v->max_batch
+				     ? cfg->preferred_batch
+				     : v->max_batch;
 	r = make_contexts(reg, v, copy, err, len);
 	if (r < 0)
 		goto fail;
@@ -784,42 +790,91 @@ int qv_reg_unload(struct qv_registry *reg, struct qv_route *r, uint32_t version)
 	return rc;
 }
 
+/* Loads a scanned entry's highest version. 0, or <0 with the reason in err. */
+static int load_entry(struct qv_registry *reg, const struct qv_repo_entry *e, char *err,
+		      size_t len)
+{
+	char dir[4096], *slash;
+
+	if (!e->ok) {
+		snprintf(err, len, "%s", e->error);
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%s", e->path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	return qv_reg_load(reg, e->name, e->version, dir, NULL, err, len);
+}
+
+/* A model that cannot be served is listed as failed, with why. */
+static void entry_failed(struct qv_registry *reg, const struct qv_repo_entry *e, const char *err)
+{
+	struct qv_route *rt;
+
+	qv_log(QV_LOG_ERROR, "model %s: version %u failed to load: %s", e->name, e->version, err);
+	rt = qv_reg_find(reg, e->name);
+	if (!rt)
+		rt = route_new(reg, e->name);
+	if (rt)
+		snprintf(rt->error, sizeof(rt->error), "%s", err);
+}
+
 int qv_reg_load_repo(struct qv_registry *reg)
 {
 	struct qv_repo_entry *ents = NULL;
-	size_t n = 0;
+	char err[QV_REPO_ERR_MAX];
+	uint8_t *pending;
+	size_t n = 0, left = 0;
 	int r = qv_repo_scan(reg->repo, &ents, &n);
 
 	if (r < 0)
 		return r;
-	/* Plain models first (pass 0), then ensembles, which need their steps loaded. */
-	for (size_t j = 0; j < 2 * n; j++) {
-		const struct qv_repo_entry *e = &ents[j % n];
-		char err[QV_REPO_ERR_MAX] = "";
-		struct qv_route *rt;
-
-		if ((j < n) == (e->ok && e->ensemble))
-			continue;
-		if (e->ok) {
-			char dir[4096], *slash;
-			snprintf(dir, sizeof(dir), "%s", e->path);
-			slash = strrchr(dir, '/');
-			if (slash)
-				*slash = '\0';
-			r = qv_reg_load(reg, e->name, e->version, dir, NULL, err, sizeof(err));
-			if (r == 0)
-				continue;
-		} else {
-			snprintf(err, sizeof(err), "%s", e->error);
-		}
-		qv_log(QV_LOG_ERROR, "model %s: version %u failed to load: %s", e->name, e->version,
-		       err);
-		rt = qv_reg_find(reg, e->name);
-		if (!rt)
-			rt = route_new(reg, e->name);
-		if (rt)
-			snprintf(rt->error, sizeof(rt->error), "%s", err);
+	pending = calloc(n ? n : 1, 1);
+	if (!pending) {
+		free(ents);
+		return -ENOMEM;
 	}
+	/* Plain models (and entries that cannot load at all) first. */
+	for (size_t i = 0; i < n; i++) {
+		if (ents[i].ok && ents[i].ensemble) {
+			pending[i] = 1;
+			left++;
+		} else if (load_entry(reg, &ents[i], err, sizeof(err)) < 0) {
+			entry_failed(reg, &ents[i], err);
+		}
+	}
+	/*
+	 * Then ensembles, pass after pass while one loads: an ensemble may
+	 * name another ensemble, in any name order. A pass that loads none
+	 * leaves only ensembles whose steps cannot load (unknown, failed, or a
+	 * cycle of ensembles): their last error is reported.
+	 */
+	while (left) {
+		size_t before = left;
+
+		for (size_t i = 0; i < n; i++) {
+			if (!pending[i])
+				continue;
+			err[0] = '\0';
+			if (load_entry(reg, &ents[i], err, sizeof(err)) == 0) {
+				pending[i] = 0;
+				left--;
+			}
+		}
+		if (left == before) {
+			for (size_t i = 0; i < n; i++) {
+				if (!pending[i])
+					continue;
+				/* Once more for its message (a step's failure, named). */
+				err[0] = '\0';
+				(void)load_entry(reg, &ents[i], err, sizeof(err));
+				entry_failed(reg, &ents[i], err);
+			}
+			break;
+		}
+	}
+	free(pending);
 	free(ents);
 	return qv_reg_publish(reg);
 }
@@ -873,12 +928,19 @@ void qv_reg_fini(struct qv_registry *reg)
 	t = atomic_load_explicit(&reg->cur, memory_order_relaxed);
 	if (t)
 		table_free(t);
-	/* Ensembles before the steps they use. */
-	for (int pass = 0; pass < 2; pass++) {
+	/*
+	 * Ensembles before the steps they use, at any depth (an ensemble's
+	 * step may be an ensemble): free what nothing pins, until nothing is
+	 * left; pins only point down, so every pass frees at least one.
+	 */
+	for (int left = 1; left;) {
+		left = 0;
 		for (uint32_t i = 0; i < reg->n; i++) {
 			for (uint32_t k = 0; k < reg->routes[i].nvers; k++) {
 				struct qv_version *v = reg->routes[i].vers[k];
-				if (v && (pass == 1 || v->nsteps > 0)) {
+				if (v && v->pins > 0) {
+					left = 1;
+				} else if (v) {
 					version_destroy(reg, v);
 					reg->routes[i].vers[k] = NULL;
 				}

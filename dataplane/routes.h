@@ -47,6 +47,11 @@ struct qv_version {
 	uint32_t max_batch;
 	uint64_t deadline_cycles;   /* config default_deadline_us in TSC cycles, 0 none */
 	uint64_t default_deadline_ns;
+	/* config max_queue_delay_us in TSC cycles (0: never wait) and the rows
+	 * a held batch waits for (max_batch when not set). */
+	uint64_t queue_delay_cycles;
+	uint32_t preferred_batch;
+	uint32_t queue_delay_us;
 	qv_model *model;            /* models[0] */
 	uint32_t nmodels;           /* one copy per NUMA node with workers */
 	qv_model *models[QV_NUMA_MAX_COPIES];

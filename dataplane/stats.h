@@ -40,6 +40,16 @@ static inline uint32_t qv_hist_bucket(uint64_t v)
 uint64_t qv_hist_bucket_lo(uint32_t b);
 uint64_t qv_hist_bucket_hi(uint32_t b);
 
+/* Model runs by rows: [1], [2,3], [4,7], ... [256,511], [512, ...). */
+#define QV_RUN_HIST 10u
+
+static inline uint32_t qv_run_bucket(uint32_t rows)
+{
+	uint32_t b = rows ? 31u - (uint32_t)__builtin_clz(rows) : 0u;
+
+	return b < QV_RUN_HIST ? b : QV_RUN_HIST - 1u;
+}
+
 struct qv_vstats {
 	_Atomic uint64_t requests;
 	_Atomic uint64_t status[QV_STATUS_COUNT];
@@ -49,6 +59,7 @@ struct qv_vstats {
 	_Atomic uint64_t shadow_disagree;
 	_Atomic uint64_t batches;   /* runs of more than one request gathered together */
 	_Atomic uint64_t batch_rows;/* rows in those runs */
+	_Atomic uint64_t runs[QV_RUN_HIST]; /* every model run (alone or batched) by rows */
 	uint64_t ewma_cycles;       /* worker-private: recent service time (OK answers) */
 	uint64_t ewma_tag;          /* worker-private: handle << 32 | version it belongs to */
 	uint64_t pad;
@@ -61,6 +72,7 @@ struct qv_vsum {
 	uint64_t status[QV_STATUS_COUNT];
 	uint64_t canary, fallback, shadow, shadow_disagree;
 	uint64_t batches, batch_rows;
+	uint64_t runs[QV_RUN_HIST];
 	uint64_t hist[QV_HIST_BUCKETS];
 };
 

@@ -5,31 +5,37 @@
  * A turn: (1) take control messages from the mailbox, (2) load the routing
  * table (acquire; routes.c), used for every request of the turn, (3)
  * gather the ready descriptors of every owned channel (only as many as
- * each channel's completion ring has room for), serve them together with
- * qv_worker_serve_batch() - requests for the same version on a plain route
- * run as one batch, gathered into the worker's buffer and scattered back
- * to their slots - then push every channel's completions; a mirrored
- * (shadow) request runs after that, (4) poll the external transport
- * (UDP, one request at a time), (5) report a quiescent state (QSBR:
- * nothing of this turn's table is held past here), (6) account the turn's
- * cycles as busy (some work done) or idle, and about once a millisecond
- * refresh the server_heartbeat_ns of every owned channel.
+ * each channel's completion ring has room for), pick each request's
+ * version, run the requests that picked the same version as one batch -
+ * gathered into the worker's buffer and scattered back to their slots -
+ * then push every channel's completions; a mirrored (shadow) request runs
+ * after that, (4) poll the external transports (UDP: a turn's datagrams
+ * are batched the same way), (5) report a quiescent state (QSBR: nothing
+ * of this turn's table is held past here), (6) account the turn's cycles
+ * as busy (some work done) or idle, and about once a millisecond refresh
+ * the server_heartbeat_ns of every owned channel.
  *
- * Batching never waits: a turn runs what is ready. From two requests up a
- * batch costs less than the same requests one by one (trade-mlp, one row
- * each, best of 7 on a loaded 2-core host: 2 in 2.2-2.6 us vs 5.0-6.7 us;
- * 8 in 6.4-7.4 us vs 25 us), so a version with two ready requests is
- * batched and one alone runs in place in its slot.
- * A route whose fallback triggers only on error or nonfinite output is
- * batched too: the trigger is checked per request after the batch, and
- * only the requests it fires for run again, alone, on the fallback. Routes
- * with a canary, a shadow, a manual or a deadline fallback are served one
- * request at a time (their version picks are per request).
+ * Batching does not wait unless a model asks to: a turn runs what is
+ * ready. From two requests up a batch costs less than the same requests
+ * one by one (trade-mlp, one row each, best of 7 on a loaded 2-core host:
+ * 2 in 2.2-2.6 us vs 5.0-6.7 us; 8 in 6.4-7.4 us vs 25 us), so a version
+ * with two ready requests is batched and one alone runs in place in its
+ * slot. A model whose config.json sets max_queue_delay_us has its channel
+ * requests held (in the worker's item array, admitted again every turn
+ * against the current table) until they make preferred_batch rows, the
+ * oldest has waited the delay, or a deadline comes near (hold_decide()).
+ *
+ * Routes: the version is picked per request first (canary share, manual
+ * fallback, deadline fallback by the version's recent service time), then
+ * requests are grouped by the version picked. Error and nonfinite
+ * fallbacks are checked per request after the batch and only the requests
+ * they fire for run again, alone, on the fallback. Routes with a shadow
+ * are served one request at a time (one mirror in flight).
  *
  * Per request: one route record (line 0 of struct qv_route_hot) and, when
  * the route has no canary, shadow or fallback (flags == 0), one predicted
- * branch and no routing work; two TSC reads time it into the version's
- * histogram. Nothing in a turn blocks,
+ * branch and no routing work; two TSC reads a turn (and one per model run)
+ * time requests into their version's histogram. Nothing in a turn blocks,
  * locks, allocates, logs or enters the kernel; the clock is read once a
  * millisecond (vDSO) and per request only when the request has a deadline.
  */
@@ -92,15 +98,16 @@ static inline void count_status(struct qv_worker *w, uint32_t st)
 }
 
 /*
- * A version's own stats: counts, the service-time histogram (pick-up to
- * now, the second and last TSC read of the request) and, for answers that
- * ran the model, the EWMA of service time the deadline trigger uses.
+ * A version's own stats: counts, the service-time histogram of d (cycles
+ * from pick-up to the answer, time held for a batch included) and, for
+ * answers that ran the model, the EWMA of svc (cycles of this turn's
+ * running, never of waiting) that the deadline trigger and a held batch's
+ * deadline check use.
  */
 static inline void vs_record(struct qv_worker *w, const struct qv_version *v, uint32_t st,
-			     uint32_t flags, uint64_t t0)
+			     uint32_t flags, uint64_t d, uint64_t svc)
 {
 	struct qv_vstats *s = &w->vs[v->slot];
-	uint64_t d = qv_tsc() - t0;
 
 	qv_stat_inc(&s->requests);
 	qv_stat_inc(&s->status[st]);
@@ -114,12 +121,18 @@ static inline void vs_record(struct qv_worker *w, const struct qv_version *v, ui
 		/* A reused stats slot: the estimate starts over with its new version. */
 		if (s->ewma_tag != tag || !s->ewma_cycles) {
 			s->ewma_tag = tag;
-			s->ewma_cycles = d;
+			s->ewma_cycles = svc;
 		} else {
 			s->ewma_cycles = (uint64_t)((int64_t)s->ewma_cycles +
-						    ((int64_t)d - (int64_t)s->ewma_cycles) / 8);
+						    ((int64_t)svc - (int64_t)s->ewma_cycles) / 8);
 		}
 	}
+}
+
+/* One model run of `rows` rows: the runs-by-rows histogram. */
+static inline void run_record(struct qv_worker *w, const struct qv_version *v, uint32_t rows)
+{
+	qv_stat_inc(&w->vs[v->slot].runs[qv_run_bucket(rows)]);
 }
 
 /* This worker's recent service time of v in cycles, 0 when it has none yet. */
@@ -186,15 +199,20 @@ static inline int req_fits(const struct qv_route_hot *h, const struct qv_serve_r
 	       (uint64_t)req->out_cap >= (uint64_t)req->rows * h->out_dim * sizeof(float);
 }
 
+/* Route flags whose version is picked per request, before the run. */
+#define QV_RT_PICKS (QV_RT_CANARY | QV_RT_FB_MANUAL | QV_RT_FB_DEADLINE)
+
 /*
- * A route with a canary, shadow or fallback. Returns the status; *ret_v
- * and *ret_flags say which version answered and how.
+ * The version a request on a route with a canary, a manual or a deadline
+ * fallback runs on, and its deadline check. Returns QV_OK or the status to
+ * answer with; *ret_v and *ret_flags say which version and how, either way.
+ * t0: when the worker took the request.
  */
-static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
-			     const struct qv_serve_req *req, uint64_t t0, uint64_t out_need,
+static uint32_t route_choose(struct qv_worker *w, const struct qv_route_hot *h,
+			     const struct qv_serve_req *req, uint64_t t0,
 			     const struct qv_version **ret_v, uint32_t *ret_flags)
 {
-	const struct qv_version *v = h->primary, *fb = h->fallback, *sh = NULL;
+	const struct qv_version *v = h->primary, *fb = h->fallback;
 	enum qv_pick pk = qv_route_pick(h->flags, h->canary_thr, req->routing_key, &w->rng);
 	uint32_t flags = 0, st = QV_OK;
 
@@ -223,6 +241,25 @@ static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
 			flags = QV_FLAG_FALLBACK;
 		}
 	}
+out:
+	*ret_v = v;
+	*ret_flags = flags;
+	return st;
+}
+
+/*
+ * A route with a canary, shadow or fallback, one request alone. Returns
+ * the status; *ret_v and *ret_flags say which version answered and how.
+ */
+static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
+			     const struct qv_serve_req *req, uint64_t t0, uint64_t out_need,
+			     const struct qv_version **ret_v, uint32_t *ret_flags)
+{
+	const struct qv_version *v, *fb = h->fallback, *sh = NULL;
+	uint32_t flags, st = route_choose(w, h, req, t0, &v, &flags);
+
+	if (st != QV_OK)
+		goto out;
 	if ((h->flags & QV_RT_SHADOW) && qv_xorshift64(&w->rng) < h->shadow_thr &&
 	    req->in_bytes <= QV_SHADOW_SCRATCH_BYTES && out_need <= QV_SHADOW_SCRATCH_BYTES &&
 	    req->rows <= h->shadow->max_batch) {
@@ -230,6 +267,7 @@ static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
 		/* Copied now: once the completion is pushed the slot is the client's again. */
 		memcpy(w->sh_in, req->in, req->in_bytes);
 	}
+	run_record(w, v, req->rows);
 	if (qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0) {
 		st = QV_INTERNAL;
 		if (!(h->flags & QV_RT_FB_ERROR) || (flags & QV_FLAG_FALLBACK) || !fb_fits(fb, v, req))
@@ -241,6 +279,7 @@ static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
 	}
 	v = fb;
 	flags = QV_FLAG_FALLBACK;
+	run_record(w, v, req->rows);
 	st = qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
 mirror:
 	/* A mirror of the version that answered would only compare it with itself. */
@@ -292,56 +331,64 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 	} else if (req->deadline_ns && qv_now_ns() > req->deadline_ns) {
 		/* The only per-request clock read, and only when a deadline was set. */
 		st = QV_DEADLINE_EXCEEDED;
-	} else if (qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0) {
-		st = QV_INTERNAL;
 	} else {
-		st = QV_OK;
+		run_record(w, v, req->rows);
+		st = qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
 	}
 	if (st == QV_OK)
 		ret->out_bytes = (uint32_t)out_need;
 	ret->version = v->version;
 	ret->flags = flags;
-	vs_record(w, v, st, flags, t0);
+	t0 = qv_tsc() - t0;
+	vs_record(w, v, st, flags, t0, t0);
 out:
 	ret->status = st;
 	count_status(w, st);
 }
 
-/* Route flags a batch can serve: the fallback triggers checked after the run. */
-#define QV_RT_BATCHABLE (QV_RT_FALLBACK | QV_RT_FB_ERROR | QV_RT_FB_NONFINITE)
-
 /*
- * A plain route's request that can join a batch: returns its version, or
- * NULL after answering it (bad shape, passed deadline) or handing it to
- * qv_worker_serve() (draining, unknown model, routed route).
+ * A request that can join a batch: returns the version it runs on (picked
+ * per request on a routed route), or NULL after answering it (bad shape,
+ * passed deadline) or handing it to qv_worker_serve() (draining, unknown
+ * model, a route with a shadow). `accepted`: taken before a drain began
+ * (held over), served even while draining.
  */
 static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch_item *it,
-					    uint64_t t0)
+					    int accepted)
 {
 	const struct qv_table *tab = w->tab;
 	const struct qv_serve_req *req = &it->req;
 	const struct qv_route_hot *h;
-	uint32_t st;
+	const struct qv_version *v;
+	uint32_t st, flags = 0;
 
-	if (w->draining || req->handle >= tab->n)
+	if ((w->draining && !accepted) || req->handle >= tab->n)
 		goto single;
 	h = &tab->hot[req->handle];
-	if (h->state != QV_ROUTE_READY || (h->flags & ~QV_RT_BATCHABLE) != 0)
+	if (h->state != QV_ROUTE_READY || (h->flags & QV_RT_SHADOW))
 		goto single;
+	v = h->primary;
 	if (!req_fits(h, req)) {
 		st = QV_BAD_SHAPE;
+	} else if (__builtin_expect(h->flags & QV_RT_PICKS, 0)) {
+		st = route_choose(w, h, req, it->t0, &v, &flags);
 	} else if (req->deadline_ns && qv_now_ns() > req->deadline_ns) {
 		/* The only per-request clock read, and only when a deadline was set. */
 		st = QV_DEADLINE_EXCEEDED;
 	} else {
+		st = QV_OK;
+	}
+	if (st == QV_OK) {
 		it->h = h;
-		return h->primary;
+		it->flags = flags;
+		w->any_delay |= v->queue_delay_cycles != 0;
+		return v;
 	}
 	it->res.status = st;
-	it->res.version = h->primary->version;
-	it->res.flags = 0;
+	it->res.version = v->version;
+	it->res.flags = flags;
 	it->res.out_bytes = 0;
-	vs_record(w, h->primary, st, 0, t0);
+	vs_record(w, v, st, flags, qv_tsc() - it->t0, 0);
 	count_status(w, st);
 	return NULL;
 single:
@@ -353,31 +400,36 @@ single:
 static const struct qv_version batch_member;
 
 /*
- * Answers a request of a batch (or a request alone) that ran with status
- * st, first re-running it alone on the route's fallback when its run
- * failed or its own rows came out nonfinite and the route says so.
+ * Answers a request of a batch (or a request alone) that ran on v with
+ * status st, `now` the TSC after the run; first re-runs it alone on the
+ * route's fallback when its run failed or its own rows came out nonfinite
+ * and the route says so (and it did not run on the fallback already).
  */
 static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
-			 const struct qv_version *v, uint32_t st, uint64_t t0)
+			 const struct qv_version *v, uint32_t st, uint64_t now)
 {
 	const struct qv_route_hot *h = it->h;
-	uint32_t flags = 0;
+	uint32_t flags = it->flags;
 
-	if (__builtin_expect(h->flags != 0, 0) && fb_fits(h->fallback, v, &it->req) &&
+	if (__builtin_expect(h->flags != 0, 0) && !(flags & QV_FLAG_FALLBACK) &&
+	    fb_fits(h->fallback, v, &it->req) &&
 	    (st != QV_OK ? (h->flags & QV_RT_FB_ERROR)
 			 : ((h->flags & QV_RT_FB_NONFINITE) &&
 			    has_nonfinite(it->req.out, (uint64_t)it->req.rows * h->out_dim)))) {
 		v = h->fallback;
 		flags = QV_FLAG_FALLBACK;
+		run_record(w, v, it->req.rows);
 		st = qv_run(v->ctx[w->id], it->req.in, it->req.rows, it->req.out) != 0 ? QV_INTERNAL
 										       : QV_OK;
+		now = qv_tsc();
 	}
 	it->res.status = st;
 	it->res.version = v->version;
 	it->res.flags = flags;
 	it->res.out_bytes = st == QV_OK ? it->req.rows * v->info.out_dim * (uint32_t)sizeof(float)
 					: 0;
-	vs_record(w, v, st, flags, t0);
+	/* The estimate is of running, not of waiting: from this turn's start at most. */
+	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0));
 	count_status(w, st);
 }
 
@@ -385,13 +437,12 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
  * Runs items[i] and the later pending requests of the same version that
  * fit (max_batch rows, the gather buffers) as one batch.
  */
-static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t i, uint32_t n,
-		      uint64_t t0)
+static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t i, uint32_t n)
 {
 	const struct qv_version *v = items[i].v;
 	uint32_t in_dim = v->info.in_dim, out_dim = v->info.out_dim;
 	uint32_t rows = items[i].req.rows, cnt = 1, last = i, st;
-	uint64_t cap_rows = QV_BATCH_BUF_FLOATS / (in_dim > out_dim ? in_dim : out_dim);
+	uint64_t cap_rows = QV_BATCH_BUF_FLOATS / (in_dim > out_dim ? in_dim : out_dim), now;
 	float *in = w->bt_in, *out = w->bt_out;
 
 	items[i].v = NULL;
@@ -410,13 +461,15 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 			cnt++;
 		}
 	}
+	run_record(w, v, rows);
 	if (cnt == 1) {
 		st = qv_run(v->ctx[w->id], items[i].req.in, rows, items[i].req.out) != 0 ? QV_INTERNAL
 											: QV_OK;
-		batch_answer(w, &items[i], v, st, t0);
+		batch_answer(w, &items[i], v, st, qv_tsc());
 		return;
 	}
 	st = qv_run(v->ctx[w->id], in, rows, out) != 0 ? QV_INTERNAL : QV_OK;
+	now = qv_tsc();
 	qv_stat_inc(&w->vs[v->slot].batches);
 	cnt_add(&w->vs[v->slot].batch_rows, rows);
 	for (uint32_t j = i, r = 0; j <= last; j++) {
@@ -429,22 +482,32 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 			memcpy(it->req.out, out + (uint64_t)r * out_dim,
 			       (uint64_t)it->req.rows * out_dim * sizeof(float));
 		r += it->req.rows;
-		batch_answer(w, it, v, st, t0);
+		batch_answer(w, it, v, st, now);
 	}
+}
+
+/* Runs every admitted request of items[0, n) (those with v set). */
+static void batch_run_all(struct qv_worker *w, struct qv_batch_item *items, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (items[i].v)
+			batch_run(w, items, i, n);
 }
 
 void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uint32_t n)
 {
 	uint64_t t0 = qv_tsc();
 
+	w->turn_t0 = t0;
 	/* A transport that serves bursts runs the previous mirror now. */
 	if (w->sh_ver)
 		qv_worker_shadow_flush(w);
-	for (uint32_t i = 0; i < n; i++)
-		items[i].v = items[i].done ? NULL : batch_admit(w, &items[i], t0);
-	for (uint32_t i = 0; i < n; i++)
-		if (items[i].v)
-			batch_run(w, items, i, n, t0);
+	for (uint32_t i = 0; i < n; i++) {
+		items[i].t0 = t0;
+		items[i].held = 0;
+		items[i].v = items[i].done ? NULL : batch_admit(w, &items[i], 0);
+	}
+	batch_run_all(w, items, n);
 }
 
 int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
@@ -465,6 +528,18 @@ static void chan_drop(struct qv_worker *w, uint32_t i, uint32_t how)
 {
 	struct qv_chan *c = w->chans[i];
 
+	/*
+	 * Its held requests go with it (their slots are about to be unmapped):
+	 * marked answered and channel-less, the turn skips and then forgets them.
+	 */
+	for (uint32_t k = 0; c->held && k < w->nheld; k++) {
+		if (w->items[k].chan == c) {
+			w->items[k].chan = NULL;
+			w->items[k].done = 1;
+			w->items[k].held = 0;
+			c->held--;
+		}
+	}
 	w->chans[i] = w->chans[--w->nchans];
 	/*
 	 * Release orders every access this worker made to the channel (ring
@@ -490,7 +565,7 @@ static void chan_corrupt(struct qv_worker *w, uint32_t i)
  * descriptors taken, or -1 when the channel was dropped (the caller then
  * looks at index i again, which now holds another channel).
  */
-static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems)
+static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint64_t now)
 {
 	struct qv_chan *c = w->chans[i];
 	uint32_t n, room = QV_WORKER_MAX_PENDING - *nitems;
@@ -502,15 +577,17 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems)
 	if (avail < 0)
 		goto corrupt;
 	/*
-	 * Consume only what we can complete this turn: with the completion
-	 * ring full the descriptors stay in the submission ring and are
-	 * retried next turn, so nothing is dropped and nothing is held aside.
+	 * Take only what can be completed: a completion entry for each request
+	 * taken, besides those of the requests held for a fuller batch. With
+	 * the completion ring full the descriptors stay in the submission ring
+	 * and are retried next turn, so nothing is dropped.
 	 */
 	space = qv_ring_prod_space(&c->cq);
-	if (space == 0)
-		return 0;
 	if (space < 0)
 		goto corrupt;
+	space -= (int)c->held;
+	if (space <= 0)
+		return 0;
 	n = (uint32_t)(avail < space ? avail : space);
 	if (n > QV_WORKER_BURST)
 		n = QV_WORKER_BURST;
@@ -524,6 +601,8 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems)
 		memcpy(&d, qv_ring_cons_entry(&c->sq, k), sizeof(d));
 		it->chan = c;
 		it->slot = d.slot;
+		it->t0 = now;
+		it->held = 0;
 		it->req.request_id = d.request_id;
 		if (!qv_sqe_valid(&d, &c->lim)) {
 			it->done = 1;
@@ -546,6 +625,12 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems)
 			it->done = 0;
 		}
 	}
+	/*
+	 * Copied: the entries can be reused now (a held request waits in the
+	 * item array, not in the ring). Release pairs with the client's
+	 * acquire of the head before it writes new descriptors.
+	 */
+	qv_ring_cons_release(&c->sq, n);
 	*nitems += n;
 	return (int)n;
 corrupt:
@@ -554,13 +639,83 @@ corrupt:
 }
 
 /*
- * One turn of the channels: gather every channel's ready descriptors, serve
- * them together (qv_worker_serve_batch), then push each channel's
- * completions and free its descriptors. Returns requests completed.
+ * max_queue_delay_us: decides, per version that may wait, whether its
+ * admitted requests run this turn or are held for a fuller batch. They run
+ * once they make preferred_batch rows, once the oldest has waited the
+ * delay, when one's own deadline would pass waiting any longer (with the
+ * version's recent service time), while draining, or when holding them
+ * would fill half the item array. Held requests lose their version (it is
+ * only good for this turn's table) and are admitted again next turn.
+ */
+static void hold_decide(struct qv_worker *w, struct qv_batch_item *items, uint32_t n, uint64_t now)
+{
+	const struct qv_version *seen[16];
+	uint32_t nseen = 0, nheld = 0;
+
+	w->hold_until = UINT64_MAX;
+	if (w->draining)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct qv_version *v = items[i].v;
+		uint64_t oldest = items[i].t0, due_ns = UINT64_MAX;
+		uint32_t rows = 0, cnt = 0, k;
+
+		if (!v || !v->queue_delay_cycles)
+			continue;
+		for (k = 0; k < nseen && seen[k] != v; k++)
+			;
+		if (k < nseen)
+			continue;
+		if (nseen == sizeof(seen) / sizeof(seen[0]))
+			return; /* more waiting versions than tracked: the rest run now */
+		seen[nseen++] = v;
+		for (uint32_t j = i; j < n; j++) {
+			if (items[j].v != v)
+				continue;
+			rows += items[j].req.rows;
+			cnt++;
+			if (items[j].t0 < oldest)
+				oldest = items[j].t0;
+			if (items[j].req.deadline_ns && items[j].req.deadline_ns < due_ns)
+				due_ns = items[j].req.deadline_ns;
+		}
+		if (rows >= v->preferred_batch || now - oldest >= v->queue_delay_cycles ||
+		    nheld + cnt > QV_WORKER_MAX_PENDING / 2)
+			continue;
+		if (due_ns != UINT64_MAX) {
+			/* Leave twice the version's recent running time and 50 us before the deadline. */
+			double svc_ns = 2.0 * (double)ewma_of(w, v) * w->ns_per_cycle + 50000.0;
+			if ((double)qv_now_ns() + svc_ns >= (double)due_ns)
+				continue;
+			uint64_t due_tsc = now + (uint64_t)(((double)due_ns - (double)qv_now_ns() -
+							      svc_ns) / w->ns_per_cycle);
+			if (due_tsc < w->hold_until)
+				w->hold_until = due_tsc;
+		}
+		if (oldest + v->queue_delay_cycles < w->hold_until)
+			w->hold_until = oldest + v->queue_delay_cycles;
+		for (uint32_t j = i; j < n; j++) {
+			if (items[j].v == v) {
+				items[j].v = NULL;
+				items[j].held = 1;
+			}
+		}
+		nheld += cnt;
+	}
+}
+
+/*
+ * One turn of the channels: gather every channel's ready descriptors,
+ * admit them (and the requests held over from earlier turns), hold what
+ * waits for a fuller batch, run the rest in batches, then push each
+ * channel's completions. Returns requests completed.
  */
 static int chans_turn(struct qv_worker *w)
 {
-	uint32_t nitems = 0, npolled = 0;
+	uint32_t nitems = w->nheld, held0 = w->nheld, ntouched = 0, nheld = 0;
+	uint64_t now = qv_tsc();
+
+	w->turn_t0 = now;
 
 	/*
 	 * The start rotates: when the turn's items run out, the channels left
@@ -569,50 +724,66 @@ static int chans_turn(struct qv_worker *w)
 	if (w->rr >= w->nchans)
 		w->rr = 0;
 	for (uint32_t seen = 0; seen < w->nchans && nitems < QV_WORKER_MAX_PENDING;) {
-		uint32_t i = (w->rr + seen) % w->nchans, first = nitems;
-		int r = chan_gather(w, i, &nitems);
+		uint32_t i = (w->rr + seen) % w->nchans;
 
 		/*
 		 * Dropped: index i now holds the last channel, maybe one
 		 * gathered already; the rest wait for the next turn.
 		 */
-		if (r < 0)
+		if (chan_gather(w, i, &nitems, now) < 0)
 			break;
-		if (r > 0) {
-			w->polled[npolled].c = w->chans[i];
-			w->polled[npolled].first = first;
-			w->polled[npolled].n = (uint32_t)r;
-			npolled++;
-		}
 		seen++;
 	}
 	w->rr++;
 	if (nitems == 0)
 		return 0;
-	qv_worker_serve_batch(w, w->items, nitems);
-	for (uint32_t p = 0; p < npolled; p++) {
-		struct qv_chan *c = w->polled[p].c;
+	/* Only held requests, none due yet: nothing to do this turn. */
+	if (nitems == held0 && now < w->hold_until && !w->draining)
+		return 0;
+	w->any_delay = 0;
+	for (uint32_t i = 0; i < nitems; i++) {
+		w->items[i].held = 0; /* decided again below */
+		w->items[i].v = w->items[i].done ? NULL : batch_admit(w, &w->items[i], i < held0);
+	}
+	if (__builtin_expect(w->any_delay, 0))
+		hold_decide(w, w->items, nitems, now);
+	batch_run_all(w, w->items, nitems);
+	for (uint32_t i = 0; i < nitems; i++) {
+		struct qv_batch_item *it = &w->items[i];
+		struct qv_chan *c = it->chan;
 
-		for (uint32_t k = 0; k < w->polled[p].n; k++) {
-			const struct qv_batch_item *it = &w->items[w->polled[p].first + k];
-			struct qv_cqe e = {
-				.request_id = it->req.request_id,
-				.slot = it->slot,
-				.status = it->res.status,
-				.out_bytes = it->res.out_bytes,
-				.version = it->res.version,
-				.flags = it->res.flags,
-			};
-
-			memcpy(qv_ring_prod_entry(&c->cq, k), &e, sizeof(e));
+		if (i < held0 && c)
+			c->held--;
+		if (!c)
+			continue; /* its channel was dropped while it was held */
+		if (it->held) {
+			c->held++;
+			w->items[nheld++] = *it; /* held over, in arrival order */
+			continue;
 		}
+		struct qv_cqe e = {
+			.request_id = it->req.request_id,
+			.slot = it->slot,
+			.status = it->res.status,
+			.out_bytes = it->res.out_bytes,
+			.version = it->res.version,
+			.flags = it->res.flags,
+		};
+		if (c->npush == 0)
+			w->touched[ntouched++] = c;
+		memcpy(qv_ring_prod_entry(&c->cq, c->npush++), &e, sizeof(e));
+	}
+	w->nheld = nheld;
+	for (uint32_t k = 0; k < ntouched; k++) {
+		struct qv_chan *c = w->touched[k];
+
 		/* Release (in commit) publishes the outputs and the completions. */
-		qv_ring_prod_commit(&c->cq, w->polled[p].n);
-		qv_ring_cons_release(&c->sq, w->polled[p].n);
+		qv_ring_prod_commit(&c->cq, c->npush);
+		c->npush = 0;
 	}
 	/* A mirror runs after the answers are out: it adds nothing to their latency. */
 	qv_worker_shadow_flush(w);
-	return (int)nitems;
+	return (int)(nitems - nheld);
 }
 
 /* Returns 1 when told to stop. */
@@ -770,12 +941,12 @@ int qv_worker_create(uint32_t id, int core, struct qv_registry *reg, uint64_t ts
 	w->sh_out = qv_numa_alloc(QV_SHADOW_SCRATCH_BYTES, node);
 	w->chans = qv_numa_alloc(QV_WORKER_MAX_CHANS * sizeof(*w->chans), node);
 	w->items = qv_numa_alloc(QV_WORKER_MAX_PENDING * sizeof(*w->items), node);
-	w->polled = qv_numa_alloc(QV_WORKER_MAX_CHANS * sizeof(*w->polled), node);
+	w->touched = qv_numa_alloc(QV_WORKER_MAX_CHANS * sizeof(*w->touched), node);
 	w->bt_in = qv_numa_alloc(QV_BATCH_BUF_FLOATS * sizeof(float), node);
 	w->bt_out = qv_numa_alloc(QV_BATCH_BUF_FLOATS * sizeof(float), node);
 	w->mbox_mem = qv_numa_alloc(mbox_bytes, node);
 	if (!w->vs || !w->sh_in || !w->sh_ref || !w->sh_out || !w->chans || !w->mbox_mem ||
-	    !w->items || !w->polled || !w->bt_in || !w->bt_out) {
+	    !w->items || !w->touched || !w->bt_in || !w->bt_out) {
 		qv_worker_destroy(w);
 		return -ENOMEM;
 	}
@@ -849,7 +1020,7 @@ void qv_worker_destroy(struct qv_worker *w)
 	numa_free_opt(w->sh_out, QV_SHADOW_SCRATCH_BYTES, w->node);
 	numa_free_opt(w->chans, QV_WORKER_MAX_CHANS * sizeof(*w->chans), w->node);
 	numa_free_opt(w->items, QV_WORKER_MAX_PENDING * sizeof(*w->items), w->node);
-	numa_free_opt(w->polled, QV_WORKER_MAX_CHANS * sizeof(*w->polled), w->node);
+	numa_free_opt(w->touched, QV_WORKER_MAX_CHANS * sizeof(*w->touched), w->node);
 	numa_free_opt(w->bt_in, QV_BATCH_BUF_FLOATS * sizeof(float), w->node);
 	numa_free_opt(w->bt_out, QV_BATCH_BUF_FLOATS * sizeof(float), w->node);
 	numa_free_opt(w->mbox_mem, qv_ring_bytes(QV_MBOX_ENTRIES, sizeof(struct qv_mbox_msg)),

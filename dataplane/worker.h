@@ -70,11 +70,14 @@ struct qv_worker_counters {
 struct qv_batch_item {
 	struct qv_serve_req req;
 	struct qv_serve_res res;
-	const struct qv_version *v;  /* private to qv_worker_serve_batch() */
-	const struct qv_route_hot *h;/* private to qv_worker_serve_batch() */
+	const struct qv_version *v;  /* private: the version picked, this turn only */
+	const struct qv_route_hot *h;/* private: its route, this turn only */
 	struct qv_chan *chan;        /* the transport's: where the answer goes */
+	uint64_t t0;                 /* private: TSC when the worker took it */
 	uint32_t slot;               /* the transport's */
 	uint32_t done;               /* 1: answered already (res filled), skipped */
+	uint32_t flags;              /* private: QV_FLAG_* of the pick */
+	uint32_t held;               /* private: waiting for a fuller batch (channels only) */
 };
 
 /* Shadow scratch: inputs and outputs larger than this are not mirrored. */
@@ -109,13 +112,14 @@ struct qv_worker {
 	float *sh_ref;
 	float *sh_out;
 	/* Batching: this turn's requests and the gather / scatter buffers. */
-	struct qv_batch_item *items;     /* [QV_WORKER_MAX_PENDING] */
+	struct qv_batch_item *items;     /* [QV_WORKER_MAX_PENDING]; [0, nheld) held over */
+	uint32_t nheld;                  /* requests held for a fuller batch (max_queue_delay_us) */
+	uint32_t any_delay;              /* this turn admitted a version that may wait */
+	uint64_t hold_until;             /* TSC: no held request needs looking at before */
+	uint64_t turn_t0;                /* TSC at the start of this batch's turn */
 	float *bt_in;                    /* [QV_BATCH_BUF_FLOATS] */
 	float *bt_out;                   /* [QV_BATCH_BUF_FLOATS] */
-	struct {
-		struct qv_chan *c;
-		uint32_t first, n;
-	} *polled;                       /* [QV_WORKER_MAX_CHANS]: channels with work this turn */
+	struct qv_chan **touched;        /* [QV_WORKER_MAX_CHANS]: channels answered this turn */
 
 	alignas(64) struct qv_worker_counters cnt;
 
@@ -156,17 +160,19 @@ void qv_worker_destroy(struct qv_worker *w);
 
 /*
  * Serves n requests as qv_worker_serve() would serve each, filling every
- * items[i].res, but runs requests of the same version on a plain route
- * (no canary or shadow; a fallback only on error or nonfinite output,
- * checked per request after the run) together: up to the version's
- * max_batch rows are copied into the worker's gather buffer, run once and
- * the outputs copied back to each request's `out`. A version with one
- * request this call runs it in place. Requests on routed routes are served
- * one by one with qv_worker_serve() (their picks, triggers and mirrors
- * are per request; a mirror drawn by one of them runs when the next one
- * is served, the last one's is left for the caller to flush after it
- * pushed the answers). Items with `done` set were answered by the
- * transport and are skipped. Hot path: no allocation, lock, syscall or log.
+ * items[i].res, but runs requests that picked the same version together:
+ * up to the version's max_batch rows are copied into the worker's gather
+ * buffer, run once and the outputs copied back to each request's `out`. A
+ * version with one request this call runs it in place. Each request's
+ * version is picked first, per request (canary share, manual or deadline
+ * fallback); error and nonfinite fallbacks are checked per request after
+ * the run and re-run only the requests they fire for. Requests on a route
+ * with a shadow are served one by one with qv_worker_serve() (a mirror
+ * drawn by one of them runs when the next one is served, the last one's is
+ * left for the caller to flush after it pushed the answers). Never waits:
+ * max_queue_delay_us applies to channels only. Items with `done` set were
+ * answered by the transport and are skipped. Hot path: no allocation,
+ * lock, syscall or log.
  */
 void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uint32_t n);
 

@@ -78,6 +78,29 @@ static void test_config(void)
 	s = "{}";
 	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0);
 	CHECK(c.max_batch == 0 && c.default_deadline_us == 0);
+	CHECK(c.max_queue_delay_us == 0 && c.preferred_batch == 0);
+
+	s = "{\"max_batch\": 64, \"max_queue_delay_us\": 200, \"preferred_batch\": 32}";
+	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0);
+	CHECK(c.max_queue_delay_us == 200 && c.preferred_batch == 32 && c.max_batch == 64);
+
+	/* Each bad batching key is named in its message. */
+	const struct {
+		const char *text, *word;
+	} badq[] = {
+		{ "{\"max_queue_delay_us\": -1}", "max_queue_delay_us" },
+		{ "{\"max_queue_delay_us\": 1000001}", "max_queue_delay_us" },
+		{ "{\"max_queue_delay_us\": \"5\"}", "max_queue_delay_us" },
+		{ "{\"preferred_batch\": 0}", "preferred_batch" },
+		{ "{\"preferred_batch\": 2.5}", "preferred_batch" },
+		{ "{\"max_batch\": 8, \"preferred_batch\": 16}", "over max_batch" },
+	};
+	for (size_t i = 0; i < sizeof(badq) / sizeof(badq[0]); i++) {
+		err[0] = '\0';
+		CHECK(qv_config_parse(badq[i].text, strlen(badq[i].text), &c, err, sizeof(err)) ==
+		      -EINVAL);
+		CHECK(strstr(err, badq[i].word) != NULL);
+	}
 
 	s = "{\"max_batch\": null}";
 	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0 && c.max_batch == 0);

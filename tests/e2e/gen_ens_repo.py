@@ -15,6 +15,10 @@ come from tests/ensemble/gen_ensemble.py (same seed, same weights). Layout:
     bad-unknown/1  a step names a model that does not exist   (step 'b')
     bad-cycle/1    two steps read each other                  (step 'p' or 'q')
     bad-shape/1    chain_b (takes 32) reads tower_a's 8 floats    (step 'b')
+    aa-nested/1    ens-chain(x): an ensemble step that is an ensemble sorting
+                   after it by name (loaded once ens-chain is)
+    bad-loop-a/1   bad-loop-b(x), and bad-loop-b/1 bad-loop-a(x): a cycle of
+                   ensembles, neither can load                 (step 'l')
   tower_a has versions 1 and 2 (the same weights): the ensembles pin 2, the
   primary at load time, so unloading 2 after a swap to 1 must say busy.
 """
@@ -60,6 +64,10 @@ ENSEMBLES = {
     ("bad-shape", 1): ({"steps": [
         {"name": "a", "model": "tower_a", "inputs": [INPUT]},
         {"name": "b", "model": "chain_b", "inputs": ["a"]}]}, None),
+    ("aa-nested", 1): ({"steps": [
+        {"name": "c", "model": "ens-chain", "inputs": [INPUT]}]}, "chain"),
+    ("bad-loop-a", 1): ({"steps": [{"name": "l", "model": "bad-loop-b"}]}, None),
+    ("bad-loop-b", 1): ({"steps": [{"name": "l", "model": "bad-loop-a"}]}, None),
 }
 
 

@@ -90,6 +90,8 @@ int main(int argc, char **argv)
 	check_failed(models, "bad-unknown", "step 'b'", "no-such-model");
 	check_failed(models, "bad-cycle", "step '", "cycle");
 	check_failed(models, "bad-shape", "step 'b'", "takes 32");
+	check_failed(models, "bad-loop-a", "step 'l'", "bad-loop-b");
+	check_failed(models, "bad-loop-b", "step 'l'", "bad-loop-a");
 	cJSON_Delete(root);
 
 	/* 2. Every good ensemble against numpy, 2 workers. */
@@ -97,6 +99,8 @@ int main(int argc, char **argv)
 	check_model(c, repo, "ens-chain", 1);
 	check_model(c, repo, "ens-fanin", 2);
 	check_model(c, repo, "ens-gate", 1);
+	/* An ensemble of an ensemble that sorts after it by name. */
+	check_model(c, repo, "aa-nested", 1);
 
 	/* 3. load + swap between two ensemble versions, and back. */
 	int rc = qvt_ctl(q, d.sock, out, sizeof(out), "load", "ens-fanin", "1", NULL);
