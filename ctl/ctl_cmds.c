@@ -80,6 +80,47 @@ static void fmt_shape(char *buf, size_t cap, const cJSON *o, const char *key)
 		snprintf(buf + n, cap - n, "]");
 }
 
+/*
+ * The UDP section: one row a running back end ("udp": io_uring,
+ * "udp_dpdk": DPDK), only the counters an operator scans first; the
+ * frame-level ones of DPDK are in --json and metrics. Nothing is printed
+ * when no UDP back end runs.
+ */
+static void render_udp(const cJSON *reply)
+{
+	static const char *const keys[] = { "udp", "udp_dpdk" };
+	static const char *const names[] = { "io_uring", "dpdk" };
+	static const char *const head[] = { "UDP",         "RX",    "TX",    "LOOKUPS",
+					    "BAD_REQUEST", "JUNK",  "DENIED", "TX_DROPPED" };
+	static const char *const fields[] = { "rx",   "tx",           "lookups",   "bad_request",
+					      "junk", "dropped_allow", "tx_dropped" };
+	struct ctl_table *t = NULL;
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const cJSON *u = cJSON_GetObjectItemCaseSensitive(reply, keys[k]);
+		char cells[7][32];
+		const char *row[8];
+
+		if (!cJSON_IsObject(u))
+			continue;
+		if (t == NULL) {
+			t = ctl_table_new(8);
+			ctl_table_add(t, head);
+		}
+		row[0] = names[k];
+		for (size_t i = 0; i < 7; i++) {
+			fmt_num(cells[i], sizeof(cells[i]), u, fields[i]);
+			row[i + 1] = cells[i];
+		}
+		ctl_table_add(t, row);
+	}
+	if (t == NULL)
+		return;
+	putchar('\n');
+	ctl_table_print(t);
+	ctl_table_free(t);
+}
+
 void ctl_render_status(const cJSON *reply)
 {
 	char up[64], ch[32], req[32], ml[32], mf[32];
@@ -96,6 +137,7 @@ void ctl_render_status(const cJSON *reply)
 	printf("channels:        %s\n", ch);
 	printf("requests served: %s\n", req);
 	printf("models:          %s loaded, %s failed\n", ml, mf);
+	render_udp(reply);
 
 	const cJSON *workers = cJSON_GetObjectItemCaseSensitive(reply, "workers");
 	if (!cJSON_IsArray(workers) || cJSON_GetArraySize(workers) == 0)

@@ -8,6 +8,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,50 +16,185 @@
 #include "channel.h"
 #include "quiverd.h"
 #include "udp.h"
+#include "udp_dpdk.h"
 
 static const char *const status_names[QV_STATUS_COUNT] = {
 	"ok", "unknown_model", "bad_shape", "bad_request",
 	"deadline_exceeded", "overloaded", "unavailable", "internal",
 };
 
-static void add_udp_stats(cJSON *o, const struct qv_udp_stats *u)
+/*
+ * The DPDK back end lives in a library of its own that only quiverd links
+ * (DPDK's compile and link flags stay out of everything else), while this
+ * file is also linked into test programs without it. A weak reference
+ * resolves to NULL there; d->dpdk is NULL there as well, so it is never
+ * called. In quiverd, quiverd.c's calls into udp_dpdk.c pull the strong
+ * definition in.
+ */
+extern void qv_udp_dpdk_stats(const struct qv_udp_dpdk *dp, struct qv_udp_dpdk_stats *ret)
+	__attribute__((weak));
+
+/* One running back end's counters, as the operator's views show them. */
+struct udp_view {
+	const char *backend;    /* "io_uring" or "dpdk" */
+	const char *key;        /* status --json key */
+	struct qv_udp_dpdk_stats s; /* io_uring: only s.udp is filled */
+	bool frames;            /* s's frame-level counters are meaningful */
+};
+
+/* One table drives the JSON and the Prometheus text so the two cannot
+ * disagree on a name or a value. */
+struct udp_field {
+	const char *json;       /* key in status --json */
+	const char *metric;     /* quiver_udp_<metric>_total */
+	const char *help;
+	bool frame;             /* DPDK frame-level counter */
+	size_t off;             /* offset in struct qv_udp_dpdk_stats */
+};
+
+#define UF(j, m, h, fr, member) { j, m, h, fr, offsetof(struct qv_udp_dpdk_stats, member) }
+static const struct udp_field udp_fields[] = {
+	UF("rx", "rx", "UDP datagrams received on the serving port.", false, udp.rx),
+	UF("tx", "tx", "UDP replies sent.", false, udp.tx),
+	UF("dropped_allow", "dropped_allow", "Datagrams from sources outside the allow-list.",
+	   false, udp.dropped_allow),
+	UF("bad_request", "bad_request", "Datagrams answered BAD_REQUEST by the parser.", false,
+	   udp.bad_request),
+	UF("junk", "junk", "Datagrams dropped silently by the parser.", false, udp.junk),
+	UF("lookups", "lookups", "LOOKUP requests answered.", false, udp.lookups),
+	UF("tx_dropped", "tx_dropped", "Replies not sent (no buffer or send error).", false,
+	   udp.tx_dropped),
+	UF("rx_frames", "rx_frames", "Ethernet frames taken from the port.", true, rx_frames),
+	UF("tx_frames", "tx_frames", "Ethernet frames the port accepted.", true, tx_frames),
+	UF("arp_replies", "arp_replies", "ARP requests for the data plane's address answered.",
+	   true, arp_replies),
+	UF("icmp_replies", "icmp_replies", "ICMP echo requests answered.", true, icmp_replies),
+	UF("dropped_fragment", "dropped_fragment", "IPv4 fragments dropped.", true,
+	   dropped_fragment),
+	UF("dropped_other", "dropped_other",
+	   "Frames dropped: not for us, other protocols, malformed or bad-checksum headers.", true,
+	   dropped_other),
+	UF("dropped_multiseg", "dropped_multiseg", "Frames chained over several mbufs, dropped.",
+	   true, dropped_multiseg),
+	UF("tx_full", "tx_full", "Replies the port refused (TX queue full).", true, tx_full),
+	UF("nomem", "nomem", "Replies lost for want of an mbuf.", true, nomem),
+};
+#undef UF
+#define N_UDP_FIELDS (sizeof(udp_fields) / sizeof(udp_fields[0]))
+
+static uint64_t field_val(const struct qv_udp_dpdk_stats *s, const struct udp_field *f)
 {
-	cJSON_AddNumberToObject(o, "rx", (double)u->rx);
-	cJSON_AddNumberToObject(o, "tx", (double)u->tx);
-	cJSON_AddNumberToObject(o, "dropped_allow", (double)u->dropped_allow);
-	cJSON_AddNumberToObject(o, "bad_request", (double)u->bad_request);
-	cJSON_AddNumberToObject(o, "junk", (double)u->junk);
-	cJSON_AddNumberToObject(o, "lookups", (double)u->lookups);
-	cJSON_AddNumberToObject(o, "tx_dropped", (double)u->tx_dropped);
+	uint64_t v;
+
+	memcpy(&v, (const char *)s + f->off, sizeof(v));
+	return v;
 }
 
-/* io_uring UDP counters, summed over workers (each written by its worker,
- * relaxed). The DPDK back end logs its counters at exit. */
-static void add_udp(cJSON *o, const struct qv_daemon *d)
+/*
+ * Fills views[] with each running back end's counters, summed over
+ * workers (each counter written by its worker with relaxed stores, read
+ * here with relaxed loads by the accessors). Returns how many run.
+ */
+static uint32_t udp_views(const struct qv_daemon *d, struct udp_view views[2])
 {
-	struct qv_udp_stats sum = { 0 }, one;
+	struct qv_udp_stats one;
+	uint32_t n = 0;
 	bool any = false;
 
+	memset(views, 0, 2 * sizeof(views[0]));
 	for (uint32_t i = 0; i < d->nworkers && i < QV_MAX_WORKERS; i++) {
+		struct qv_udp_stats *sum = &views[0].s.udp;
+
 		if (!d->udp[i])
 			continue;
 		qv_udp_uring_stats(d->udp[i], &one);
-		sum.rx += one.rx;
-		sum.tx += one.tx;
-		sum.dropped_allow += one.dropped_allow;
-		sum.bad_request += one.bad_request;
-		sum.junk += one.junk;
-		sum.lookups += one.lookups;
-		sum.tx_dropped += one.tx_dropped;
+		sum->rx += one.rx;
+		sum->tx += one.tx;
+		sum->dropped_allow += one.dropped_allow;
+		sum->bad_request += one.bad_request;
+		sum->junk += one.junk;
+		sum->lookups += one.lookups;
+		sum->tx_dropped += one.tx_dropped;
 		any = true;
 	}
 	if (any) {
+		views[0].backend = "io_uring";
+		views[0].key = "udp";
+		n = 1;
+	}
+	if (d->dpdk != NULL && qv_udp_dpdk_stats != NULL) {
+		views[n].backend = "dpdk";
+		views[n].key = "udp_dpdk";
+		views[n].frames = true;
+		qv_udp_dpdk_stats(d->dpdk, &views[n].s);
+		n++;
+	}
+	return n;
+}
+
+/* "udp" (io_uring) and "udp_dpdk" objects, present only for a running
+ * back end. */
+static void add_udp(cJSON *o, const struct qv_daemon *d)
+{
+	struct udp_view v[2];
+	uint32_t n = udp_views(d, v);
+
+	for (uint32_t k = 0; k < n; k++) {
 		cJSON *u = cJSON_CreateObject();
-		if (u) {
-			add_udp_stats(u, &sum);
-			cJSON_AddItemToObject(o, "udp", u);
+
+		if (!u)
+			continue;
+		for (size_t i = 0; i < N_UDP_FIELDS; i++)
+			if (!udp_fields[i].frame || v[k].frames)
+				cJSON_AddNumberToObject(u, udp_fields[i].json,
+							(double)field_val(&v[k].s, &udp_fields[i]));
+		cJSON_AddItemToObject(o, v[k].key, u);
+	}
+}
+
+/*
+ * Appends the UDP counters, as Prometheus counters labelled by back end,
+ * to the text of a metrics reply (built by route_cmds.c). Leaves the reply
+ * as it was when no back end runs or memory is short.
+ */
+static void add_udp_metrics(const struct qv_daemon *d, cJSON *rep)
+{
+	cJSON *text = cJSON_GetObjectItemCaseSensitive(rep, "text");
+	struct udp_view v[2];
+	uint32_t n = udp_views(d, v);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (n == 0 || !cJSON_IsString(text))
+		return;
+	f = open_memstream(&buf, &len);
+	if (f == NULL)
+		return;
+	fputs(text->valuestring, f);
+	for (size_t i = 0; i < N_UDP_FIELDS; i++) {
+		const struct udp_field *fd = &udp_fields[i];
+		bool head = false;
+
+		for (uint32_t k = 0; k < n; k++) {
+			if (fd->frame && !v[k].frames)
+				continue;
+			if (!head)
+				fprintf(f, "# HELP quiver_udp_%s_total %s\n"
+					   "# TYPE quiver_udp_%s_total counter\n",
+					fd->metric, fd->help, fd->metric);
+			head = true;
+			fprintf(f, "quiver_udp_%s_total{backend=\"%s\"} %llu\n", fd->metric,
+				v[k].backend, (unsigned long long)field_val(&v[k].s, fd));
 		}
 	}
+	if (fclose(f) == 0 && buf != NULL) {
+		cJSON *t = cJSON_CreateString(buf);
+
+		if (t && !cJSON_ReplaceItemInObjectCaseSensitive(rep, "text", t))
+			cJSON_Delete(t);
+	}
+	free(buf);
 }
 
 static cJSON *cmd_status(struct qv_daemon *d)
@@ -253,6 +389,8 @@ int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
 			status = -EINVAL;
 		} else {
 			rep = r;
+			if (rep && status == 0 && strcmp(cmd->valuestring, "metrics") == 0)
+				add_udp_metrics(d, rep);
 		}
 	}
 	cJSON_Delete(req);

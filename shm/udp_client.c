@@ -31,6 +31,7 @@ struct pend {
 	uint64_t sent_ns;
 	float *out;
 	size_t out_cap;
+	uint32_t out_want;      /* rows * out_dim: what an OK reply carries */
 	struct qv_result res;   /* res.request_id: the caller's id */
 	uint8_t state;
 	bool sync;              /* taken by qv_udp_infer itself, not by poll */
@@ -231,8 +232,13 @@ static int recv_one(qv_udp_client *c)
 	if (h.status == QV_OK) {
 		size_t floats = h.payload_bytes / sizeof(float);
 
-		if (h.payload_bytes % sizeof(float) != 0 || floats > p->out_cap) {
-			p->res.status = QV_BAD_SHAPE; /* caller's buffer too small */
+		/* A route's shapes never change (a version with other dims is
+		 * refused), so an OK reply carries exactly rows * out_dim
+		 * floats; anything else would leave the caller's buffer part
+		 * unwritten or overflow it. */
+		if (h.payload_bytes % sizeof(float) != 0 || floats != p->out_want ||
+		    floats > p->out_cap) {
+			p->res.status = QV_BAD_SHAPE;
 		} else {
 			memcpy(p->out, c->rx + sizeof(h), h.payload_bytes);
 			p->res.out_floats = (uint32_t)floats;
@@ -308,6 +314,7 @@ static int send_req(qv_udp_client *c, const struct qv_request *req, float *out, 
 	p->sent_ns = now;
 	p->out = out;
 	p->out_cap = out_cap;
+	p->out_want = (uint32_t)(out_need / sizeof(float));
 	p->sync = sync;
 	p->state = P_INFLIGHT;
 	memset(&p->res, 0, sizeof(p->res));

@@ -10,7 +10,10 @@
  *       and the daemon still serving afterwards;
  *   dpdk_client denied ADDR:PORT          no answer at all (allow-list);
  *   dpdk_client bench  ADDR:PORT N        N synchronous 1-row round trips,
- *       latency percentiles printed (nothing asserted on time).
+ *       latency percentiles printed (nothing asserted on time);
+ *   dpdk_client frames IFACE MAC ADDR:PORT REPO   a counted set of datagrams
+ *       and hand-made frames (burst, IP options, bad checksum, forged
+ *       source, ARP), see dpdk_frames.c.
  *
  * Exit status 0 when every check held, 1 otherwise.
  */
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "dpdk_frames.h"
 #include "udpcheck.h"
 #include "quiver.h"
 #include "qv_udp_proto.h"
@@ -266,7 +270,10 @@ int main(int argc, char **argv)
 		return denied(argv[2]);
 	if (argc == 4 && strcmp(argv[1], "bench") == 0)
 		return bench(argv[2], (uint32_t)strtoul(argv[3], NULL, 10));
-	fprintf(stderr, "usage: %s serve ADDR:PORT REPO | denied ADDR:PORT | bench ADDR:PORT N\n",
-		argv[0]);
+	if (argc == 6 && strcmp(argv[1], "frames") == 0)
+		return dpdk_frames(argv[2], argv[3], argv[4], argv[5]);
+	fprintf(stderr,
+		"usage: %s serve ADDR:PORT REPO | denied ADDR:PORT | bench ADDR:PORT N | "
+		"frames IFACE MAC ADDR:PORT REPO\n", argv[0]);
 	return 2;
 }

@@ -11,8 +11,13 @@
 # the daemon's counters (logged at exit) saw it all; then, restarted with
 # an allow-list that excludes the client, no UDP answer and the drop
 # counted (ARP and ping still answered). Prints the path's latency.
+# Then, on a fresh daemon, a counted set of traffic (dpdk_client frames: a
+# burst of 32 requests checked against the references, ARP, junk, forged
+# sources, a request in an IPv4 header with options, one with a bad header
+# checksum) and ping: `quiverctl status --json` must show exactly those
+# counts, `quiverctl metrics` the same values, `quiverctl status` a UDP row.
 #
-# Usage: test_dpdk.sh QUIVERD DPDK_CLIENT REPO
+# Usage: test_dpdk.sh QUIVERD DPDK_CLIENT REPO QUIVERCTL
 # Exit 77 (skip) only where the machine cannot run it: not root, no
 # `ip netns`, no veth, quiverd built without DPDK.
 set -u
@@ -20,6 +25,7 @@ set -u
 QUIVERD=$1
 CLIENT=$2
 REPO=$3
+CTL=$4
 SKIP=77
 
 skip() { echo "SKIP: $*"; exit $SKIP; }
@@ -158,6 +164,55 @@ stop_daemon
 expect_at_least dropped_allow 1
 v=$(counter udp_tx)
 [ "$v" = 0 ] || fail "udp replies sent to a denied source: '$v'"
+
+# ---- 3: counters where operators look ----------------------------------
+start_daemon --udp-allow "$CLIENT_IP/32"
+# A permanent neighbour entry: the kernel sends no ARP of its own, so the
+# ARP requests counted are exactly the client's.
+ip netns exec "$NS" ip neigh replace "$DAEMON_IP" lladdr "$MAC" dev "$VB" nud permanent
+ip netns exec "$NS" ping -c 3 -W 1 -i 0.2 "$DAEMON_IP" >/dev/null 2>&1 || fail "ping (counters)"
+ip netns exec "$NS" "$CLIENT" frames "$VB" "$MAC" "$DAEMON_IP:$PORT" "$REPO" >"$TMP/frames" ||
+	fail "dpdk_client frames"
+cat "$TMP/frames"
+"$CTL" --socket "$TMP/quiverd.sock" status --json >"$TMP/status.json" || fail "quiverctl status --json"
+"$CTL" --socket "$TMP/quiverd.sock" metrics >"$TMP/metrics" || fail "quiverctl metrics"
+"$CTL" --socket "$TMP/quiverd.sock" status >"$TMP/status.txt" || fail "quiverctl status"
+sed -n '/^UDP/,$p' "$TMP/status.txt"
+/usr/bin/python3 - "$TMP/status.json" "$TMP/metrics" "$TMP/status.txt" \
+	"$(grep '^expect ' "$TMP/frames")" <<'PY' || fail "counters in status --json / metrics / status"
+import json, re, sys
+st = json.load(open(sys.argv[1]))
+metrics = open(sys.argv[2]).read()
+human = open(sys.argv[3]).read()
+want = dict(kv.split("=") for kv in sys.argv[4].split()[1:])
+want["icmp_replies"] = "3"
+bad = []
+u = st.get("udp_dpdk")
+if not isinstance(u, dict):
+    sys.exit("status --json has no udp_dpdk object: %s" % st)
+if "udp" in st:
+    bad.append("status --json has an io_uring 'udp' object without --udp")
+for k, v in sorted(want.items()):
+    if u.get(k) != int(v):
+        bad.append("udp_dpdk.%s = %s, sent %s" % (k, u.get(k), v))
+# Every counter of status --json is in metrics with the same value.
+for k, v in sorted(u.items()):
+    name = "quiver_udp_%s_total" % k
+    m = re.search(r'^%s\{backend="dpdk"\} (\d+)$' % name, metrics, re.M)
+    if not m or int(m.group(1)) != v:
+        bad.append("metrics %s: %s, status --json %s" % (name, m and m.group(1), v))
+    if "# TYPE %s counter" % name not in metrics or "# HELP %s " % name not in metrics:
+        bad.append("metrics: no HELP/TYPE for %s" % name)
+row = re.search(r"^dpdk\s+(\d+)\s+(\d+)", human, re.M)
+if not re.search(r"^UDP\s+RX\s+TX", human, re.M) or not row or \
+        int(row.group(1)) != u["rx"] or int(row.group(2)) != u["tx"]:
+    bad.append("status: no UDP section with the dpdk row's rx/tx")
+for b in bad:
+    print("counters:", b)
+print("counters: %d checked, %s" % (len(want), "ok" if not bad else "FAILED"))
+sys.exit(1 if bad else 0)
+PY
+stop_daemon
 
 if [ "$FAILED" != 0 ]; then
 	cat "$TMP/log"
