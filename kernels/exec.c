@@ -210,8 +210,13 @@ static int run_dense(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc, con
 	}
 	if (!st->any_hand)
 		return qv_dnnl_dense_run(st->dnnl, dc, x, rows, y);
-	/* power-of-two chunks, each on the kernel tuned fastest for it */
+	/* power-of-two chunks, each on the kernel tuned fastest for it; a rest
+	 * that the hand kernel takes in one call goes in one call */
 	while (rows) {
+		if (rows < st->hand_below) {
+			qv_hand_dense_run(st->hand, x, rows, y);
+			return 0;
+		}
 		uint32_t bi = 31u - (uint32_t)__builtin_clz(rows);
 		uint32_t n = 1u << bi;
 		if (st->use_hand[bi]) {

@@ -35,12 +35,15 @@
  * Buckets. oneDNN primitives exist for 1, 2, 4 ... max_batch rows; other
  * row counts run as power-of-two chunks (onednn_dense.c explains why).
  *
- * Tuning. Under QV_KERNEL_AUTO each dense step times, for 1, 2, 4 and 8
- * rows, its oneDNN primitive and the hand-written kernel (best of a few
- * rounds of tune_iters runs, after warm-up, on the loading thread) and
- * keeps the faster per bucket; larger buckets use oneDNN. Row counts below
- * 2^k, where every bucket under 2^k chose hand, run as one hand call
- * instead of power-of-two chunks. Timing a layer alone keeps its weights
+ * Tuning. Under QV_KERNEL_AUTO each dense step times, for every bucket up
+ * to 512 rows, its oneDNN primitive and the hand-written kernel (best of a
+ * few rounds of tune_iters runs - fewer from 16 rows up, where one run is
+ * long - after warm-up, on the loading thread) and keeps the faster per
+ * bucket; larger buckets use oneDNN. Row counts below 2^k, where every
+ * bucket under 2^k chose hand, run as one hand call instead of
+ * power-of-two chunks - which matters for batches gathered by a worker:
+ * 25 rows on oneDNN are three primitives (16 + 8 + 1), on the hand kernel
+ * one call (trade-mlp: 19.0 us vs 23.4 us; at 63 rows 44.8 us vs 57.3 us). Timing a layer alone keeps its weights
  * hot in cache, so it favours whichever kernel reuses cache better; in a
  * chain whose weights exceed L2 both candidates slow down alike. The choice and
  * both timings are shown by qv_model_describe. QV_KERNEL_ONEDNN and
@@ -624,16 +627,20 @@ static int tune_step(struct qv_model *m, struct qv_step *st, uint32_t iters)
 	if ((r = qv_dnnl_dense_ctx_create(st->dnnl, &dc)) < 0)
 		goto out;
 	for (uint32_t bi = 0; bi < nt; bi++) {
+		/* From 16 rows up a run is long: halve the runs per doubling. */
+		uint32_t it = bi <= 3 ? iters : iters >> (bi - 3);
+		if (it < 3)
+			it = 3;
 		/* warm caches and any lazily paged memory first */
-		time_one(st, dc, 0, bi, x, y, 8);
-		time_one(st, dc, 1, bi, x, y, 8);
+		time_one(st, dc, 0, bi, x, y, it < 8 ? it : 8);
+		time_one(st, dc, 1, bi, x, y, it < 8 ? it : 8);
 		uint64_t a = UINT64_MAX, h = UINT64_MAX;
 		/* interleave to spread machine noise over both candidates */
 		for (int k = 0; k < 2; k++) {
-			uint64_t t = time_one(st, dc, 0, bi, x, y, iters);
+			uint64_t t = time_one(st, dc, 0, bi, x, y, it);
 			if (t < a)
 				a = t;
-			t = time_one(st, dc, 1, bi, x, y, iters);
+			t = time_one(st, dc, 1, bi, x, y, it);
 			if (t < h)
 				h = t;
 		}

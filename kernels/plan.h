@@ -15,7 +15,7 @@
 #include "qv_ops.h"
 
 #define QV_MAX_BUCKETS 16   /* max_batch <= 2^15 */
-#define QV_TUNED_BUCKETS 4  /* 1, 2, 4, 8 rows are timed under AUTO */
+#define QV_TUNED_BUCKETS 10 /* 1, 2, 4 ... 512 rows are timed under AUTO */
 
 /* Buffers a step reads and writes: the caller's in and out, then scratch. */
 #define QV_BUF_IN 0u
