@@ -321,6 +321,8 @@ static cJSON *cmd_models(struct qv_daemon *d)
 			cJSON_AddNullToObject(m, "error");
 			cJSON_AddNumberToObject(m, "default_deadline_us",
 						(double)(v->default_deadline_ns / 1000u));
+			cJSON_AddNumberToObject(m, "max_queue_delay_us", v->queue_delay_us);
+			cJSON_AddNumberToObject(m, "preferred_batch", v->preferred_batch);
 			cJSON_AddNumberToObject(m, "load_ms", v->load_ms);
 			cJSON_AddItemToArray(ms, m);
 		}

@@ -101,6 +101,37 @@ static double runs_of_8(const char *quiverctl, const char *sock)
 	return n;
 }
 
+/* models --json: name's max_queue_delay_us and preferred_batch are as configured. */
+static void check_config(const char *quiverctl, const char *sock, const char *name,
+			 double delay_us, double preferred)
+{
+	static char out[1 << 16];
+	const char *argv[] = { quiverctl, "--socket", sock, "--json", "models", NULL };
+	const cJSON *m;
+	cJSON *j;
+	int ws, seen = 0;
+
+	if (qvt_run(argv, out, sizeof(out), &ws) != 0 || ws != 0)
+		qvt_die("quiverctl models failed");
+	j = cJSON_Parse(out);
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "models")) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "name");
+		const cJSON *dl = cJSON_GetObjectItemCaseSensitive(m, "max_queue_delay_us");
+		const cJSON *pb = cJSON_GetObjectItemCaseSensitive(m, "preferred_batch");
+
+		if (!cJSON_IsString(n) || strcmp(n->valuestring, name) != 0)
+			continue;
+		seen = 1;
+		if (!cJSON_IsNumber(dl) || dl->valuedouble != delay_us || !cJSON_IsNumber(pb) ||
+		    pb->valuedouble != preferred)
+			qvt_fail("models: %s should show max_queue_delay_us %.0f, preferred_batch %.0f",
+				 name, delay_us, preferred);
+	}
+	cJSON_Delete(j);
+	if (!seen)
+		qvt_fail("models: no %s", name);
+}
+
 /* A request in flight and, once polled, its answer and when it came. */
 struct pend {
 	float out[8];
@@ -182,6 +213,8 @@ int main(int argc, char **argv)
 	fclose(f);
 	if (qvt_daemon_start(&d, argv[1], repo, extra) < 0)
 		qvt_die("quiverd did not start");
+	check_config(argv[3], d.sock, "trade-wait", DELAY_MS * 1000, 8);
+	check_config(argv[3], d.sock, "trade-mlp", 0, 256);
 	c = qvt_connect(d.sock, "qdelay", 16);
 	qvt_model_open(c, repo, "trade-wait", &wait);
 	qvt_model_open(c, repo, "trade-mlp", &plain);
