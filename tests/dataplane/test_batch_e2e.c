@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "check.h"
 
 #define NCLIENTS 4
@@ -157,42 +155,6 @@ static void *client(void *p)
 	return NULL;
 }
 
-/* Batches and rows in batches of trade-mlp's served versions, from the stats JSON. */
-static void stats_batches(const char *quiverctl, const char *sock, double *ret_batches,
-			  double *ret_rows)
-{
-	static char out[1 << 20];
-	const char *argv[] = { quiverctl, "--socket", sock, "--json", "stats", NULL };
-	const cJSON *r, *v;
-	cJSON *j;
-	int ws;
-	double b = 0, rows = 0;
-
-	if (qvt_run(argv, out, sizeof(out), &ws) != 0 || ws != 0)
-		qvt_die("quiverctl stats failed");
-	j = cJSON_Parse(out);
-	if (!j)
-		qvt_die("quiverctl stats: not JSON:\n%s", out);
-	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(j, "routes")) {
-		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(r, "name");
-
-		if (!cJSON_IsString(nm) || strcmp(nm->valuestring, "trade-mlp") != 0)
-			continue;
-		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(r, "versions")) {
-			const cJSON *bb = cJSON_GetObjectItemCaseSensitive(v, "batches");
-			const cJSON *br = cJSON_GetObjectItemCaseSensitive(v, "batch_rows");
-
-			if (!cJSON_IsNumber(bb) || !cJSON_IsNumber(br))
-				qvt_die("stats: no batches / batch_rows");
-			b += bb->valuedouble;
-			rows += br->valuedouble;
-		}
-	}
-	cJSON_Delete(j);
-	*ret_batches = b;
-	*ret_rows = rows;
-}
-
 int main(int argc, char **argv)
 {
 	const char *extra[] = { "--cores", "1", NULL };
@@ -222,7 +184,7 @@ int main(int argc, char **argv)
 			max_diff = args[i].max_diff;
 		free(args[i].reqs);
 	}
-	stats_batches(argv[3], d.sock, &batches, &brows);
+	qvt_stats_batches(argv[3], d.sock, "trade-mlp", &batches, &brows);
 	fprintf(stderr, "%d requests a client; %.0f batches of %.2f rows on average; "
 		"max |batched - alone| %.3g\n", NREQ, batches, batches ? brows / batches : 0.0,
 		max_diff);

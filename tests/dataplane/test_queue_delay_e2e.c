@@ -74,18 +74,10 @@ static void link_model(const char *repo, const char *name, const char *src)
 /* trade-wait's model runs of 8..15 rows, from quiverctl stats --json. */
 static double runs_of_8(const char *quiverctl, const char *sock)
 {
-	static char out[1 << 20];
-	const char *argv[] = { quiverctl, "--socket", sock, "--json", "stats", "trade-wait", NULL };
+	cJSON *j = qvt_ctl_json(quiverctl, sock, "stats", "trade-wait", NULL);
 	const cJSON *r, *v;
 	double n = -1;
-	cJSON *j;
-	int ws;
 
-	if (qvt_run(argv, out, sizeof(out), &ws) != 0 || ws != 0)
-		qvt_die("quiverctl stats trade-wait failed");
-	j = cJSON_Parse(out);
-	if (!j)
-		qvt_die("quiverctl stats: not JSON:\n%s", out);
 	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(j, "routes")) {
 		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(r, "versions")) {
 			const cJSON *h = cJSON_GetObjectItemCaseSensitive(v, "runs_by_rows");
@@ -95,9 +87,12 @@ static double runs_of_8(const char *quiverctl, const char *sock)
 				n = e->valuedouble;
 		}
 	}
+	if (n < 0) {
+		char *text = cJSON_PrintUnformatted(j);
+
+		qvt_die("stats: no runs_by_rows[\"8\"] for trade-wait:\n%.2000s", text ? text : "");
+	}
 	cJSON_Delete(j);
-	if (n < 0)
-		qvt_die("stats: no runs_by_rows[\"8\"] for trade-wait:\n%s", out);
 	return n;
 }
 
@@ -105,15 +100,10 @@ static double runs_of_8(const char *quiverctl, const char *sock)
 static void check_config(const char *quiverctl, const char *sock, const char *name,
 			 double delay_us, double preferred)
 {
-	static char out[1 << 16];
-	const char *argv[] = { quiverctl, "--socket", sock, "--json", "models", NULL };
+	cJSON *j = qvt_ctl_json(quiverctl, sock, "models", NULL);
 	const cJSON *m;
-	cJSON *j;
-	int ws, seen = 0;
+	int seen = 0;
 
-	if (qvt_run(argv, out, sizeof(out), &ws) != 0 || ws != 0)
-		qvt_die("quiverctl models failed");
-	j = cJSON_Parse(out);
 	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "models")) {
 		const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "name");
 		const cJSON *dl = cJSON_GetObjectItemCaseSensitive(m, "max_queue_delay_us");

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "daemon.h"
 
 static struct qvt_daemon *live[4];
@@ -394,6 +396,71 @@ int qvt_run(const char *const *argv, char *out, size_t cap, int *ret_wstatus)
 			return -errno;
 	*ret_wstatus = st;
 	return 0;
+}
+
+cJSON *qvt_ctl_json(const char *quiverctl, const char *sock, ...)
+{
+	enum { MAX_ARGS = 12, OUT_CAP = 1 << 20 };
+	const char *argv[4 + MAX_ARGS + 1] = { quiverctl, "--socket", sock, "--json" };
+	char cmd[256] = "quiverctl --json";
+	size_t n = 4, cl = strlen(cmd);
+	const char *a;
+	va_list ap;
+	int ws;
+
+	va_start(ap, sock);
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		if (n == 4 + MAX_ARGS)
+			qvt_die("qvt_ctl_json: more than %d arguments", MAX_ARGS);
+		argv[n++] = a;
+		if (cl < sizeof(cmd))
+			cl += (size_t)snprintf(cmd + cl, sizeof(cmd) - cl, " %s", a);
+	}
+	va_end(ap);
+	argv[n] = NULL;
+	/* Allocated, not static: the e2e tests call this from several threads. */
+	char *out = malloc(OUT_CAP);
+	if (!out)
+		qvt_die("%s: out of memory", cmd);
+	int r = qvt_run(argv, out, OUT_CAP, &ws);
+	if (r < 0)
+		qvt_die("%s: %s", cmd, strerror(-r));
+	if (WIFSIGNALED(ws))
+		qvt_die("%s: killed by signal %d:\n%.2000s", cmd, WTERMSIG(ws), out);
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+		qvt_die("%s: exit status %d:\n%.2000s", cmd, WEXITSTATUS(ws), out);
+	cJSON *j = cJSON_Parse(out);
+	if (!j)
+		qvt_die("%s: not JSON:\n%.2000s", cmd, out);
+	free(out);
+	return j;
+}
+
+void qvt_stats_batches(const char *quiverctl, const char *sock, const char *model,
+		       double *ret_batches, double *ret_rows)
+{
+	cJSON *j = qvt_ctl_json(quiverctl, sock, "stats", NULL);
+	const cJSON *r, *v;
+	double b = 0, rows = 0;
+
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(j, "routes")) {
+		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(r, "name");
+
+		if (!cJSON_IsString(nm) || strcmp(nm->valuestring, model) != 0)
+			continue;
+		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(r, "versions")) {
+			const cJSON *bb = cJSON_GetObjectItemCaseSensitive(v, "batches");
+			const cJSON *br = cJSON_GetObjectItemCaseSensitive(v, "batch_rows");
+
+			if (!cJSON_IsNumber(bb) || !cJSON_IsNumber(br))
+				qvt_die("stats: no batches / batch_rows");
+			b += bb->valuedouble;
+			rows += br->valuedouble;
+		}
+	}
+	cJSON_Delete(j);
+	*ret_batches = b;
+	*ret_rows = rows;
 }
 
 int qvt_ref_load(const char *repo, const char *model, uint32_t version, struct qvt_ref *ret)

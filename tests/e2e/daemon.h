@@ -3,7 +3,8 @@
  * daemon.h - what every end-to-end test needs: a real quiverd on a private
  * socket in a temp dir, started, waited for, stopped; /proc probes of its
  * fds, memfd mappings and RSS; child processes with captured stdout; and
- * the reference outputs the generator wrote beside each repository version.
+ * the reference outputs the generator wrote beside each repository version;
+ * quiverctl's --json replies, parsed.
  *
  * A test that cannot run here (no quiverd binary, not root where root is
  * needed) exits 77. A started daemon is killed at exit whatever happens, so
@@ -60,6 +61,19 @@ long qvt_rss_kib(pid_t pid);
 /* Runs argv (argv[0] a path) with stdout captured into out (NUL-terminated,
  * truncated at cap), stderr inherited. Returns 0 and the wait status. */
 int qvt_run(const char *const *argv, char *out, size_t cap, int *ret_wstatus);
+
+/* Runs `QUIVERCTL --socket SOCK --json ARG...` (the ARGs end with NULL)
+ * and returns its stdout parsed, for the caller to cJSON_Delete. Dies
+ * (qvt_die, naming the command and showing its output) if it cannot run,
+ * exits other than 0 or prints something that is not JSON. */
+struct cJSON;
+__attribute__((sentinel)) struct cJSON *qvt_ctl_json(const char *quiverctl, const char *sock,
+						      ...);
+/* Sums "batches" and "batch_rows" (runs of more than one request, and the
+ * rows in them) over the versions of `model` in `quiverctl stats --json`;
+ * dies if a version lacks them. 0 and 0 when the model has no route. */
+void qvt_stats_batches(const char *quiverctl, const char *sock, const char *model,
+		       double *ret_batches, double *ret_rows);
 
 uint64_t qvt_now_ns(void);
 void qvt_sleep_ms(uint32_t ms);

@@ -32,6 +32,7 @@
 #include "quiver.h"
 #include "qv_udp_proto.h"
 #include "rawchan.h"
+#include "udp_test_util.h"
 
 #define BURST 200u
 #define MAX_BURSTS 5      /* bursts tried before giving up on seeing a batch */
@@ -59,21 +60,6 @@ static size_t dg_len[BURST + 2];
 static struct want wants[BURST + 2];
 static uint64_t lost_first_try;
 
-/* A port that was free a moment ago (every worker binds it: not 0). */
-static uint16_t free_udp_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(a);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &sl) < 0)
-		qvt_die("cannot find a free UDP port: %s", strerror(errno));
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static int client_socket(uint16_t port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
@@ -88,24 +74,13 @@ static int client_socket(uint16_t port)
 	return fd;
 }
 
+/* A request datagram of this test into buf (DG_MAX bytes). */
 static size_t put_hdr(uint8_t *buf, uint8_t type, uint32_t handle, uint32_t rows, uint64_t id,
 		      const void *payload, uint32_t bytes)
 {
-	struct qv_udp_req_hdr h;
-
-	memset(&h, 0, sizeof(h));
-	h.magic = QV_UDP_MAGIC;
-	h.version = QV_UDP_VERSION;
-	h.type = type;
-	h.handle = handle;
-	h.rows = rows;
-	h.request_id = id;
-	h.payload_bytes = bytes;
-	if (sizeof(h) + bytes > DG_MAX)
+	if (sizeof(struct qv_udp_req_hdr) + bytes > DG_MAX)
 		qvt_die("a datagram of %u payload bytes does not fit the test", bytes);
-	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), payload, bytes);
-	return sizeof(h) + bytes;
+	return mk_req(buf, type, handle, rows, id, payload, bytes);
 }
 
 /* Request `id` (an index into dgs/wants): model m's reference row `row`. */
@@ -235,42 +210,6 @@ static void collect(int fd, uint32_t n, uint32_t expect)
 	}
 }
 
-/* trade-mlp's batches (runs of more than one request) and rows in them. */
-static void stats_batches(const char *quiverctl, const char *sock, double *ret_batches,
-			  double *ret_rows)
-{
-	static char out[1 << 20];
-	const char *argv[] = { quiverctl, "--socket", sock, "--json", "stats", NULL };
-	const cJSON *r, *v;
-	double b = 0, rows = 0;
-	cJSON *j;
-	int ws;
-
-	if (qvt_run(argv, out, sizeof(out), &ws) != 0 || ws != 0)
-		qvt_die("quiverctl stats failed");
-	j = cJSON_Parse(out);
-	if (!j)
-		qvt_die("quiverctl stats: not JSON:\n%s", out);
-	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(j, "routes")) {
-		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(r, "name");
-
-		if (!cJSON_IsString(nm) || strcmp(nm->valuestring, "trade-mlp") != 0)
-			continue;
-		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(r, "versions")) {
-			const cJSON *bb = cJSON_GetObjectItemCaseSensitive(v, "batches");
-			const cJSON *br = cJSON_GetObjectItemCaseSensitive(v, "batch_rows");
-
-			if (!cJSON_IsNumber(bb) || !cJSON_IsNumber(br))
-				qvt_die("stats: no batches / batch_rows");
-			b += bb->valuedouble;
-			rows += br->valuedouble;
-		}
-	}
-	cJSON_Delete(j);
-	*ret_batches = b;
-	*ret_rows = rows;
-}
-
 /* The io_uring back end's `junk` counter from `status`. */
 static double status_junk(const char *sock)
 {
@@ -339,7 +278,7 @@ int main(int argc, char **argv)
 		send_all(fd, BURST);
 		collect(fd, BURST, BURST);
 		bursts++;
-		stats_batches(argv[3], dm.sock, &batches, &brows);
+		qvt_stats_batches(argv[3], dm.sock, "trade-mlp", &batches, &brows);
 	} while (batches < 1 && bursts < MAX_BURSTS && qvt_failures() == 0);
 	fprintf(stderr, "trade-mlp: %d burst(s) of %u: %.0f batches of %.2f rows on average\n",
 		bursts, BURST, batches, batches > 0 ? brows / batches : 0.0);

@@ -31,15 +31,8 @@ static void reply(const struct sockaddr_in *to, uint8_t type, uint32_t status, u
 		  const void *payload, uint32_t bytes)
 {
 	static _Alignas(8) uint8_t buf[2048];
-	struct qv_udp_rep_hdr h = { .magic = QV_UDP_MAGIC, .version = QV_UDP_VERSION, .type = type,
-				    .status = status, .version_served = 1, .request_id = id,
-				    .payload_bytes = bytes };
 
-	memcpy(buf, &h, sizeof(h));
-	if (bytes)
-		memcpy(buf + sizeof(h), payload, bytes);
-	CHECK(sendto(srv_fd, buf, sizeof(h) + bytes, 0, (const struct sockaddr *)to,
-		     sizeof(*to)) == (ssize_t)(sizeof(h) + bytes));
+	send_dg(srv_fd, buf, mk_rep(buf, type, status, id, payload, bytes, bytes), to);
 }
 
 static void *server(void *arg)
@@ -50,21 +43,15 @@ static void *server(void *arg)
 	(void)arg;
 	memset(&last_peer, 0, sizeof(last_peer));
 	while (!atomic_load(&stop)) {
-		struct pollfd p = { .fd = srv_fd, .events = POLLIN };
 		struct sockaddr_in from;
-		socklen_t fl = sizeof(from);
 		struct qv_udp_req_hdr h;
 
 		if (atomic_exchange(&send_late, false)) {
 			float f = 42.0f;
 			reply(&last_peer, QV_UDP_INFER_REPLY, QV_OK, atomic_load(&lossy_id), &f, 4);
 		}
-		if (poll(&p, 1, 5) != 1)
+		if (recv_req(srv_fd, buf, sizeof(buf), 5, &h, &from) == 0)
 			continue;
-		ssize_t n = recvfrom(srv_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
-		CHECK(n >= (ssize_t)sizeof(h));
-		memcpy(&h, buf, sizeof(h));
-		CHECK(h.magic == QV_UDP_MAGIC && h.payload_bytes == (size_t)n - sizeof(h));
 		last_peer = from;
 		if (h.type == QV_UDP_LOOKUP) {
 			struct qv_udp_model m;
@@ -127,8 +114,7 @@ static struct qv_result poll_one(qv_udp_client *c)
 
 int main(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(a);
+	uint16_t port = 0;
 	struct qv_model_desc sum, lossy, liar, d;
 	struct qv_result res;
 	qv_udp_client *c;
@@ -136,12 +122,9 @@ int main(void)
 	char ap[64];
 	float in[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, out[4];
 
-	srv_fd = socket(AF_INET, SOCK_DGRAM, 0);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(srv_fd >= 0 && bind(srv_fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	CHECK(getsockname(srv_fd, (struct sockaddr *)&a, &sl) == 0);
+	srv_fd = udp_bind_loopback(&port);
 	CHECK(pthread_create(&th, NULL, server, NULL) == 0);
-	snprintf(ap, sizeof(ap), "127.0.0.1:%u", ntohs(a.sin_port));
+	snprintf(ap, sizeof(ap), "127.0.0.1:%u", port);
 
 	CHECK(qv_udp_connect("127.0.0.1", NULL, &c) == -EINVAL);
 	CHECK(qv_udp_connect("::1:80", NULL, &c) == -EINVAL);

@@ -26,22 +26,7 @@
 #include "rawchan.h"
 #include "quiver.h"
 #include "qv_udp_proto.h"
-
-/* A port that was free a moment ago (quiverd binds it with SO_REUSEPORT on
- * every worker, so it must be the same number for all: not 0). */
-static uint16_t free_udp_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(a);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &sl) < 0)
-		qvt_die("cannot find a free UDP port: %s", strerror(errno));
-	close(fd);
-	return ntohs(a.sin_port);
-}
+#include "udp_test_util.h"
 
 static void sync_rows(qv_udp_client *c, const struct qv_model_desc *d, const struct qvt_ref *ref,
 		      uint32_t row0, uint32_t rows)

@@ -52,22 +52,8 @@ enum lie {
 static int srv_fd;
 static atomic_bool stop;
 
-static void reply(const struct sockaddr_in *to, uint8_t type, uint32_t status, uint64_t id,
-		  const void *payload, uint32_t bytes, uint32_t claimed, size_t send_len)
-{
-	static _Alignas(8) uint8_t buf[2048];
-	struct qv_udp_rep_hdr h = { .magic = QV_UDP_MAGIC, .version = QV_UDP_VERSION, .type = type,
-				    .status = status, .version_served = 1, .request_id = id,
-				    .payload_bytes = claimed };
-
-	memcpy(buf, &h, sizeof(h));
-	if (bytes)
-		memcpy(buf + sizeof(h), payload, bytes);
-	if (send_len == 0)
-		send_len = sizeof(h) + bytes;
-	CHECK(sendto(srv_fd, buf, send_len, 0, (const struct sockaddr *)to, sizeof(*to)) ==
-	      (ssize_t)send_len);
-}
+/* Where the server builds its replies (only its thread writes it). */
+static _Alignas(8) uint8_t rep_buf[2048];
 
 static void answer_lookup(const struct sockaddr_in *from, const struct qv_udp_req_hdr *h,
 			  const char *name)
@@ -109,73 +95,65 @@ static void answer_lookup(const struct sockaddr_in *from, const struct qv_udp_re
 		bytes = sizeof(m) - 8;
 	else if (!strcmp(name, "nope"))
 		status = QV_UNKNOWN_MODEL, bytes = 0;
-	reply(from, QV_UDP_LOOKUP_REPLY, status, h->request_id, &m, bytes, bytes, 0);
+	send_dg(srv_fd, rep_buf,
+		mk_rep(rep_buf, QV_UDP_LOOKUP_REPLY, status, h->request_id, &m, bytes, bytes), from);
 }
+
+/* The reply each lie sends: type, status, payload bytes sent and claimed
+ * in the header, the datagram's length if not header + bytes, and a magic
+ * flipped by magic_xor. HONEST's size and the two id lies depend on the
+ * request and are set in answer_infer. */
+struct lie_rep {
+	uint8_t type;
+	uint32_t status, bytes, claimed, magic_xor;
+	size_t send_len;
+};
+
+static const struct lie_rep lies[] = {
+	[HONEST] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK },
+	[STATUS_COUNT] = { .type = QV_UDP_INFER_REPLY, .status = QV_STATUS_COUNT },
+	[STATUS_HUGE] = { .type = QV_UDP_INFER_REPLY, .status = UINT32_MAX },
+	[SHORT] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK, .send_len = 20 },
+	[OTHER_ID] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK, .bytes = 4, .claimed = 4 },
+	[OTHER_INDEX] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK, .bytes = 4, .claimed = 4 },
+	[BAD_MAGIC] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK, .bytes = 4, .claimed = 4,
+			.magic_xor = 1 },
+	[LOOKUP_TYPE] = { .type = QV_UDP_LOOKUP_REPLY, .status = QV_OK, .bytes = 4, .claimed = 4 },
+	[REQUEST_TYPE] = { .type = QV_UDP_INFER, .status = QV_OK, .bytes = 4, .claimed = 4 },
+	[PAYLOAD_FIELD] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK, .bytes = 4, .claimed = 8 },
+	[HUGE_OUT] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK, .bytes = 64 * 4,
+		       .claimed = 64 * 4 },
+	[NO_OUT] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK },
+	[TWO_OUT] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK, .bytes = 8, .claimed = 8 },
+	[ODD_BYTES] = { .type = QV_UDP_INFER_REPLY, .status = QV_OK, .bytes = 6, .claimed = 6 },
+};
+_Static_assert(sizeof(lies) / sizeof(lies[0]) == ODD_BYTES + 1, "a reply for every lie");
 
 static void answer_infer(const struct sockaddr_in *from, const struct qv_udp_req_hdr *h,
 			 const float *in)
 {
 	float out[64];
 	uint64_t id = h->request_id;
+	int lie = (int)in[0];
 
+	CHECK(lie >= 0 && lie <= ODD_BYTES && lies[lie].type != 0); /* a lie it knows */
+	struct lie_rep l = lies[lie];
 	for (int i = 0; i < 64; i++)
 		out[i] = 100.0f + (float)i;
 	out[0] = in[0] + in[1];
-	switch ((enum lie)in[0]) {
-	case HONEST:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, id, out, 4 * h->rows, 4 * h->rows, 0);
-		break;
-	case STATUS_COUNT:
-		reply(from, QV_UDP_INFER_REPLY, QV_STATUS_COUNT, id, NULL, 0, 0, 0);
-		break;
-	case STATUS_HUGE:
-		reply(from, QV_UDP_INFER_REPLY, UINT32_MAX, id, NULL, 0, 0, 0);
-		break;
-	case SHORT:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, id, NULL, 0, 0, 20);
-		break;
-	case OTHER_ID:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, id + (1ull << 32), out, 4, 4, 0);
-		break;
-	case OTHER_INDEX:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, (id & ~0xffffffffull) | 0x7fffffffu, out, 4,
-		      4, 0);
-		break;
-	case BAD_MAGIC: {
-		static _Alignas(8) uint8_t buf[64];
-		struct qv_udp_rep_hdr r = { .magic = QV_UDP_MAGIC ^ 1, .version = QV_UDP_VERSION,
-					    .type = QV_UDP_INFER_REPLY, .request_id = id,
-					    .payload_bytes = 4 };
-		memcpy(buf, &r, sizeof(r));
-		memcpy(buf + sizeof(r), out, 4);
-		CHECK(sendto(srv_fd, buf, sizeof(r) + 4, 0, (const struct sockaddr *)from,
-			     sizeof(*from)) == (ssize_t)(sizeof(r) + 4));
-		break;
+	if (lie == HONEST)
+		l.bytes = l.claimed = 4 * h->rows;
+	else if (lie == OTHER_ID)
+		id += 1ull << 32;                           /* same table index */
+	else if (lie == OTHER_INDEX)
+		id = (id & ~0xffffffffull) | 0x7fffffffu;   /* past max_inflight */
+	size_t len = mk_rep(rep_buf, l.type, l.status, id, out, l.bytes, l.claimed);
+	if (l.magic_xor) {
+		uint32_t magic = QV_UDP_MAGIC ^ l.magic_xor;
+
+		memcpy(rep_buf + offsetof(struct qv_udp_rep_hdr, magic), &magic, sizeof(magic));
 	}
-	case LOOKUP_TYPE:
-		reply(from, QV_UDP_LOOKUP_REPLY, QV_OK, id, out, 4, 4, 0);
-		break;
-	case REQUEST_TYPE:
-		reply(from, QV_UDP_INFER, QV_OK, id, out, 4, 4, 0);
-		break;
-	case PAYLOAD_FIELD:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, id, out, 4, 8, 0);
-		break;
-	case HUGE_OUT:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, id, out, sizeof(out), sizeof(out), 0);
-		break;
-	case NO_OUT:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, id, NULL, 0, 0, 0);
-		break;
-	case TWO_OUT:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, id, out, 8, 8, 0);
-		break;
-	case ODD_BYTES:
-		reply(from, QV_UDP_INFER_REPLY, QV_OK, id, out, 6, 6, 0);
-		break;
-	default:
-		CHECK(!"unknown lie");
-	}
+	send_dg(srv_fd, rep_buf, l.send_len ? l.send_len : len, from);
 }
 
 static void *server(void *arg)
@@ -184,17 +162,11 @@ static void *server(void *arg)
 
 	(void)arg;
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		struct pollfd p = { .fd = srv_fd, .events = POLLIN };
 		struct sockaddr_in from;
-		socklen_t fl = sizeof(from);
 		struct qv_udp_req_hdr h;
 
-		if (poll(&p, 1, 5) != 1)
+		if (recv_req(srv_fd, buf, sizeof(buf), 5, &h, &from) == 0)
 			continue;
-		ssize_t n = recvfrom(srv_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
-		CHECK(n >= (ssize_t)sizeof(h));
-		memcpy(&h, buf, sizeof(h));
-		CHECK(h.magic == QV_UDP_MAGIC && h.payload_bytes == (size_t)n - sizeof(h));
 		if (h.type == QV_UDP_LOOKUP) {
 			char name[QV_UDP_NAME_MAX] = { 0 };
 
@@ -234,8 +206,7 @@ static bool untouched(const float *g, size_t n)
 
 int main(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(a);
+	uint16_t port = 0;
 	struct qv_model_desc d, m;
 	struct qv_result res;
 	qv_udp_client *c;
@@ -244,12 +215,9 @@ int main(void)
 	float g[8];
 	uint64_t s0;
 
-	srv_fd = socket(AF_INET, SOCK_DGRAM, 0);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(srv_fd >= 0 && bind(srv_fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	CHECK(getsockname(srv_fd, (struct sockaddr *)&a, &sl) == 0);
+	srv_fd = udp_bind_loopback(&port);
 	CHECK(pthread_create(&th, NULL, server, NULL) == 0);
-	snprintf(ap, sizeof(ap), "127.0.0.1:%u", ntohs(a.sin_port));
+	snprintf(ap, sizeof(ap), "127.0.0.1:%u", port);
 	CHECK(qv_udp_connect(ap, &(struct qv_udp_opts){ .max_inflight = 4, .timeout_ms = 200 },
 			     &c) == 0);
 
