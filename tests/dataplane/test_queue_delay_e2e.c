@@ -15,6 +15,10 @@
  *     (the version's runs of 8..15 rows grow by one in quiverctl stats).
  *  4. A held request whose own deadline comes before the delay is released
  *     for it: answered well before the delay.
+ *  5. A client SIGKILLed while three of its requests are held: its channel
+ *     is retired (the held requests go with it, nothing is written into
+ *     its unmapped slots), the daemon lives on and the next batch of eight
+ *     is answered correctly.
  *
  * Usage: test_queue_delay_e2e QUIVERD REPO QUIVERCTL
  */
@@ -22,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,6 +126,48 @@ static void check_config(const char *quiverctl, const char *sock, const char *na
 	cJSON_Delete(j);
 	if (!seen)
 		qvt_fail("models: no %s", name);
+}
+
+/* Open channels, from quiverctl status --json. */
+static double open_channels(const char *quiverctl, const char *sock)
+{
+	cJSON *j = qvt_ctl_json(quiverctl, sock, "status", NULL);
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "channels");
+	double v = cJSON_IsNumber(n) ? n->valuedouble : -1;
+
+	cJSON_Delete(j);
+	if (v < 0)
+		qvt_die("status --json: no channels count");
+	return v;
+}
+
+/* A client that submits three trade-wait requests, says so, and waits to be killed. */
+static void victim(const char *sock, const struct qvt_model *m, int fd)
+{
+	static float out[3][8];
+	qv_client *k = qvt_connect(sock, "qdelay-victim", 4);
+	struct qv_model_desc desc;
+
+	if (qv_model_lookup(k, "trade-wait", &desc) != 0 || desc.handle != m->desc.handle)
+		_exit(5);
+
+	for (uint32_t i = 0; i < 3; i++) {
+		struct qv_request rq = {
+			.handle = m->desc.handle,
+			.rows = 1,
+			.input = m->ref.x.data + (size_t)i * m->ref.in_dim,
+			.request_id = i,
+		};
+		int e = qv_submit(k, &rq, out[i], 8);
+		if (e != 0) {
+			fprintf(stderr, "victim: qv_submit: %s\n", qv_strerror(e));
+			_exit(3);
+		}
+	}
+	if (write(fd, "x", 1) != 1)
+		_exit(4);
+	for (;;)
+		pause();
 }
 
 /* A request in flight and, once polled, its answer and when it came. */
@@ -286,6 +334,50 @@ int main(int argc, char **argv)
 		qvt_fail("4. status %u", p[0].status);
 	if (p[0].status == QV_OK)
 		check_row(&wait, &p[0], 9, "4. deadline request");
+
+	/* 5. A client killed while its requests are held. */
+	{
+		int pfd[2];
+		char b;
+		pid_t pid;
+
+		if (pipe(pfd) != 0)
+			qvt_die("pipe: %s", strerror(errno));
+		pid = fork();
+		if (pid < 0)
+			qvt_die("fork: %s", strerror(errno));
+		if (pid == 0)
+			victim(d.sock, &wait, pfd[1]);
+		close(pfd[1]);
+		if (read(pfd[0], &b, 1) != 1)
+			qvt_die("the victim client died before submitting");
+		sleep_ms(50); /* taken by the worker and held (the delay is a second) */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(pfd[0]);
+		t0 = now_ms();
+		while (open_channels(argv[3], d.sock) > 1 && now_ms() - t0 < 10000)
+			sleep_ms(20);
+		fprintf(stderr, "5. victim's channel retired after %.1f ms\n", now_ms() - t0);
+		if (open_channels(argv[3], d.sock) != 1)
+			qvt_fail("5. the killed client's channel is still open");
+		if (!qvt_daemon_alive(&d))
+			qvt_die("5. quiverd died after a client with held requests was killed");
+		memset(p, 0, sizeof(p));
+		for (uint32_t i = 0; i < 8; i++)
+			submit(c, &wait, 8 + i, i, 0, &p[i]);
+		for (uint32_t left = 8; left;) {
+			poll_some(c, p, 8);
+			left = 0;
+			for (uint32_t i = 0; i < 8; i++)
+				left += !p[i].done;
+		}
+		for (uint32_t i = 0; i < 8; i++) {
+			char what[32];
+			snprintf(what, sizeof(what), "5. request %u", i);
+			check_row(&wait, &p[i], 8 + i, what);
+		}
+	}
 
 	qv_close(c);
 	qvt_ref_free(&wait.ref);
