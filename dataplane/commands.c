@@ -23,17 +23,6 @@ static const char *const status_names[QV_STATUS_COUNT] = {
 	"deadline_exceeded", "overloaded", "unavailable", "internal",
 };
 
-/*
- * The DPDK back end lives in a library of its own that only quiverd links
- * (DPDK's compile and link flags stay out of everything else), while this
- * file is also linked into test programs without it. A weak reference
- * resolves to NULL there; d->dpdk is NULL there as well, so it is never
- * called. In quiverd, quiverd.c's calls into udp_dpdk.c pull the strong
- * definition in.
- */
-extern void qv_udp_dpdk_stats(const struct qv_udp_dpdk *dp, struct qv_udp_dpdk_stats *ret)
-	__attribute__((weak));
-
 /* One running back end's counters, as the operator's views show them. */
 struct udp_view {
 	const char *backend;    /* "io_uring" or "dpdk" */
@@ -122,11 +111,11 @@ static uint32_t udp_views(const struct qv_daemon *d, struct udp_view views[2])
 		views[0].key = "udp";
 		n = 1;
 	}
-	if (d->dpdk != NULL && qv_udp_dpdk_stats != NULL) {
+	if (d->dpdk != NULL && d->dpdk_stats != NULL) {
 		views[n].backend = "dpdk";
 		views[n].key = "udp_dpdk";
 		views[n].frames = true;
-		qv_udp_dpdk_stats(d->dpdk, &views[n].s);
+		d->dpdk_stats(d->dpdk, &views[n].s);
 		n++;
 	}
 	return n;

@@ -356,6 +356,7 @@ static int dpdk_open(struct qv_daemon *d)
 		return r;
 	}
 	d->dpdk = p;
+	d->dpdk_stats = qv_udp_dpdk_stats;
 	qv_log(QV_LOG_INFO, "dpdk: serving UDP port %u on %s, %u queues", d->dpdk_port,
 	       d->dpdk_ip, d->ncores);
 	return 0;

@@ -13,6 +13,9 @@
 #include "routes.h"
 #include "worker.h"
 
+struct qv_udp_dpdk;
+struct qv_udp_dpdk_stats;
+
 #define QV_MAX_ALLOW 32
 #define QV_MAX_WORKERS 256
 
@@ -32,6 +35,9 @@ struct qv_daemon {
 	const char *dpdk_ip;
 	uint16_t dpdk_port;
 	void *dpdk;                 /* struct qv_udp_dpdk *, when --dpdk */
+	/* qv_udp_dpdk_stats, set with dpdk: the commands reach the DPDK back end's
+	 * counters through it, so only quiverd links the DPDK library. */
+	void (*dpdk_stats)(const struct qv_udp_dpdk *dp, struct qv_udp_dpdk_stats *ret);
 	void *udp_allow;            /* struct qv_allow_list *, NULL: allow all */
 	uint32_t max_batch;
 	int cores[QV_MAX_WORKERS];
