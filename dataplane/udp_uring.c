@@ -480,8 +480,15 @@ static void flush_replies(struct qv_udp_uring *u)
 			u->npend = 0;
 			return;
 		}
-		/* EAGAIN (send buffer full) or an error: let the ring retry or
-		 * report it through a CQE like any other send. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+			/* A send the ring would fail the same way (unreachable peer,
+			 * refused address): counted as dropped, as a failed ring send is. */
+			u->tx_free[u->tx_free_n++] = u->pend_slot[0];
+			cnt_add(&u->cnt.tx_dropped, 1);
+			u->npend = 0;
+			return;
+		}
+		/* The send buffer is full: the ring waits for room and retries. */
 	}
 	for (uint32_t i = 0; i < u->npend; i++)
 		queue_send(u, u->pend_slot[i], u->pend_len[i]);
