@@ -202,6 +202,29 @@ int ctl_build_rollback(int argc, char **argv, cJSON *req)
 	return build_name("rollback", argc, argv, req);
 }
 
+int ctl_build_failpoint(int argc, char **argv, cJSON *req)
+{
+	int npos;
+	int rc = no_options("failpoint", argc, argv, &npos);
+	bool fail;
+
+	if (rc)
+		return rc;
+	if (npos != 3)
+		return bad("failpoint", npos < 3 ? "missing %s" : "unexpected argument '%s'",
+			   npos < 2 ? "NAME VERSION on|off" : npos < 3 ? "on|off" : argv[3]);
+	if (strcmp(argv[2], "on") == 0)
+		fail = true;
+	else if (strcmp(argv[2], "off") == 0)
+		fail = false;
+	else
+		return bad("failpoint", "'%s' is not on or off", argv[2]);
+	rc = name_version("failpoint", 2, argv, true, false, req);
+	if (rc == CTL_EXIT_OK && !cJSON_AddBoolToObject(req, "fail", fail))
+		rc = CTL_EXIT_DAEMON;
+	return rc;
+}
+
 int ctl_build_stats(int argc, char **argv, cJSON *req)
 {
 	int npos;

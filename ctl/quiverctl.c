@@ -133,6 +133,16 @@ static const struct ctl_cmd commands[] = {
 		.render = ctl_render_route,
 	},
 	{
+		.name = "failpoint",
+		.args = "NAME VERSION on|off",
+		.summary = "make every run of a version fail, for testing fallbacks (admin)",
+		.help = "on: every run of VERSION counts as failed (requests get INTERNAL, or\n"
+			"the fallback's answer where the route falls back on error); off:\n"
+			"it runs again. A testing aid for the error fallback; logged.",
+		.build = ctl_build_failpoint,
+		.render = ctl_render_state,
+	},
+	{
 		.name = "stats",
 		.args = "[NAME]",
 		.summary = "per-version counters and service-time percentiles",

@@ -17,6 +17,7 @@ static const struct {
 	{ "load", QV_CMD_LOAD }, { "unload", QV_CMD_UNLOAD }, { "swap", QV_CMD_SWAP },
 	{ "canary", QV_CMD_CANARY }, { "shadow", QV_CMD_SHADOW }, { "promote", QV_CMD_PROMOTE },
 	{ "rollback", QV_CMD_ROLLBACK }, { "fallback", QV_CMD_FALLBACK },
+	{ "failpoint", QV_CMD_FAILPOINT },
 };
 
 enum qv_cmd_kind qv_cmd_kind_of(const char *cmd)
@@ -98,7 +99,7 @@ int qv_cmd_args_parse(enum qv_cmd_kind kind, const cJSON *req, struct qv_cmd_arg
 	struct qv_cmd_args a;
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "name");
 	int need_version = kind == QV_CMD_LOAD || kind == QV_CMD_UNLOAD || kind == QV_CMD_SWAP ||
-			   kind == QV_CMD_CANARY || kind == QV_CMD_SHADOW;
+			   kind == QV_CMD_CANARY || kind == QV_CMD_SHADOW || kind == QV_CMD_FAILPOINT;
 	int r;
 
 	memset(&a, 0, sizeof(a));
@@ -114,7 +115,8 @@ int qv_cmd_args_parse(enum qv_cmd_kind kind, const cJSON *req, struct qv_cmd_arg
 		return fail(err, err_len, "%s: \"version\" must be an integer >= 0", a.name);
 	if (need_version && r == 0)
 		return fail(err, err_len, "%s: missing \"version\"", a.name);
-	if ((kind == QV_CMD_LOAD || kind == QV_CMD_UNLOAD || kind == QV_CMD_SWAP) && a.version == 0)
+	if ((kind == QV_CMD_LOAD || kind == QV_CMD_UNLOAD || kind == QV_CMD_SWAP ||
+	     kind == QV_CMD_FAILPOINT) && a.version == 0)
 		return fail(err, err_len, "%s: version must be >= 1", a.name);
 
 	switch (kind) {
@@ -170,6 +172,11 @@ int qv_cmd_args_parse(enum qv_cmd_kind kind, const cJSON *req, struct qv_cmd_arg
 				    "%s: fallback needs \"on\":[triggers] or \"manual\":true", a.name);
 		break;
 	}
+	case QV_CMD_FAILPOINT:
+		if (get_bool(req, "fail", &a.fail) <= 0)
+			return fail(err, err_len, "%s/%u: failpoint needs \"fail\": true or false",
+				    a.name, a.version);
+		break;
 	default:
 		break;
 	}

@@ -17,7 +17,7 @@
 
 enum qv_cmd_kind {
 	QV_CMD_LOAD = 1, QV_CMD_UNLOAD, QV_CMD_SWAP, QV_CMD_CANARY, QV_CMD_SHADOW,
-	QV_CMD_PROMOTE, QV_CMD_ROLLBACK, QV_CMD_FALLBACK,
+	QV_CMD_PROMOTE, QV_CMD_ROLLBACK, QV_CMD_FALLBACK, QV_CMD_FAILPOINT,
 };
 
 struct qv_cmd_args {
@@ -29,6 +29,7 @@ struct qv_cmd_args {
 	uint32_t on;                /* QV_RT_FB_* trigger bits (fallback) */
 	int manual;
 	int clear;
+	int fail;                   /* failpoint: 1 = runs of the version fail */
 	char path[4096];            /* load: "" = REPO/<name>/<version>/ */
 };
 

@@ -332,7 +332,7 @@ static cJSON *error_obj(const char *msg)
 static int is_mutating(const char *cmd)
 {
 	static const char *const m[] = { "load", "unload", "swap", "canary", "shadow",
-					 "promote", "rollback", "fallback", "drain" };
+					 "promote", "rollback", "fallback", "failpoint", "drain" };
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
 		if (strcmp(cmd, m[i]) == 0)

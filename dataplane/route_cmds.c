@@ -293,6 +293,21 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 		r->fallback = a->version;
 		r->fb_on = a->on;
 		return commit(d, r, &saved, ret_status);
+	case QV_CMD_FAILPOINT: {
+		struct qv_version *v = qv_route_version(r, a->version);
+
+		/* Relaxed: see struct qv_version. */
+		atomic_store_explicit(&v->failpoint, (uint32_t)a->fail, memory_order_relaxed);
+		qv_log(QV_LOG_WARN, "failpoint %s/%u: runs %s", r->name, a->version,
+		       a->fail ? "fail from now on" : "run again");
+		o = cJSON_CreateObject();
+		if (o) {
+			cJSON_AddStringToObject(o, "name", r->name);
+			cJSON_AddNumberToObject(o, "version", a->version);
+			cJSON_AddStringToObject(o, "state", a->fail ? "failing" : "running");
+		}
+		return o;
+	}
 	default:
 		return fail(ret_status, -EINVAL, "bad command");
 	}

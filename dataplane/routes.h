@@ -52,6 +52,14 @@ struct qv_version {
 	uint64_t queue_delay_cycles;
 	uint32_t preferred_batch;
 	uint32_t queue_delay_us;
+	/*
+	 * Failpoint, for testing what depends on a failing model (the `error`
+	 * fallback trigger): while set, every run of this version counts as
+	 * failed. The one field a worker reads that changes after publication;
+	 * set by the admin command `failpoint`, relaxed both ways (no data
+	 * rides on it; a worker sees it within a turn or so).
+	 */
+	_Atomic uint32_t failpoint;
 	qv_model *model;            /* models[0] */
 	uint32_t nmodels;           /* one copy per NUMA node with workers */
 	qv_model *models[QV_NUMA_MAX_COPIES];

@@ -143,6 +143,20 @@ static inline uint64_t ewma_of(const struct qv_worker *w, const struct qv_versio
 	return s->ewma_tag == ((uint64_t)v->handle << 32 | v->version) ? s->ewma_cycles : 0;
 }
 
+/*
+ * Runs v on this worker's context: 0, or nonzero when the run failed (or
+ * the version's failpoint is set: one relaxed load from the version's first
+ * line, which the worker reads anyway for its slot and max batch; see
+ * struct qv_version).
+ */
+static inline int run_v(const struct qv_worker *w, const struct qv_version *v, const float *in,
+			uint32_t rows, float *out)
+{
+	if (__builtin_expect(atomic_load_explicit(&v->failpoint, memory_order_relaxed) != 0, 0))
+		return -EIO;
+	return qv_run(v->ctx[w->id], in, rows, out);
+}
+
 static int has_nonfinite(const float *p, uint64_t n)
 {
 	int bad = 0;
@@ -177,7 +191,7 @@ void qv_worker_shadow_flush(struct qv_worker *w)
 	w->sh_ver = NULL;
 	vs = &w->vs[s->slot];
 	qv_stat_inc(&vs->shadow);
-	if (qv_run(s->ctx[w->id], w->sh_in, w->sh_rows, w->sh_out) != 0 ||
+	if (run_v(w, s, w->sh_in, w->sh_rows, w->sh_out) != 0 ||
 	    outputs_disagree(w->sh_out, w->sh_ref, (uint64_t)w->sh_rows * s->info.out_dim))
 		qv_stat_inc(&vs->shadow_disagree);
 }
@@ -268,7 +282,7 @@ static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
 		memcpy(w->sh_in, req->in, req->in_bytes);
 	}
 	run_record(w, v, req->rows);
-	if (qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0) {
+	if (run_v(w, v, req->in, req->rows, req->out) != 0) {
 		st = QV_INTERNAL;
 		if (!(h->flags & QV_RT_FB_ERROR) || (flags & QV_FLAG_FALLBACK) || !fb_fits(fb, v, req))
 			goto out;
@@ -280,7 +294,7 @@ static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
 	v = fb;
 	flags = QV_FLAG_FALLBACK;
 	run_record(w, v, req->rows);
-	st = qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
+	st = run_v(w, v, req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
 mirror:
 	/* A mirror of the version that answered would only compare it with itself. */
 	if (sh && sh != v && st == QV_OK) {
@@ -333,7 +347,7 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 		st = QV_DEADLINE_EXCEEDED;
 	} else {
 		run_record(w, v, req->rows);
-		st = qv_run(v->ctx[w->id], req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
+		st = run_v(w, v, req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
 	}
 	if (st == QV_OK)
 		ret->out_bytes = (uint32_t)out_need;
@@ -419,7 +433,7 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 		v = h->fallback;
 		flags = QV_FLAG_FALLBACK;
 		run_record(w, v, it->req.rows);
-		st = qv_run(v->ctx[w->id], it->req.in, it->req.rows, it->req.out) != 0 ? QV_INTERNAL
+		st = run_v(w, v, it->req.in, it->req.rows, it->req.out) != 0 ? QV_INTERNAL
 										       : QV_OK;
 		now = qv_tsc();
 	}
@@ -463,12 +477,12 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 	}
 	run_record(w, v, rows);
 	if (cnt == 1) {
-		st = qv_run(v->ctx[w->id], items[i].req.in, rows, items[i].req.out) != 0 ? QV_INTERNAL
+		st = run_v(w, v, items[i].req.in, rows, items[i].req.out) != 0 ? QV_INTERNAL
 											: QV_OK;
 		batch_answer(w, &items[i], v, st, qv_tsc());
 		return;
 	}
-	st = qv_run(v->ctx[w->id], in, rows, out) != 0 ? QV_INTERNAL : QV_OK;
+	st = run_v(w, v, in, rows, out) != 0 ? QV_INTERNAL : QV_OK;
 	now = qv_tsc();
 	qv_stat_inc(&w->vs[v->slot].batches);
 	cnt_add(&w->vs[v->slot].batch_rows, rows);

@@ -58,6 +58,11 @@ int main(void)
 
 	CHECK(qv_cmd_kind_of("swap") == QV_CMD_SWAP);
 	CHECK(qv_cmd_kind_of("status") == 0);
+	CHECK(qv_cmd_kind_of("failpoint") == QV_CMD_FAILPOINT);
+	CHECK(parse("{\"cmd\":\"failpoint\",\"name\":\"m\",\"version\":2,\"fail\":true}", &a,
+		    err) == 0 && a.version == 2 && a.fail == 1);
+	CHECK(parse("{\"cmd\":\"failpoint\",\"name\":\"m\",\"version\":2,\"fail\":false}", &a,
+		    err) == 0 && a.fail == 0);
 
 	bad("{\"cmd\":\"load\",\"version\":3}", "name");
 	bad("{\"cmd\":\"load\",\"name\":\"../etc\",\"version\":3}", "bad model name");
@@ -78,6 +83,10 @@ int main(void)
 	bad("{\"cmd\":\"fallback\",\"name\":\"m\",\"version\":1}", "on");
 	bad("{\"cmd\":\"fallback\",\"name\":\"m\",\"on\":[\"error\"]}", "version");
 	bad("{\"cmd\":\"fallback\",\"name\":\"m\",\"clear\":\"yes\"}", "boolean");
+	bad("{\"cmd\":\"failpoint\",\"name\":\"m\",\"version\":2}", "\"fail\"");
+	bad("{\"cmd\":\"failpoint\",\"name\":\"m\",\"version\":2,\"fail\":1}", "\"fail\"");
+	bad("{\"cmd\":\"failpoint\",\"name\":\"m\",\"fail\":true}", "version");
+	bad("{\"cmd\":\"failpoint\",\"name\":\"m\",\"version\":0,\"fail\":true}", "version");
 
 	CHECK(parse("{\"cmd\":\"load\",\"name\":\"trade-mlp\",\"version\":3,\"path\":\"/x/y\"}", &a,
 		    err) == 0);

@@ -368,6 +368,10 @@ static void control_cmds(const char *path)
 	expect_req(path, "{\"cmd\":\"routes\"}", "routes", NULL);
 	expect_req(path, "{\"cmd\":\"metrics\"}", "metrics", NULL);
 	expect_req(path, "{\"cmd\":\"drain\"}", "drain", NULL);
+	expect_req(path, "{\"cmd\":\"failpoint\",\"name\":\"m\",\"version\":2,\"fail\":true}",
+		   "failpoint", "m", "2", "on", NULL);
+	expect_req(path, "{\"cmd\":\"failpoint\",\"name\":\"m\",\"version\":2,\"fail\":false}",
+		   "failpoint", "m", "2", "off", NULL);
 
 	/* Refused locally (exit 2) before anything is sent. */
 	static const char *const bad[][7] = {
@@ -395,6 +399,10 @@ static void control_cmds(const char *path)
 		{ "promote", NULL },
 		{ "promote", "m", "2", NULL },
 		{ "rollback", NULL },
+		{ "failpoint", "m", "2", NULL },
+		{ "failpoint", "m", "2", "yes", NULL },
+		{ "failpoint", "m", "0", "on", NULL },
+		{ "failpoint", "m", "2", "on", "x", NULL },
 		{ "fallback", "m", "1", NULL },
 		{ "fallback", "m", "1", "--on", "error,foo", NULL },
 		{ "fallback", "m", "1", "--on", "error,error", NULL },

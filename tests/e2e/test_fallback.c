@@ -9,6 +9,10 @@
  *    it cannot meet is answered by version 1 with the flag; one with time
  *    to spare by 3, without it;
  *  - manual: every request answered by the fallback, flagged; --clear ends it;
+ *  - error: with `failpoint trade-mlp 2 on` every run of the primary fails:
+ *    with `fallback 1 --on error` requests alone and 24 in flight at once
+ *    (batched) are answered by version 1, flagged; without the fallback they
+ *    get INTERNAL; `failpoint ... off` and version 2 answers again;
  *  - promote: the canary becomes the primary, the old one the previous;
  *  - rollback: the next request after the command returns is served by
  *    the previous primary, 20 times over.
@@ -176,6 +180,99 @@ static void manual(void)
 	}
 }
 
+/* 24 requests in flight at once on a client of their own (so the worker
+ * batches them); each must be answered by want_v with want_flags. */
+static void burst(uint32_t want_v, uint32_t want_flags, const char *what)
+{
+	enum { N = 24 };
+	qv_client *b = qvt_connect(sock, "fallback-burst", N);
+	float y[N];
+	struct qv_result res[N];
+	struct qv_model_desc desc;
+	int got = 0;
+
+	if (qv_model_lookup(b, "trade-mlp", &desc) < 0 || desc.handle != handle)
+		qvt_die("%s: lookup trade-mlp", what);
+	for (uint32_t i = 0; i < N; i++) {
+		struct qv_request rq = { .handle = handle, .rows = 1,
+					 .input = refs.v[1].x.data + (size_t)i * refs.in_dim,
+					 .request_id = i };
+		int r = qv_submit(b, &rq, &y[i], 1);
+		if (r < 0)
+			qvt_die("%s: qv_submit: %s", what, qv_strerror(r));
+	}
+	for (uint64_t t0 = qvt_now_ns(); got < N && qvt_now_ns() - t0 < 10000000000ull;) {
+		struct qv_result r[N];
+		int n = qv_poll(b, r, N);
+		if (n < 0)
+			qvt_die("%s: qv_poll: %s", what, qv_strerror(n));
+		for (int k = 0; k < n; k++)
+			res[r[k].request_id] = r[k];
+		got += n;
+	}
+	if (got != N)
+		qvt_die("%s: %d of %d answered in 10 s", what, got, N);
+	for (uint32_t i = 0; i < N; i++)
+		check(&res[i], y[i], i, want_v, want_flags, what);
+	qv_close(b);
+}
+
+/* stats: `batches` (runs of more than one request) of trade-mlp version v. */
+static double batches_of(uint32_t v)
+{
+	cJSON *sj = qvt_cmd_ok(sock, "{\"cmd\":\"stats\",\"name\":\"trade-mlp\"}");
+	const cJSON *e;
+	double b = -1;
+
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(qvt_route_of(sj, "trade-mlp"),
+								"versions"))
+		if (qvt_num(e, "version") == v)
+			b = qvt_num(e, "batches");
+	cJSON_Delete(sj);
+	if (b < 0)
+		qvt_die("stats: no batches for trade-mlp/%u", v);
+	return b;
+}
+
+static void error_trigger(void)
+{
+	/* primary 2 (from manual()), fallback on error only. */
+	ctl_ok("fallback trade-mlp 1 --on error", "fallback", "trade-mlp", "1", "--on", "error");
+	for (uint32_t row = 0; row < 20; row++) {
+		float y;
+		struct qv_result res = infer(row, 0, &y);
+		check(&res, y, row, 2, 0, "error fallback set, primary healthy");
+	}
+	ctl_ok("failpoint trade-mlp 2 on", "failpoint", "trade-mlp", "2", "on", NULL);
+	for (uint32_t row = 0; row < 20; row++) {
+		float y;
+		struct qv_result res = infer(row, 0, &y);
+		check(&res, y, row, 1, QV_FLAG_FALLBACK, "primary failing, alone");
+	}
+	/* Until a burst ran as a batch on the failing primary (the worker takes
+	 * what is ready; on a loaded machine a burst may trickle in). */
+	double b0 = batches_of(2);
+	for (int i = 0; i < 5 && batches_of(2) == b0; i++)
+		burst(1, QV_FLAG_FALLBACK, "primary failing, 24 in flight");
+	if (batches_of(2) == b0)
+		qvt_fail("no burst ran as a batch on the failing primary");
+	/* No fallback: the failure is the answer. */
+	ctl_ok("fallback trade-mlp --clear", "fallback", "trade-mlp", "--clear", NULL, NULL);
+	{
+		float y;
+		struct qv_result res = infer(3, 0, &y);
+		if (res.status != QV_INTERNAL || res.version != 2 || res.flags != 0)
+			qvt_fail("failing primary, no fallback: status %s version %u flags %#x; "
+				 "want INTERNAL from version 2", qv_strerror((int)res.status),
+				 res.version, res.flags);
+	}
+	ctl_ok("failpoint trade-mlp 2 off", "failpoint", "trade-mlp", "2", "off", NULL);
+	burst(2, 0, "failpoint off, 24 in flight");
+	/* A failpoint on a version that is not loaded is refused. */
+	if (qvt_ctl(q, sock, out, sizeof(out), "failpoint", "trade-mlp", "9", "on", NULL) == 0)
+		qvt_fail("failpoint on an unloaded version succeeded");
+}
+
 static void promote_rollback(void)
 {
 	/* primary 2; canary 1 at 50%, promoted: primary 1, previous 2. */
@@ -254,6 +351,7 @@ int main(int argc, char **argv)
 	nonfinite();
 	deadline();
 	manual();
+	error_trigger();
 	promote_rollback();
 
 	qv_close(c);
