@@ -29,8 +29,10 @@
  * fallback, deadline fallback by the version's recent service time), then
  * requests are grouped by the version picked. Error and nonfinite
  * fallbacks are checked per request after the batch and only the requests
- * they fire for run again, alone, on the fallback. Routes with a shadow
- * are served one request at a time (one mirror in flight).
+ * they fire for run again, alone, on the fallback. A request drawn for its
+ * route's shadow has its input and answer copied into the worker's mirror
+ * buffers; after the turn's answers are pushed the shadow runs once on all
+ * of them (one shadow version a turn; mirror_add()).
  *
  * Per request: one route record (line 0 of struct qv_route_hot) and, when
  * the route has no canary, shadow or fallback (flags == 0), one predicted
@@ -181,19 +183,56 @@ static int outputs_disagree(const float *a, const float *b, uint64_t n)
 	return 0;
 }
 
+/*
+ * Adds a request answered by `of` to the mirror buffers of shadow `sh`:
+ * its input and the answer it got, copied now (once the completion is
+ * pushed the slot is the client's again). Skipped - not mirrored - when
+ * the shadow would only compare a version with itself, when another
+ * shadow's requests are pending, or when the buffers or the shadow's max
+ * batch are full.
+ */
+static void mirror_add(struct qv_worker *w, const struct qv_version *sh,
+		       const struct qv_version *of, const struct qv_serve_req *req)
+{
+	uint64_t in_off = (uint64_t)w->sh_rows * sh->info.in_dim;
+	uint64_t out_off = (uint64_t)w->sh_rows * sh->info.out_dim;
+	uint64_t out_n = (uint64_t)req->rows * sh->info.out_dim;
+
+	if (sh == of || (w->sh_ver && w->sh_ver != sh) || w->sh_n == QV_WORKER_MAX_PENDING ||
+	    w->sh_rows + req->rows > sh->max_batch ||
+	    (in_off * sizeof(float) + req->in_bytes) > QV_SHADOW_SCRATCH_BYTES ||
+	    (out_off + out_n) * sizeof(float) > QV_SHADOW_SCRATCH_BYTES)
+		return;
+	memcpy(w->sh_in + in_off, req->in, req->in_bytes);
+	memcpy(w->sh_ref + out_off, req->out, out_n * sizeof(float));
+	w->sh_req_rows[w->sh_n++] = req->rows;
+	w->sh_rows += req->rows;
+	w->sh_ver = sh;
+}
+
 void qv_worker_shadow_flush(struct qv_worker *w)
 {
 	const struct qv_version *s = w->sh_ver;
 	struct qv_vstats *vs;
+	uint64_t od;
+	int failed;
 
 	if (!s)
 		return;
 	w->sh_ver = NULL;
 	vs = &w->vs[s->slot];
-	qv_stat_inc(&vs->shadow);
-	if (run_v(w, s, w->sh_in, w->sh_rows, w->sh_out) != 0 ||
-	    outputs_disagree(w->sh_out, w->sh_ref, (uint64_t)w->sh_rows * s->info.out_dim))
-		qv_stat_inc(&vs->shadow_disagree);
+	od = s->info.out_dim;
+	/* One run for every request gathered; each compared with its own answer. */
+	failed = run_v(w, s, w->sh_in, w->sh_rows, w->sh_out) != 0;
+	for (uint32_t k = 0, r = 0; k < w->sh_n; r += w->sh_req_rows[k], k++) {
+		qv_stat_inc(&vs->shadow);
+		if (failed || outputs_disagree(w->sh_out + (uint64_t)r * od,
+					       w->sh_ref + (uint64_t)r * od,
+					       (uint64_t)w->sh_req_rows[k] * od))
+			qv_stat_inc(&vs->shadow_disagree);
+	}
+	w->sh_n = 0;
+	w->sh_rows = 0;
 }
 
 static inline int fb_fits(const struct qv_version *fb, const struct qv_version *v,
@@ -266,21 +305,16 @@ out:
  * the status; *ret_v and *ret_flags say which version answered and how.
  */
 static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
-			     const struct qv_serve_req *req, uint64_t t0, uint64_t out_need,
+			     const struct qv_serve_req *req, uint64_t t0,
 			     const struct qv_version **ret_v, uint32_t *ret_flags)
 {
-	const struct qv_version *v, *fb = h->fallback, *sh = NULL;
+	const struct qv_version *v, *fb = h->fallback;
 	uint32_t flags, st = route_choose(w, h, req, t0, &v, &flags);
+	int mirror;
 
 	if (st != QV_OK)
 		goto out;
-	if ((h->flags & QV_RT_SHADOW) && qv_xorshift64(&w->rng) < h->shadow_thr &&
-	    req->in_bytes <= QV_SHADOW_SCRATCH_BYTES && out_need <= QV_SHADOW_SCRATCH_BYTES &&
-	    req->rows <= h->shadow->max_batch) {
-		sh = h->shadow;
-		/* Copied now: once the completion is pushed the slot is the client's again. */
-		memcpy(w->sh_in, req->in, req->in_bytes);
-	}
+	mirror = (h->flags & QV_RT_SHADOW) && qv_xorshift64(&w->rng) < h->shadow_thr;
 	run_record(w, v, req->rows);
 	if (run_v(w, v, req->in, req->rows, req->out) != 0) {
 		st = QV_INTERNAL;
@@ -296,12 +330,8 @@ static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
 	run_record(w, v, req->rows);
 	st = run_v(w, v, req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
 mirror:
-	/* A mirror of the version that answered would only compare it with itself. */
-	if (sh && sh != v && st == QV_OK) {
-		memcpy(w->sh_ref, req->out, out_need);
-		w->sh_ver = sh;
-		w->sh_rows = req->rows;
-	}
+	if (mirror && st == QV_OK)
+		mirror_add(w, h->shadow, v, req);
 out:
 	*ret_v = v;
 	*ret_flags = flags;
@@ -341,7 +371,7 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 	if (!req_fits(h, req)) {
 		st = QV_BAD_SHAPE;
 	} else if (__builtin_expect(h->flags != 0, 0)) {
-		st = serve_routed(w, h, req, t0, out_need, &v, &flags);
+		st = serve_routed(w, h, req, t0, &v, &flags);
 	} else if (req->deadline_ns && qv_now_ns() > req->deadline_ns) {
 		/* The only per-request clock read, and only when a deadline was set. */
 		st = QV_DEADLINE_EXCEEDED;
@@ -379,7 +409,7 @@ static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch
 	if ((w->draining && !accepted) || req->handle >= tab->n)
 		goto single;
 	h = &tab->hot[req->handle];
-	if (h->state != QV_ROUTE_READY || (h->flags & QV_RT_SHADOW))
+	if (h->state != QV_ROUTE_READY)
 		goto single;
 	v = h->primary;
 	if (!req_fits(h, req)) {
@@ -395,6 +425,8 @@ static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch
 	if (st == QV_OK) {
 		it->h = h;
 		it->flags = flags;
+		/* Drawn now, mirrored after its answer (batch_answer). */
+		it->mirror = (h->flags & QV_RT_SHADOW) && qv_xorshift64(&w->rng) < h->shadow_thr;
 		w->any_delay |= v->queue_delay_cycles != 0;
 		return v;
 	}
@@ -445,6 +477,8 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 	/* The estimate is of running, not of waiting: from this turn's start at most. */
 	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0));
 	count_status(w, st);
+	if (__builtin_expect(it->mirror, 0) && st == QV_OK)
+		mirror_add(w, h->shadow, v, &it->req);
 }
 
 /*

@@ -78,6 +78,7 @@ struct qv_batch_item {
 	uint32_t done;               /* 1: answered already (res filled), skipped */
 	uint32_t flags;              /* private: QV_FLAG_* of the pick */
 	uint32_t held;               /* private: waiting for a fuller batch (channels only) */
+	uint32_t mirror;             /* private: drawn for the route's shadow */
 };
 
 /* Shadow scratch: inputs and outputs larger than this are not mirrored. */
@@ -104,10 +105,16 @@ struct qv_worker {
 		qv_worker_poll_fn fn;
 		void *arg;
 	} ext[QV_WORKER_MAX_POLLERS]; /* UDP io_uring, UDP DPDK */
-	/* A mirrored request waiting to run after its primary's completion is pushed. */
+	/*
+	 * Mirrored requests waiting to run on their shadow after their answers
+	 * are pushed: one shadow version at a time, its requests' rows side by
+	 * side in sh_in (inputs) and sh_ref (the answers given), run as one
+	 * batch by qv_worker_shadow_flush().
+	 */
 	const struct qv_version *sh_ver;  /* NULL: nothing pending */
-	const struct qv_version *sh_of;   /* the version that answered */
-	uint32_t sh_rows;
+	uint32_t sh_rows;                 /* rows gathered */
+	uint32_t sh_n;                    /* requests gathered */
+	uint32_t sh_req_rows[QV_WORKER_MAX_PENDING]; /* rows of each, in order */
 	float *sh_in;               /* [QV_SHADOW_SCRATCH_BYTES], copies: the slot is the client's again */
 	float *sh_ref;
 	float *sh_out;
@@ -166,10 +173,10 @@ void qv_worker_destroy(struct qv_worker *w);
  * version with one request this call runs it in place. Each request's
  * version is picked first, per request (canary share, manual or deadline
  * fallback); error and nonfinite fallbacks are checked per request after
- * the run and re-run only the requests they fire for. Requests on a route
- * with a shadow are served one by one with qv_worker_serve() (a mirror
- * drawn by one of them runs when the next one is served, the last one's is
- * left for the caller to flush after it pushed the answers). Never waits:
+ * the run and re-run only the requests they fire for. Requests drawn for
+ * their route's shadow are copied (input and answer) into the worker's
+ * mirror buffers; the caller runs them with qv_worker_shadow_flush() after
+ * it pushed the answers. Never waits:
  * max_queue_delay_us applies to channels only. Items with `done` set were
  * answered by the transport and are skipped. Hot path: no allocation,
  * lock, syscall or log.

@@ -13,7 +13,9 @@
  * route exactly the requests with a NaN run again on the fallback and the
  * others, batched with them, echo their input exactly; batches of more
  * than one request must really have run (the stats say so) and the rows
- * counted in batches add up.
+ * counted in batches add up. The plain route has a shadow (the same model
+ * as version 2) mirroring every request: all of a round's plain requests
+ * are mirrored when their rows fit the shadow's max batch, none disagrees.
  *
  * Usage: test_dp_batch TRADE_MLP_DIR ECHO_MODEL.onnx  (TRADE_MLP_DIR holds
  *        model.onnx, x.npy, y.npy; exits 77 when they are missing)
@@ -127,6 +129,7 @@ int main(int argc, char **argv)
 	uint32_t xn, xd, yn, yd, in_dim, out_dim;
 	float *x, *y, *slot_in, *slot_out, *alone;
 	double max_batched_vs_alone = 0, max_vs_ref = 0;
+	uint64_t mirrored = 0;
 	uint64_t rng = 0x9e3779b97f4a7c15ull, answered = 0, expect_rows_min = 0, nan_fb = 0;
 	qv_model *m;
 
@@ -165,7 +168,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/*
-	 * Handle 0: plain (batched). Handle 1: manual fallback (picked per
+	 * Handle 0: plain, with a shadow mirroring everything (batched, the
+	 * mirrors run together at flush). Handle 1: manual fallback (picked per
 	 * request, the picks batched on the fallback). Handle 2: echo with a fallback on nonfinite output (batched,
 	 * checked after).
 	 */
@@ -180,6 +184,9 @@ int main(int argc, char **argv)
 	}
 	h[1].fallback = f;
 	h[1].flags = QV_RT_FALLBACK | QV_RT_FB_MANUAL;
+	h[0].shadow = f;
+	h[0].shadow_thr = qv_ppm_threshold(1000000);
+	h[0].flags = QV_RT_SHADOW;
 	h[2].in_dim = h[2].out_dim = 16;
 	h[2].max_batch = e1->max_batch;
 	h[2].primary = e1;
@@ -262,8 +269,25 @@ int main(int argc, char **argv)
 				items[k].res.status = QV_BAD_REQUEST;
 			}
 		}
-		qv_worker_serve_batch(w, items, n);
-		qv_worker_shadow_flush(w);
+		{
+			/* Handle 0's shadow (version 2, the same model): every plain
+			 * request of the round is mirrored when their rows fit the
+			 * shadow's max batch, and none disagrees. */
+			uint64_t s0 = qv_cnt_get(&w->vs[1].shadow), plain = 0, plain_rows = 0;
+
+			for (uint32_t k = 0; k < n; k++) {
+				plain += plan[k].kind == 0;
+				plain_rows += plan[k].kind == 0 ? plan[k].rows : 0;
+			}
+			qv_worker_serve_batch(w, items, n);
+			qv_worker_shadow_flush(w);
+			mirrored += qv_cnt_get(&w->vs[1].shadow) - s0;
+			if (plain_rows <= f->max_batch)
+				CHECK(qv_cnt_get(&w->vs[1].shadow) - s0 == plain);
+			else
+				CHECK(qv_cnt_get(&w->vs[1].shadow) - s0 <= plain);
+		}
+		CHECK(qv_cnt_get(&w->vs[1].shadow_disagree) == 0);
 		for (uint32_t k = 0; k < n; k++) {
 			const struct req_plan *q = &plan[k];
 			const struct qv_batch_item *it = &items[k];
@@ -342,6 +366,9 @@ int main(int argc, char **argv)
 			batches ? (double)brows / (double)batches : 0.0, max_batched_vs_alone,
 			max_vs_ref);
 		CHECK(batches > ROUNDS / 3);             /* every third round has many requests */
+		CHECK(mirrored > 0);                     /* a route with a shadow batches too */
+		fprintf(stderr, "%llu plain requests mirrored to the shadow in batches\n",
+			(unsigned long long)mirrored);
 		CHECK(brows >= 2 * batches);             /* a batch has two requests at least */
 		/* Picked per request, then batched: the manual fallback's picks ran together. */
 		CHECK(qv_cnt_get(&w->vs[1].batches) > 0);
