@@ -394,7 +394,7 @@ out:
  * A request that can join a batch: returns the version it runs on (picked
  * per request on a routed route), or NULL after answering it (bad shape,
  * passed deadline) or handing it to qv_worker_serve() (draining, unknown
- * model, a route with a shadow). `accepted`: taken before a drain began
+ * model). A request drawn for its route's shadow is marked `mirror`. `accepted`: taken before a drain began
  * (held over), served even while draining.
  */
 static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch_item *it,
