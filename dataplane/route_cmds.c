@@ -423,19 +423,42 @@ static cJSON *do_metrics(struct qv_daemon *d)
 					(unsigned long long)s->status[st]);
 		}
 	}
-	static const char *const cnames[] = { "fallback", "canary", "shadow", "shadow_disagree" };
-	for (uint32_t c = 0; c < 4; c++) {
-		fprintf(f, "# TYPE quiver_%s_total counter\n", cnames[c]);
+	static const char *const cnames[] = { "fallback", "canary",  "shadow",
+					      "shadow_disagree", "batches", "batch_rows" };
+	static const char *const chelp[] = {
+		"Requests answered by this version as a fallback.",
+		"Requests answered by this version as the canary.",
+		"Requests mirrored to this version as the shadow.",
+		"Mirrored requests whose shadow output disagreed with the answer given.",
+		"Model runs of more than one request gathered together.",
+		"Rows in those runs.",
+	};
+	for (uint32_t c = 0; c < 6; c++) {
+		fprintf(f, "# HELP quiver_%s_total %s\n# TYPE quiver_%s_total counter\n", cnames[c],
+			chelp[c], cnames[c]);
 		for (uint32_t i = 0; i < d->reg.n; i++) {
 			const struct qv_route *r = &d->reg.routes[i];
 			for (uint32_t k = 0; k < r->nvers; k++) {
 				uint64_t n;
 				qv_reg_version_stats(&d->reg, r->vers[k], s);
 				n = c == 0 ? s->fallback : c == 1 ? s->canary : c == 2 ? s->shadow :
-					s->shadow_disagree;
+				    c == 3 ? s->shadow_disagree : c == 4 ? s->batches : s->batch_rows;
 				fprintf(f, "quiver_%s_total{model=\"%s\",version=\"%u\"} %llu\n",
 					cnames[c], r->name, r->vers[k]->version, (unsigned long long)n);
 			}
+		}
+	}
+	fprintf(f, "# HELP quiver_model_runs_total Model runs by rows; the label is the smallest row "
+		   "count of the bucket (1, 2-3, 4-7, ...).\n"
+		   "# TYPE quiver_model_runs_total counter\n");
+	for (uint32_t i = 0; i < d->reg.n; i++) {
+		const struct qv_route *r = &d->reg.routes[i];
+		for (uint32_t k = 0; k < r->nvers; k++) {
+			qv_reg_version_stats(&d->reg, r->vers[k], s);
+			for (uint32_t b = 0; b < QV_RUN_HIST; b++)
+				fprintf(f, "quiver_model_runs_total{model=\"%s\",version=\"%u\",rows=\"%u\"} %llu\n",
+					r->name, r->vers[k]->version, 1u << b,
+					(unsigned long long)s->runs[b]);
 		}
 	}
 	fprintf(f, "# HELP quiver_service_time_seconds Pick-up to completion, per version.\n"

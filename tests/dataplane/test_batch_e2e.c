@@ -9,7 +9,8 @@
  * sent again alone (a second pass with one request in flight); the
  * largest batched-vs-alone difference is printed. `quiverctl stats --json`
  * must show batches of more than one request for trade-mlp, so the test
- * cannot pass without batching.
+ * cannot pass without batching; Prometheus `metrics` must carry the same
+ * batch counters and at least as many model runs of two rows or more.
  *
  * Usage: test_batch_e2e QUIVERD REPO QUIVERCTL
  */
@@ -155,6 +156,40 @@ static void *client(void *p)
 	return NULL;
 }
 
+/*
+ * Prometheus `metrics`: the sum over trade-mlp's versions of a counter
+ * (quiver_<name>_total), and of its model runs of two rows or more.
+ */
+static double metric_sum(const char *quiverctl, const char *sock, const char *name,
+			 double *ret_multi_runs)
+{
+	static char out[1 << 20];
+	static const char runs[] = "quiver_model_runs_total{model=\"trade-mlp\",";
+	const char *argv[] = { quiverctl, "--socket", sock, "metrics", NULL };
+	char prefix[96];
+	double sum = 0, multi = 0;
+	int ws;
+
+	if (qvt_run(argv, out, sizeof(out), &ws) != 0 || ws != 0)
+		qvt_die("quiverctl metrics failed");
+	snprintf(prefix, sizeof(prefix), "quiver_%s_total{model=\"trade-mlp\",", name);
+	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+		const char *sp = strrchr(l, ' ');
+		unsigned rows;
+
+		if (!sp)
+			continue;
+		if (strncmp(l, prefix, strlen(prefix)) == 0)
+			sum += strtod(sp + 1, NULL);
+		if (strncmp(l, runs, sizeof(runs) - 1) == 0 &&
+		    sscanf(strstr(l, "rows=\"") ? strstr(l, "rows=\"") + 6 : "", "%u", &rows) == 1 &&
+		    rows >= 2)
+			multi += strtod(sp + 1, NULL);
+	}
+	*ret_multi_runs = multi;
+	return sum;
+}
+
 int main(int argc, char **argv)
 {
 	const char *extra[] = { "--cores", "1", NULL };
@@ -191,5 +226,20 @@ int main(int argc, char **argv)
 	if (batches < 1 || brows < 2 * batches)
 		qvt_fail("no batch of more than one request ran (batches %.0f, rows %.0f)",
 			 batches, brows);
+	/* The same counters through Prometheus metrics (nothing runs now). */
+	{
+		double multi, mb = metric_sum(argv[3], d.sock, "batches", &multi);
+		double mr = metric_sum(argv[3], d.sock, "batch_rows", &multi);
+
+		fprintf(stderr, "metrics: %.0f batches, %.0f rows, %.0f runs of 2+ rows\n", mb, mr,
+			multi);
+		if (mb != batches || mr != brows)
+			qvt_fail("metrics: batches %.0f rows %.0f, stats --json: %.0f and %.0f", mb,
+				 mr, batches, brows);
+		/* A batch may be one request of several rows too: runs of 2+ rows >= batches. */
+		if (multi < batches)
+			qvt_fail("metrics: %.0f model runs of 2+ rows, fewer than %.0f batches", multi,
+				 batches);
+	}
 	return qvt_finish(&d);
 }
