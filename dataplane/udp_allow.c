@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qv_addr.h"
 #include "udp.h"
 
 int qv_allow_add(struct qv_allow_list *l, const char *cidr)
@@ -112,51 +113,6 @@ bool qv_allow_check(const struct qv_allow_list *l, const struct sockaddr *sa,
 int qv_udp_parse_addr(const char *addr_port, struct sockaddr_storage *ret_ss,
 		      socklen_t *ret_len)
 {
-	struct sockaddr_storage ss;
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *hs, *he, *ps;
-	char *end;
-	long port;
-
-	if (addr_port == NULL)
-		return -EINVAL;
-	if (addr_port[0] == '[') {
-		hs = addr_port + 1;
-		he = strchr(hs, ']');
-		if (he == NULL || he[1] != ':')
-			return -EINVAL;
-		ps = he + 2;
-	} else {
-		hs = addr_port;
-		he = strrchr(hs, ':');
-		/* An IPv6 address needs brackets: "::1:80" is ambiguous. */
-		if (he == NULL || memchr(hs, ':', (size_t)(he - hs)) != NULL)
-			return -EINVAL;
-		ps = he + 1;
-	}
-	if (he == hs || (size_t)(he - hs) >= sizeof(host) || *ps < '0' || *ps > '9')
-		return -EINVAL;
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	errno = 0;
-	port = strtol(ps, &end, 10);
-	if (errno != 0 || *end != '\0' || port < 0 || port > 65535)
-		return -EINVAL;
-
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		*ret_len = sizeof(*s4);
-	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*ret_len = sizeof(*s6);
-	} else {
-		return -EINVAL;
-	}
-	*ret_ss = ss;
-	return 0;
+	/* A bind address: port 0 lets the kernel pick. */
+	return qv_addr_parse(addr_port, 1, ret_ss, ret_len);
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "quiver.h"
+#include "qv_addr.h"
 #include "qv_udp_proto.h"
 
 enum pend_state { P_FREE = 0, P_INFLIGHT, P_DONE };
@@ -74,52 +75,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int parse_addr(const char *ap, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *hs = ap, *he, *ps;
-	char *end;
-	long port;
-
-	if (ap[0] == '[') {
-		hs = ap + 1;
-		he = strchr(hs, ']');
-		if (he == NULL || he[1] != ':')
-			return -EINVAL;
-		ps = he + 2;
-	} else {
-		he = strrchr(hs, ':');
-		/* An IPv6 address needs brackets: "::1:80" is ambiguous. */
-		if (he == NULL || memchr(hs, ':', (size_t)(he - hs)) != NULL)
-			return -EINVAL;
-		ps = he + 1;
-	}
-	if (he == hs || (size_t)(he - hs) >= sizeof(host) || *ps < '0' || *ps > '9')
-		return -EINVAL;
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	errno = 0;
-	port = strtol(ps, &end, 10);
-	if (errno != 0 || *end != '\0' || port <= 0 || port > 65535)
-		return -EINVAL;
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*s4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*s6);
-		return 0;
-	}
-	return -EINVAL;
-}
-
 void qv_udp_close(qv_udp_client *c)
 {
 	if (c == NULL)
@@ -144,7 +99,7 @@ int qv_udp_connect(const char *addr_port, const struct qv_udp_opts *opts,
 
 	if (addr_port == NULL || ret_client == NULL)
 		return -EINVAL;
-	r = parse_addr(addr_port, &ss, &sl);
+	r = qv_addr_parse(addr_port, 0, &ss, &sl);
 	if (r < 0)
 		return r;
 	c = calloc(1, sizeof(*c));

@@ -128,6 +128,9 @@ int main(void)
 
 	CHECK(qv_udp_connect("127.0.0.1", NULL, &c) == -EINVAL);
 	CHECK(qv_udp_connect("::1:80", NULL, &c) == -EINVAL);
+	/* A destination needs a port: 0 is only for binding (the server's side). */
+	CHECK(qv_udp_connect("127.0.0.1:0", NULL, &c) == -EINVAL);
+	CHECK(qv_udp_connect("[::1]:65536", NULL, &c) == -EINVAL);
 	CHECK(qv_udp_connect(ap, &(struct qv_udp_opts){ .max_inflight = 4, .timeout_ms = 100 },
 			     &c) == 0);
 	CHECK(qv_udp_lookup(c, "sum", &sum) == 0 && sum.handle == 1 && sum.in_dim == 2);
