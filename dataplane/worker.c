@@ -733,10 +733,11 @@ static void hold_decide(struct qv_worker *w, struct qv_batch_item *items, uint32
 		if (due_ns != UINT64_MAX) {
 			/* Leave twice the version's recent running time and 50 us before the deadline. */
 			double svc_ns = 2.0 * (double)ewma_of(w, v) * w->ns_per_cycle + 50000.0;
-			if ((double)qv_now_ns() + svc_ns >= (double)due_ns)
+			/* The clock once (vDSO): the slack left, then when it runs out in TSC. */
+			double slack_ns = (double)due_ns - (double)qv_now_ns() - svc_ns;
+			if (slack_ns <= 0)
 				continue;
-			uint64_t due_tsc = now + (uint64_t)(((double)due_ns - (double)qv_now_ns() -
-							      svc_ns) / w->ns_per_cycle);
+			uint64_t due_tsc = now + (uint64_t)(slack_ns / w->ns_per_cycle);
 			if (due_tsc < w->hold_until)
 				w->hold_until = due_tsc;
 		}
