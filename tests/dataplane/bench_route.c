@@ -22,6 +22,7 @@
 #include "route_pick.h"
 #include "routes.h"
 #include "serve.h"
+#include "fake_worker.h"
 #include "worker.h"
 
 #define CHUNK 1000u
@@ -77,22 +78,6 @@ static void bench_pick(uint64_t tsc_hz, size_t chunks)
 	(void)sink;
 }
 
-static struct qv_version *make_version(qv_model *m, uint32_t ver, uint32_t slot)
-{
-	struct qv_version *v = calloc(1, sizeof(*v));
-
-	v->version = ver;
-	v->slot = slot;
-	v->model = m;
-	qv_model_get_info(m, &v->info);
-	v->max_batch = v->info.max_batch;
-	v->nctx = 1;
-	v->ctx = calloc(1, sizeof(*v->ctx));
-	if (qv_exec_ctx_create(m, &v->ctx[0]) < 0)
-		exit(1);
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	size_t iters = argc > 2 ? strtoul(argv[2], NULL, 0) : 200000;
@@ -120,9 +105,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_route: %s: %s\n", argv[1], err);
 		return 1;
 	}
-	prim = make_version(m, 1, 0);
-	can = make_version(m, 2, 1);
-	fb = make_version(m, 3, 2);
+	prim = fake_version(m, 1, 0);
+	can = fake_version(m, 2, 1);
+	fb = fake_version(m, 3, 2);
 	if (prim->info.in_dim > 16 || prim->info.out_dim > 16) {
 		fprintf(stderr, "bench_route: want the echo model (16 in, 16 out)\n");
 		return 1;
@@ -147,11 +132,7 @@ int main(int argc, char **argv)
 	hot[2].flags |= QV_RT_FB_DEADLINE;
 	prim->deadline_cycles = tsc_hz / 1000; /* 1 ms default deadline: never missed */
 
-	w = aligned_alloc(64, sizeof(*w));
-	memset(w, 0, sizeof(*w));
-	w->vs = calloc(QV_MAX_VSLOTS, sizeof(*w->vs));
-	w->rng = 0x9e3779b97f4a7c15ull;
-	w->ns_per_cycle = 1e9 / (double)tsc_hz;
+	w = fake_worker_new(&tab[0], 1e9 / (double)tsc_hz, 0x9e3779b97f4a7c15ull);
 	for (int c = 0; c < 3; c++)
 		t[c] = malloc(chunks * sizeof(uint64_t));
 	for (int i = 0; i < 16; i++)

@@ -29,6 +29,7 @@
 #include "channel.h"
 #include "routes.h"
 #include "serve.h"
+#include "fake_worker.h"
 #include "worker.h"
 
 static int failures;
@@ -86,24 +87,6 @@ out:
 	return d;
 }
 
-static struct qv_version *make_version(qv_model *m, uint32_t ver, uint32_t slot)
-{
-	struct qv_version *v = calloc(1, sizeof(*v));
-
-	v->version = ver;
-	v->slot = slot;
-	v->model = m;
-	qv_model_get_info(m, &v->info);
-	v->max_batch = v->info.max_batch;
-	v->nctx = 1;
-	v->ctx = calloc(1, sizeof(*v->ctx));
-	if (qv_exec_ctx_create(m, &v->ctx[0]) < 0) {
-		fprintf(stderr, "exec ctx failed\n");
-		exit(1);
-	}
-	return v;
-}
-
 static uint64_t rng_next(uint64_t *s)
 {
 	return qv_xorshift64(s);
@@ -155,10 +138,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", argv[2], err);
 		return 1;
 	}
-	p = make_version(m, 1, 0);
-	f = make_version(m, 2, 1);
-	e1 = make_version(em, 3, 2);
-	e2 = make_version(em, 4, 3);
+	p = fake_version(m, 1, 0);
+	f = fake_version(m, 2, 1);
+	e1 = fake_version(em, 3, 2);
+	e2 = fake_version(em, 4, 3);
 	in_dim = p->info.in_dim;
 	out_dim = p->info.out_dim;
 	if (!x || !y || xd != in_dim || yd != out_dim || xn != yn || p->max_batch < MAX_ROWS ||
@@ -193,22 +176,7 @@ int main(int argc, char **argv)
 	h[2].fallback = e2;
 	h[2].flags = QV_RT_FALLBACK | QV_RT_FB_NONFINITE;
 	tab = (struct qv_table){ .n = 3, .hot = h };
-	w = NULL;
-	{
-		struct qv_worker *wk = aligned_alloc(64, sizeof(*wk));
-
-		memset(wk, 0, sizeof(*wk));
-		wk->vs = calloc(QV_MAX_VSLOTS, sizeof(*wk->vs));
-		wk->sh_in = malloc(QV_SHADOW_SCRATCH_BYTES);
-		wk->sh_ref = malloc(QV_SHADOW_SCRATCH_BYTES);
-		wk->sh_out = malloc(QV_SHADOW_SCRATCH_BYTES);
-		wk->bt_in = malloc(QV_BATCH_BUF_FLOATS * sizeof(float));
-		wk->bt_out = malloc(QV_BATCH_BUF_FLOATS * sizeof(float));
-		wk->rng = 0x1234567u;
-		wk->ns_per_cycle = 1.0;
-		wk->tab = &tab;
-		w = wk;
-	}
+	w = fake_worker_new(&tab, 1.0, 0x1234567u);
 	slot_in = malloc((size_t)NCHAN * SLOTS * MAX_ROWS * in_dim * sizeof(float));
 	/* An output slot holds MAX_ROWS rows of 16 floats: the echo's, or trade-mlp's. */
 	slot_out = malloc((size_t)NCHAN * SLOTS * MAX_ROWS * 16 * sizeof(float));
@@ -381,22 +349,13 @@ int main(int argc, char **argv)
 	{
 		struct qv_version *vv[] = { p, f, e1, e2 };
 
-		for (int k = 0; k < 4; k++) {
-			qv_exec_ctx_free(vv[k]->ctx[0]);
-			free(vv[k]->ctx);
-			free(vv[k]);
-		}
+		for (int k = 0; k < 4; k++)
+			fake_version_free(vv[k]);
 	}
 	qv_model_free(m);
 	qv_model_free(em);
 	free(h);
-	free(w->vs);
-	free(w->sh_in);
-	free(w->sh_ref);
-	free(w->sh_out);
-	free(w->bt_in);
-	free(w->bt_out);
-	free(w);
+	fake_worker_free(w);
 	free(slot_in);
 	free(slot_out);
 	free(alone);

@@ -22,6 +22,7 @@
 #include "channel.h"
 #include "routes.h"
 #include "serve.h"
+#include "fake_worker.h"
 #include "worker.h"
 
 static int failures;
@@ -34,31 +35,6 @@ static int failures;
 			failures++;                                                  \
 		}                                                                    \
 	} while (0)
-
-static struct qv_version *make_version(qv_model *m, uint32_t ver, uint32_t slot)
-{
-	struct qv_version *v = calloc(1, sizeof(*v));
-
-	v->version = ver;
-	v->slot = slot;
-	v->model = m;
-	qv_model_get_info(m, &v->info);
-	v->max_batch = v->info.max_batch;
-	v->nctx = 1;
-	v->ctx = calloc(1, sizeof(*v->ctx));
-	if (qv_exec_ctx_create(m, &v->ctx[0]) < 0) {
-		fprintf(stderr, "exec ctx failed\n");
-		exit(1);
-	}
-	return v;
-}
-
-static void free_version(struct qv_version *v)
-{
-	qv_exec_ctx_free(v->ctx[0]);
-	free(v->ctx);
-	free(v);
-}
 
 static struct qv_worker *w;
 static float in[16], out[16];
@@ -107,10 +83,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", argv[1], err);
 		return 1;
 	}
-	p = make_version(m, 1, 0);
-	c = make_version(m, 2, 1);
-	f = make_version(m, 3, 2);
-	s = make_version(m, 4, 3);
+	p = fake_version(m, 1, 0);
+	c = fake_version(m, 2, 1);
+	f = fake_version(m, 3, 2);
+	s = fake_version(m, 4, 3);
 	if (p->info.in_dim != 16 || p->info.out_dim != 16) {
 		fprintf(stderr, "want the echo model (16 in, 16 out)\n");
 		return 1;
@@ -122,15 +98,7 @@ int main(int argc, char **argv)
 	h->max_batch = p->max_batch;
 	h->primary = p;
 	tab = (struct qv_table){ .n = 1, .hot = h };
-	w = aligned_alloc(64, sizeof(*w));
-	memset(w, 0, sizeof(*w));
-	w->vs = calloc(QV_MAX_VSLOTS, sizeof(*w->vs));
-	w->sh_in = malloc(QV_SHADOW_SCRATCH_BYTES);
-	w->sh_ref = malloc(QV_SHADOW_SCRATCH_BYTES);
-	w->sh_out = malloc(QV_SHADOW_SCRATCH_BYTES);
-	w->rng = 0x1234567u;
-	w->ns_per_cycle = 1e9 / (double)tsc_hz;
-	w->tab = &tab;
+	w = fake_worker_new(&tab, 1e9 / (double)tsc_hz, 0x1234567u);
 	for (int i = 0; i < 16; i++)
 		in[i] = (float)i + 0.5f;
 
@@ -221,17 +189,13 @@ int main(int argc, char **argv)
 	}
 	CHECK(cnt(0, 0) > 0);
 
-	free_version(p);
-	free_version(c);
-	free_version(f);
-	free_version(s);
+	fake_version_free(p);
+	fake_version_free(c);
+	fake_version_free(f);
+	fake_version_free(s);
 	qv_model_free(m);
 	free(h);
-	free(w->vs);
-	free(w->sh_in);
-	free(w->sh_ref);
-	free(w->sh_out);
-	free(w);
+	fake_worker_free(w);
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;
