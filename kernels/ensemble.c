@@ -389,6 +389,7 @@ int qv_ensemble_create(const struct qv_ensemble_desc *d, qv_model **ret_model, c
 	inf->out_rank = li->out_rank;
 	memcpy(inf->out_shape, li->out_shape, sizeof(inf->out_shape));
 	snprintf(inf->out_name, sizeof(inf->out_name), "%s", li->out_name);
+	qv_model_single_io(m);
 	m->kernels = QV_KERNEL_AUTO;
 	m->ens = e;
 	free(b);

@@ -20,6 +20,11 @@ void qv_exec_ctx_free(qv_exec_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	if (ctx->m->ops) {
+		ctx->m->ops->ctx_free(ctx->m, ctx->impl);
+		free(ctx);
+		return;
+	}
 	qv_ens_ctx_free(ctx->ens, ctx->m->ens);
 	if (ctx->dctx)
 		for (uint32_t i = 0; i < ctx->m->n_steps; i++)
@@ -37,6 +42,19 @@ int qv_exec_ctx_create(const qv_model *m, qv_exec_ctx **ret_ctx)
 	if (m->ens)
 		return qv_ens_ctx_create(m, ret_ctx);
 	qv_thread_init();
+	if (m->ops) {
+		struct qv_exec_ctx *k = calloc(1, sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		k->m = m;
+		int r = m->ops->ctx_create(m, &k->impl);
+		if (r < 0) {
+			free(k);
+			return r;
+		}
+		*ret_ctx = k;
+		return 0;
+	}
 	struct qv_exec_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -238,6 +256,8 @@ int qv_run(qv_exec_ctx *ctx, const float *in, uint32_t rows, float *out)
 	const struct qv_model *m = ctx->m;
 	if (rows == 0 || rows > m->info.max_batch)
 		return -EINVAL;
+	if (__builtin_expect(m->ops != NULL, 0))
+		return m->ops->run(m, ctx->impl, in, rows, out);
 	if (__builtin_expect(m->ens != NULL, 0))
 		return qv_ens_run(ctx, in, rows, out);
 	/* A thread-local read; set once per thread (see onednn_dense.c). */
@@ -258,6 +278,18 @@ int qv_run(qv_exec_ctx *ctx, const float *in, uint32_t rows, float *out)
 		}
 	}
 	return 0;
+}
+
+int qv_run_tensors(qv_exec_ctx *ctx, uint32_t rows, const void *const *in, void *const *out)
+{
+	const struct qv_model *m = ctx->m;
+	if (m->ops && m->ops->run_tensors) {
+		if (rows == 0 || rows > m->info.max_batch)
+			return -EINVAL;
+		return m->ops->run_tensors(m, ctx->impl, rows, in, out);
+	}
+	/* one tensor in and out: the packed row is the tensor's row */
+	return qv_run(ctx, in[0], rows, out[0]);
 }
 
 /* ---- reference: the unfused graph, op by op, with qv_ref_* ---- */
@@ -354,6 +386,8 @@ int qv_run_reference(const qv_model *m, const float *in, uint32_t rows, float *o
 {
 	if (!m || !in || !out || rows == 0 || rows > m->info.max_batch)
 		return -EINVAL;
+	if (m->ops)
+		return m->ops->run_reference(m, in, rows, out);
 	if (m->ens)
 		return qv_ens_run_reference(m, in, rows, out);
 	const struct qvg_graph *g = m->g;

@@ -81,6 +81,11 @@ void qv_model_free(qv_model *m)
 {
 	if (!m)
 		return;
+	if (m->ops) {
+		m->ops->free(m->impl);
+		free(m);
+		return;
+	}
 	for (uint32_t i = 0; i < m->n_steps; i++)
 		step_free(&m->steps[i]);
 	free(m->steps);
@@ -721,6 +726,114 @@ static void fill_info(struct qv_model *m)
 	memcpy(inf->out_shape, out->shape, sizeof(inf->out_shape));
 	snprintf(inf->in_name, sizeof(inf->in_name), "%s", in->name);
 	snprintf(inf->out_name, sizeof(inf->out_name), "%s", out->name);
+	qv_model_single_io(m);
+}
+
+const char *qv_dtype_name(uint32_t dt)
+{
+	switch (dt) {
+	case QV_DT_F32:
+		return "float32";
+	case QV_DT_I32:
+		return "int32";
+	case QV_DT_I64:
+		return "int64";
+	}
+	return "?";
+}
+
+static void single_tensor(struct qv_tensor_info *t, const char *name, uint32_t rank,
+			  const int64_t *shape, uint32_t elems)
+{
+	memset(t, 0, sizeof(*t));
+	size_t n = strnlen(name, sizeof(t->name) - 1);
+	memcpy(t->name, name, n);
+	t->dtype = QV_DT_F32;
+	t->rank = rank;
+	memcpy(t->shape, shape, sizeof(t->shape));
+	t->row_elems = elems;
+	t->row_bytes = elems * 4u;
+}
+
+void qv_model_single_io(struct qv_model *m)
+{
+	struct qv_model_info *inf = &m->info;
+	single_tensor(&m->tin[0], inf->in_name, inf->in_rank, inf->in_shape, inf->in_dim);
+	single_tensor(&m->tout[0], inf->out_name, inf->out_rank, inf->out_shape, inf->out_dim);
+	inf->n_inputs = inf->n_outputs = 1;
+}
+
+static int pack_side(struct qv_tensor_info *t, uint32_t n, uint32_t *ret_words)
+{
+	uint64_t off = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t rb = (uint64_t)t[i].row_elems * qv_dtype_size(t[i].dtype);
+		if (!qv_dtype_size(t[i].dtype) || rb > (1ull << 30) || off + rb > (1ull << 30))
+			return -E2BIG;
+		t[i].row_bytes = (uint32_t)rb;
+		t[i].packed_off = (uint32_t)off;
+		off += rb;
+	}
+	*ret_words = (uint32_t)(off / 4);
+	return 0;
+}
+
+int qv_model_pack_io(struct qv_model *m)
+{
+	struct qv_model_info *inf = &m->info;
+	if (!inf->n_inputs || inf->n_inputs > QV_MAX_TENSORS || !inf->n_outputs ||
+	    inf->n_outputs > QV_MAX_TENSORS)
+		return -EINVAL;
+	int r = pack_side(m->tin, inf->n_inputs, &inf->in_dim);
+	if (r == 0)
+		r = pack_side(m->tout, inf->n_outputs, &inf->out_dim);
+	if (r < 0)
+		return r;
+	inf->in_rank = m->tin[0].rank;
+	inf->out_rank = m->tout[0].rank;
+	memcpy(inf->in_shape, m->tin[0].shape, sizeof(inf->in_shape));
+	memcpy(inf->out_shape, m->tout[0].shape, sizeof(inf->out_shape));
+	_Static_assert(sizeof(inf->in_name) == QV_TENSOR_NAME_LEN, "name sizes");
+	memcpy(inf->in_name, m->tin[0].name, sizeof(inf->in_name));
+	memcpy(inf->out_name, m->tout[0].name, sizeof(inf->out_name));
+	inf->in_name[sizeof(inf->in_name) - 1] = inf->out_name[sizeof(inf->out_name) - 1] = '\0';
+	return 0;
+}
+
+int qv_model_new_kind(const struct qv_model_ops *ops, void *impl, uint32_t max_batch,
+		      struct qv_model **ret_model)
+{
+	uint32_t mb = max_batch ? max_batch : QV_DEFAULT_MAX_BATCH;
+	if (mb > (1u << (QV_MAX_BUCKETS - 1))) {
+		ops->free(impl);
+		return -EINVAL;
+	}
+	uint32_t p2 = 1, nb = 1;
+	while (p2 < mb) {
+		p2 *= 2;
+		nb++;
+	}
+	struct qv_model *m = calloc(1, sizeof(*m));
+	if (!m) {
+		ops->free(impl);
+		return -ENOMEM;
+	}
+	m->ops = ops;
+	m->impl = impl;
+	m->n_buckets = nb;
+	m->info.max_batch = p2;
+	*ret_model = m;
+	return 0;
+}
+
+int qv_model_tensor(const qv_model *m, int is_output, uint32_t idx, struct qv_tensor_info *ret_info)
+{
+	if (!m || !ret_info)
+		return -EINVAL;
+	if (idx >= (is_output ? m->info.n_outputs : m->info.n_inputs))
+		return -ENOENT;
+	*ret_info = is_output ? m->tout[idx] : m->tin[idx];
+	return 0;
 }
 
 int qv_model_load_buffer(const void *buf, size_t len, const struct qv_model_opts *opts,
@@ -869,6 +982,8 @@ void qv_put(char *buf, size_t len, size_t *k, const char *fmt, ...)
 
 int qv_model_describe(const qv_model *m, char *buf, size_t len)
 {
+	if (m && m->ops)
+		return m->ops->describe(m, buf, len);
 	static const char *const kinds[] = { "dense", "binary", "affine", "act", "softmax", "concat", "copy" };
 	static const char *const binops[] = { "add", "sub", "mul", "div" };
 	if (!m || !buf || !len)

@@ -63,7 +63,31 @@ struct qv_step {
 	uint32_t *srcs, *part;
 };
 
+/*
+ * A model kind other than the MLP plan (tree ensembles, general graphs)
+ * plugs in through this table; the MLP plan and ensembles are served by
+ * plan.c / exec.c / ensemble.c directly and leave `ops` NULL. Every
+ * function gets the qv_model and its own state (`impl`, `ctx->impl`).
+ */
+struct qv_model_ops {
+	const char *kind;                                   /* "tree", "graph" ... */
+	void (*free)(void *impl);
+	int (*ctx_create)(const struct qv_model *m, void **ret_impl);
+	void (*ctx_free)(const struct qv_model *m, void *ctx_impl);
+	/* packed rows in and out (see qv_model.h); hot path */
+	int (*run)(const struct qv_model *m, void *ctx_impl, const void *in, uint32_t rows, void *out);
+	/* one buffer per tensor; NULL: single tensor in and out, run is used */
+	int (*run_tensors)(const struct qv_model *m, void *ctx_impl, uint32_t rows,
+			   const void *const *in, void *const *out);
+	/* packed rows; slow, independent of run's optimisations */
+	int (*run_reference)(const struct qv_model *m, const void *in, uint32_t rows, void *out);
+	int (*describe)(const struct qv_model *m, char *buf, size_t len);
+};
+
 struct qv_model {
+	const struct qv_model_ops *ops;  /* NULL: the MLP plan or an ensemble */
+	void *impl;                      /* the ops' own model state */
+	struct qv_tensor_info tin[QV_MAX_TENSORS], tout[QV_MAX_TENSORS];
 	struct qvg_graph *g;        /* the unfused graph, for qv_run_reference */
 	struct qv_model_info info;
 	enum qv_kernel_choice kernels;
@@ -78,6 +102,7 @@ struct qv_model {
 
 struct qv_exec_ctx {
 	const struct qv_model *m;
+	void *impl;                       /* m->ops: the ops' own context */
 	float **bufs;
 	float *arena;
 	struct qv_dnnl_dense_ctx **dctx;  /* per step, NULL if not oneDNN */
@@ -92,6 +117,19 @@ void qv_put(char *buf, size_t len, size_t *k, const char *fmt, ...);
 
 int qv_dnnl_dense_run_bucket(const struct qv_dnnl_dense *d, struct qv_dnnl_dense_ctx *c,
 			     uint32_t bi, const float *x, float *y);
+
+/* plan.c: a new model of kind `ops` with `impl` (owned from here on, freed
+ * with ops->free on failure too) and max_batch rounded up to a power of two
+ * as qv_model_load_buffer does. The caller fills info and tin/tout (or calls
+ * qv_model_single_io) before publishing it. */
+int qv_model_new_kind(const struct qv_model_ops *ops, void *impl, uint32_t max_batch,
+		      struct qv_model **ret_model);
+/* Fills tin[0] / tout[0], n_inputs = n_outputs = 1 and the packed offsets
+ * from info's in_* / out_* fields (one float tensor in, one out). */
+void qv_model_single_io(struct qv_model *m);
+/* Fills row_bytes, packed offsets, in_dim / out_dim and in_* / out_* of
+ * info from tin/tout and info.n_inputs / n_outputs. -E2BIG past 2^30 bytes a row. */
+int qv_model_pack_io(struct qv_model *m);
 
 /* exec.c: runs one non-dense step (also used by tuning-free tests). */
 void qv_step_run_other(const struct qv_step *st, float *const *bufs, uint32_t rows);

@@ -14,9 +14,20 @@
  *    oneDNN stream and memory objects. qv_run() never allocates, locks,
  *    logs or makes a syscall, and runs single-threaded on the calling
  *    thread (no OpenMP pool is ever woken; the argument is in onednn_dense.c).
- *  - Models have exactly one float32 input and one float32 output whose
- *    first dimension is the (dynamic) batch. Everything after the batch
- *    dimension is flattened into in_dim / out_dim floats a row.
+ *  - A model has n_inputs >= 1 inputs and n_outputs >= 1 outputs, each a
+ *    named tensor of one dtype (float32, int32, int64) whose first
+ *    dimension is the (dynamic) batch; everything after it is fixed at load
+ *    time and flattened into a row (qv_tensor_info). MLPs, tree models and
+ *    ensembles have one float32 input and one float32 output.
+ *  - The packed row. Transports (shared-memory slots, UDP datagrams,
+ *    batching) see a request as rows of bytes: one row of every input
+ *    tensor, in declared order, back to back with no padding (every dtype
+ *    is a multiple of 4 bytes, so each tensor starts 4-byte aligned; int64
+ *    values are read with memcpy and may sit at an offset that is only
+ *    4-aligned). in_dim / out_dim count the 4-byte words of a packed row;
+ *    for a model with one float input and one float output they are its
+ *    floats a row, exactly as before. qv_run takes and gives packed rows;
+ *    qv_run_tensors takes one buffer per tensor.
  */
 #ifndef QV_MODEL_H
 #define QV_MODEL_H
@@ -48,16 +59,51 @@ struct qv_model_opts {
 	uint32_t tune_iters;           /* AUTO: timed runs per candidate, 0 = default */
 };
 
+/* Element types, numbered as ONNX's TensorProto.DataType. */
+enum qv_dtype {
+	QV_DT_F32 = 1,
+	QV_DT_I32 = 6,
+	QV_DT_I64 = 7,
+};
+#define QV_MAX_TENSORS 16u   /* inputs, and outputs, a model at most */
+#define QV_TENSOR_NAME_LEN 64u
+
+/* Bytes of one element of dt, 0 for an unknown dtype. */
+static inline uint32_t qv_dtype_size(uint32_t dt)
+{
+	return dt == QV_DT_F32 || dt == QV_DT_I32 ? 4u : dt == QV_DT_I64 ? 8u : 0u;
+}
+
+/* "float32", "int32", "int64", or "?" */
+const char *qv_dtype_name(uint32_t dt);
+
+struct qv_tensor_info {
+	char name[QV_TENSOR_NAME_LEN];
+	uint32_t dtype;       /* enum qv_dtype */
+	uint32_t rank;        /* with the batch dimension */
+	int64_t shape[QV_MAX_RANK];   /* shape[0] == -1: the batch */
+	uint32_t row_elems;   /* elements a row (product of shape[1..]) */
+	uint32_t row_bytes;   /* row_elems * qv_dtype_size(dtype) */
+	uint32_t packed_off;  /* byte offset of this tensor in a packed row */
+	uint32_t reserved;
+	/* Integer inputs used as indices (embedding ids): every value must be in
+	 * [0, index_bound) (negative ids count from the end where the op allows
+	 * it, as in ONNX Gather: [-index_bound, index_bound)). 0: not an index
+	 * input, or no single bound. Benchmarks draw ids inside it. */
+	int64_t index_bound;
+};
+
 struct qv_model_info {
-	uint32_t in_dim;      /* floats a row of input */
-	uint32_t out_dim;     /* floats a row of output */
+	uint32_t in_dim;      /* 4-byte words of a packed input row (floats for float models) */
+	uint32_t out_dim;     /* 4-byte words of a packed output row */
 	uint32_t max_batch;
 	uint32_t n_steps;     /* steps in the compiled plan */
 	uint32_t in_rank, out_rank;
 	int64_t in_shape[QV_MAX_RANK];  /* in_shape[0] == -1: dynamic batch */
 	int64_t out_shape[QV_MAX_RANK];
-	char in_name[64];
+	char in_name[64];     /* the first input's and output's names */
 	char out_name[64];
+	uint32_t n_inputs, n_outputs;
 };
 
 /* Load from a file or a buffer. opts may be NULL. err may be NULL. */
@@ -69,6 +115,9 @@ void qv_model_free(qv_model *m);
 
 int qv_model_get_info(const qv_model *m, struct qv_model_info *ret_info);
 
+/* Input (is_output 0) or output (is_output 1) number idx. -ENOENT past the last. */
+int qv_model_tensor(const qv_model *m, int is_output, uint32_t idx, struct qv_tensor_info *ret_info);
+
 /* Human-readable plan, one step a line (op, shapes, kernel chosen, measured ns). */
 int qv_model_describe(const qv_model *m, char *buf, size_t len);
 
@@ -78,10 +127,21 @@ void qv_exec_ctx_free(qv_exec_ctx *ctx);
 
 /*
  * Run the model on `rows` rows (1 <= rows <= max_batch) of `in`
- * (rows * in_dim floats, read in place) and write rows * out_dim floats to
- * `out`. Returns 0, -EINVAL for rows out of range. Hot path.
+ * (rows * in_dim words of packed rows, read in place) and write rows *
+ * out_dim words of packed rows to `out`. For a one-float-in, one-float-out
+ * model these are plain float rows. Returns 0, -EINVAL for rows out of
+ * range, -ERANGE as qv_run_tensors. Hot path.
  */
 int qv_run(qv_exec_ctx *ctx, const float *in, uint32_t rows, float *out);
+
+/*
+ * Run with one buffer per tensor: in[i] holds rows * row_bytes of input i,
+ * out[j] receives rows * row_bytes of output j (n_inputs / n_outputs
+ * pointers each). Returns 0, -EINVAL for rows out of range, -ERANGE when an
+ * index input (e.g. an embedding id) is outside its table: nothing is read
+ * outside the model's memory, and the outputs are then undefined. Hot path.
+ */
+int qv_run_tensors(qv_exec_ctx *ctx, uint32_t rows, const void *const *in, void *const *out);
 
 /* The plain C reference implementation of the same graph (slow, unfused). */
 int qv_run_reference(const qv_model *m, const float *in, uint32_t rows, float *out);
