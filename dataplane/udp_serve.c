@@ -32,8 +32,10 @@ void qv_udp_serve_prepare(struct qv_batch_item *it, const struct qv_udp_parsed *
 
 		/* The budget starts now; vDSO, no syscall, and only when asked. */
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		req->deadline_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
-				   p->budget_ns;
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		/* Saturate: a budget near 2^64 means "no hurry", never a deadline
+		 * that wrapped into the past. */
+		req->deadline_ns = p->budget_ns > UINT64_MAX - now ? UINT64_MAX : now + p->budget_ns;
 	}
 	req->routing_key = p->routing_key;
 	req->request_id = p->request_id;

@@ -279,12 +279,15 @@ static uint32_t route_choose(struct qv_worker *w, const struct qv_route_hot *h,
 	if (req->deadline_ns || (v->deadline_cycles && (h->flags & QV_RT_FB_DEADLINE))) {
 		double left;
 		if (req->deadline_ns) {
-			int64_t left_ns = (int64_t)(req->deadline_ns - qv_now_ns());
-			if (left_ns <= 0) {
+			/* Unsigned compare first: a deadline far in the future (up to
+			 * UINT64_MAX, "never") must not wrap into the past through a
+			 * signed cast. */
+			uint64_t now = qv_now_ns();
+			if (req->deadline_ns <= now) {
 				st = QV_DEADLINE_EXCEEDED;
 				goto out;
 			}
-			left = (double)left_ns / w->ns_per_cycle;
+			left = (double)(req->deadline_ns - now) / w->ns_per_cycle;
 		} else {
 			left = (double)v->deadline_cycles - (double)(qv_tsc() - t0);
 		}

@@ -8,7 +8,7 @@
  * nonfinite trigger reruns exactly the NaN-producing requests on the
  * fallback; the deadline trigger uses the fallback when the primary's
  * estimate exceeds the time left, and a passed deadline is
- * DEADLINE_EXCEEDED; a shadow runs only at flush, and counts a
+ * DEADLINE_EXCEEDED while one near UINT64_MAX is never; a shadow runs only at flush, and counts a
  * disagreement only when outputs differ; stats and histograms add up.
  *
  * Usage: test_dp_serve ECHO_MODEL.onnx   (exits 77 when it is missing)
@@ -22,6 +22,7 @@
 #include "channel.h"
 #include "routes.h"
 #include "serve.h"
+#include "udp.h"
 #include "fake_worker.h"
 #include "worker.h"
 
@@ -157,6 +158,24 @@ int main(int argc, char **argv)
 	CHECK(r.status == QV_DEADLINE_EXCEEDED);
 	r = serve(1, qv_now_ns() + 1000000000ull);
 	CHECK(r.status == QV_OK && r.version == 1 && r.flags == 0);
+	/* Deadlines past INT64_MAX ns are "never", not wrapped into the past. */
+	r = serve(1, UINT64_MAX);
+	CHECK(r.status == QV_OK && r.version == 1 && r.flags == 0);
+	r = serve(1, (uint64_t)INT64_MAX + 1000u);
+	CHECK(r.status == QV_OK && r.version == 1 && r.flags == 0);
+	{
+		/* A UDP budget near 2^64 saturates to "never" instead of wrapping. */
+		static uint8_t dgram[128] __attribute__((aligned(64))), rep[128] __attribute__((aligned(64)));
+		struct qv_udp_parsed up = { .rows = 1, .in_bytes = 64, .in_off = 48,
+					    .budget_ns = UINT64_MAX - 3 };
+		struct qv_batch_item it;
+		uint64_t t = qv_now_ns();
+		qv_udp_serve_prepare(&it, &up, dgram, rep, 64);
+		CHECK(it.req.deadline_ns == UINT64_MAX);
+		up.budget_ns = 1000000;
+		qv_udp_serve_prepare(&it, &up, dgram, rep, 64);
+		CHECK(it.req.deadline_ns >= t + 1000000 && it.req.deadline_ns < t + 1000000 + 60000000000ull);
+	}
 	w->vs[0].ewma_cycles = 10ull * tsc_hz; /* pretend the primary takes 10 s */
 	r = serve(1, qv_now_ns() + 1000000000ull);
 	CHECK(r.status == QV_OK && r.version == 3 && r.flags == QV_FLAG_FALLBACK);
