@@ -18,7 +18,9 @@
 #define QV_REPO_NAME_MAX 64    /* incl. NUL, same as the wire's name[64] */
 #define QV_REPO_ERR_MAX 256
 #define QV_REPO_MAX_MODELS 1024
-#define QV_REPO_MAX_BATCH_LIMIT 65536u
+/* The runtime's largest batch (2^(QV_MAX_BUCKETS-1) rows, kernels/plan.h):
+ * a config or flag above it would pass here and fail every load. */
+#define QV_REPO_MAX_BATCH_LIMIT 32768u
 
 struct qv_model_config {
 	uint32_t max_batch;          /* 0 = not set */

@@ -102,12 +102,14 @@ static void test_config(void)
 		CHECK(strstr(err, badq[i].word) != NULL);
 	}
 
+	s = "{\"max_batch\": 32768}";
+	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0 && c.max_batch == 32768);
 	s = "{\"max_batch\": null}";
 	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0 && c.max_batch == 0);
 
 	const char *bad[] = {
 		"{\"max_batch\": 0}", "{\"max_batch\": -1}", "{\"max_batch\": 1.5}",
-		"{\"max_batch\": \"8\"}", "{\"max_batch\": 1e12}", "{\"default_deadline_us\": -5}",
+		"{\"max_batch\": \"8\"}", "{\"max_batch\": 1e12}", "{\"max_batch\": 32769}", "{\"default_deadline_us\": -5}",
 		"[1,2]", "{\"max_batch\": 8", "", "nul\0l",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
