@@ -285,34 +285,66 @@ static int is_file_at(int dfd, const char *name)
 	return fstatat(dfd, name, &st, 0) == 0 && S_ISREG(st.st_mode);
 }
 
+int qv_read_regular(int dfd, const char *path, size_t max, char **ret_buf, size_t *ret_len)
+{
+	struct stat st;
+	char *buf;
+	size_t len = 0;
+	int fd, r = 0;
+
+	fd = openat(dfd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* The size may change under us: read to EOF, never past st_size. */
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	buf[len] = '\0';
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+}
+
 static int read_config(int mdfd, struct qv_repo_entry *e)
 {
 	char *buf;
-	ssize_t n;
-	size_t len = 0;
-	int fd, r;
+	size_t len;
+	int r;
 
-	fd = openat(mdfd, "config.json", O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(e->error, sizeof(e->error), "config.json: %s", strerror(errno));
-		return -errno;
-	}
-	buf = malloc(CONFIG_MAX_BYTES);
-	if (!buf) {
-		close(fd);
-		snprintf(e->error, sizeof(e->error), "config.json: out of memory");
-		return -ENOMEM;
-	}
-	while (len < CONFIG_MAX_BYTES && (n = read(fd, buf + len, CONFIG_MAX_BYTES - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	if (len == CONFIG_MAX_BYTES) {
-		free(buf);
-		snprintf(e->error, sizeof(e->error), "config.json: larger than %u bytes",
-			 CONFIG_MAX_BYTES);
-		return -EFBIG;
+	r = qv_read_regular(mdfd, "config.json", CONFIG_MAX_BYTES, &buf, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		snprintf(e->error, sizeof(e->error), "config.json: %s",
+			 r == -EINVAL ? "not a regular file" : r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+		return r;
 	}
 	r = qv_config_parse(buf, len, &e->cfg, e->error, sizeof(e->error));
 	free(buf);

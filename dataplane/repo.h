@@ -49,6 +49,16 @@ struct qv_repo_entry {
  * are ignored (later features add their own). Returns 0 or -EINVAL with a
  * message in err.
  */
+/*
+ * Reads the whole regular file `path` (relative to dfd, or absolute; dfd
+ * AT_FDCWD for the working directory) of at most max bytes into a new
+ * NUL-terminated buffer. Opened O_NONBLOCK and checked with fstat before
+ * any read, so a FIFO, socket or device planted as a config or model file
+ * is refused at once (-EINVAL) instead of hanging the control thread.
+ * -EFBIG past max bytes, or the open/read errno.
+ */
+int qv_read_regular(int dfd, const char *path, size_t max, char **ret_buf, size_t *ret_len);
+
 int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cfg, char *err,
 		    size_t err_len);
 

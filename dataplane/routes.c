@@ -54,6 +54,7 @@
 #include "routes.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,29 +286,6 @@ static int ens_build(const struct qv_ens_config *ec, const struct qv_version *v,
 	return r;
 }
 
-/* Reads a whole small file into a NUL-terminated buffer. */
-static int slurp(const char *path, char **ret, size_t *ret_len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	long sz;
-	int r = 0;
-
-	if (!f)
-		return -errno;
-	if (fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || sz > (1 << 20) ||
-	    fseek(f, 0, SEEK_SET) < 0 || !(buf = malloc((size_t)sz + 1)) ||
-	    fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
-		free(buf);
-		r = -EIO;
-	} else {
-		buf[sz] = '\0';
-		*ret = buf;
-		*ret_len = (size_t)sz;
-	}
-	fclose(f);
-	return r;
-}
 
 /* Is file an ensemble's config.json (by name: model_file() picked it)? */
 static int is_ens_file(const char *file)
@@ -344,9 +322,10 @@ static int load_copies(struct qv_registry *reg, struct qv_version *v, const char
 		ec = calloc(1, sizeof(*ec));
 		if (!ec)
 			return -ENOMEM;
-		r = slurp(file, &text, &tlen);
+		r = qv_read_regular(AT_FDCWD, file, 1u << 20, &text, &tlen);
 		if (r < 0) {
-			snprintf(err, len, "config.json: %s", strerror(-r));
+			snprintf(err, len, "config.json: %s",
+				 r == -EINVAL ? "not a regular file" : strerror(-r));
 			goto out;
 		}
 		r = qv_ens_config_parse(text, tlen, ec, err, len);
@@ -611,8 +590,7 @@ static int read_config(const char *repo, const char *name, struct qv_model_confi
 	char path[4200];
 	struct qv_model_config cfg = { 0 };
 	char *buf = NULL;
-	FILE *f;
-	long sz;
+	size_t sz;
 	int r = 0;
 
 	if (!repo) {
@@ -620,23 +598,20 @@ static int read_config(const char *repo, const char *name, struct qv_model_confi
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/%s/config.json", repo, name);
-	f = fopen(path, "re");
-	if (!f) {
+	r = qv_read_regular(AT_FDCWD, path, 1u << 20, &buf, &sz);
+	if (r == -ENOENT) {
 		*ret = cfg;
 		return 0;
 	}
-	if (fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || sz > (1 << 20) ||
-	    fseek(f, 0, SEEK_SET) < 0 || !(buf = malloc((size_t)sz + 1)) ||
-	    fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
-		snprintf(err, len, "config.json: cannot read");
-		r = -EIO;
-	} else {
-		r = qv_config_parse(buf, (size_t)sz, &cfg, err, len);
-		if (r < 0)
-			r = -EIO;
+	if (r < 0) {
+		snprintf(err, len, "config.json: %s",
+			 r == -EINVAL ? "not a regular file" : r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+		return -EIO;
 	}
+	r = qv_config_parse(buf, sz, &cfg, err, len);
+	if (r < 0)
+		r = -EIO;
 	free(buf);
-	fclose(f);
 	if (r == 0)
 		*ret = cfg;
 	return r;

@@ -911,7 +911,7 @@ int qv_model_load_file(const char *path, const struct qv_model_opts *opts,
 	/* errors name the file, not the directory: the caller knows where it looked */
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
 		qvg_err(err, err_len, "%s: %s", base, strerror(e));

@@ -171,12 +171,17 @@ static void test_scan(void)
 	/* badconfig */
 	mkdirs("badconfig/1"); put("badconfig/1/model.onnx", "x");
 	put("badconfig/config.json", "{\"max_batch\": \"lots\"}");
+	/* fifoconfig: a FIFO planted as config.json is refused, never opened
+	 * for a blocking read (the scan would hang with no writer). */
+	mkdirs("fifoconfig/1"); put("fifoconfig/1/model.onnx", "x");
+	snprintf(want, sizeof(want), "%s/fifoconfig/config.json", root);
+	CHECK(mkfifo(want, 0600) == 0);
 	/* a stray file and a hidden dir at top level are not models. */
 	put("README", "hello");
 	mkdirs(".git/1");
 
 	CHECK(qv_repo_scan(root, &e, &n) == 0);
-	CHECK(n == 5);
+	CHECK(n == 6);
 	for (size_t i = 1; i < n; i++)
 		CHECK(strcmp(e[i - 1].name, e[i].name) < 0);
 
@@ -199,7 +204,26 @@ static void test_scan(void)
 
 	x = find(e, n, "badconfig");
 	CHECK(x && !x->ok && strstr(x->error, "max_batch"));
+
+	x = find(e, n, "fifoconfig");
+	CHECK(x && !x->ok && strstr(x->error, "config.json: not a regular file"));
 	free(e);
+
+	{
+		char *buf = NULL;
+		size_t len = 0;
+		snprintf(want, sizeof(want), "%s/fifoconfig/config.json", root);
+		CHECK(qv_read_regular(AT_FDCWD, want, 100, &buf, &len) == -EINVAL);
+		snprintf(want, sizeof(want), "%s/zeta", root);
+		CHECK(qv_read_regular(AT_FDCWD, want, 100, &buf, &len) == -EINVAL);
+		snprintf(want, sizeof(want), "%s/zeta/config.json", root);
+		CHECK(qv_read_regular(AT_FDCWD, want, 10, &buf, &len) == -EFBIG);
+		CHECK(qv_read_regular(AT_FDCWD, want, 1000, &buf, &len) == 0 && buf &&
+		      len == strlen(buf) && strstr(buf, "\"max_batch\": 32"));
+		free(buf);
+		snprintf(want, sizeof(want), "%s/nothing", root);
+		CHECK(qv_read_regular(AT_FDCWD, want, 1000, &buf, &len) == -ENOENT);
+	}
 
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 

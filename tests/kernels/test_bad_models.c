@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 static int failures;
 
@@ -117,6 +119,20 @@ static void test_missing_file(void)
 	m = untouched;
 	rc = qv_model_load_buffer(NULL, 0, NULL, &m, err, sizeof(err));
 	CHECK(rc < 0 && m == untouched, "NULL buffer: rc %d", rc);
+
+	/* A FIFO as the model file: refused at once, not a read that waits for a writer. */
+	char dir[] = "/tmp/qv-fifo-XXXXXX", fifo[64];
+	if (mkdtemp(dir)) {
+		snprintf(fifo, sizeof(fifo), "%s/model.onnx", dir);
+		if (mkfifo(fifo, 0600) == 0) {
+			m = untouched;
+			rc = qv_model_load_file(fifo, NULL, &m, err, sizeof(err));
+			CHECK(rc == -EINVAL && m == untouched, "FIFO model: rc %d", rc);
+			CHECK(strstr(err, "not a regular file") != NULL, "FIFO model: error \"%s\"", err);
+			unlink(fifo);
+		}
+		rmdir(dir);
+	}
 }
 
 static void test_row_bounds(const char *dir)
