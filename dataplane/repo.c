@@ -418,52 +418,75 @@ out:
 	closedir(d);
 }
 
-static int entry_cmp(const void *a, const void *b)
+static int name_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct qv_repo_entry *)a)->name,
-		      ((const struct qv_repo_entry *)b)->name);
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int qv_repo_scan(const char *dir, struct qv_repo_entry **ret_entries, size_t *ret_n)
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int qv_repo_scan(const char *dir, struct qv_repo_entry **ret_entries, size_t *ret_n,
+		 size_t *ret_skipped)
 {
 	struct qv_repo_entry *ents = NULL;
 	struct dirent *de;
-	size_t n = 0, cap = 0;
+	char **names = NULL;
+	size_t n = 0, cap = 0, take;
 	DIR *d;
 	int r = 0;
 
 	d = opendir(dir);
 	if (!d)
 		return -errno;
+	/*
+	 * Names first, all of them, then sorted: which models are served when
+	 * there are more than QV_REPO_MAX_MODELS must not depend on readdir's
+	 * order. A directory name is at most NAME_MAX bytes, so this costs
+	 * little even for a repository far over the limit.
+	 */
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.' || !is_dir_at(dirfd(d), de->d_name))
 			continue;
-		if (n == QV_REPO_MAX_MODELS) {
-			r = -E2BIG;
-			goto fail;
-		}
 		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct qv_repo_entry *p = realloc(ents, ncap * sizeof(*ents));
+			size_t ncap = cap ? cap * 2 : 16;
+			char **p = realloc(names, ncap * sizeof(*names));
 			if (!p) {
 				r = -ENOMEM;
 				goto fail;
 			}
-			ents = p;
+			names = p;
 			cap = ncap;
 		}
-		memset(&ents[n], 0, sizeof(ents[n]));
-		scan_model(dir, dirfd(d), de->d_name, &ents[n]);
+		if (!(names[n] = strdup(de->d_name))) {
+			r = -ENOMEM;
+			goto fail;
+		}
 		n++;
 	}
-	closedir(d);
 	if (n)
-		qsort(ents, n, sizeof(*ents), entry_cmp);
+		qsort(names, n, sizeof(*names), name_cmp);
+	take = n < QV_REPO_MAX_MODELS ? n : QV_REPO_MAX_MODELS;
+	ents = calloc(take ? take : 1, sizeof(*ents));
+	if (!ents) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < take; i++)
+		scan_model(dir, dirfd(d), names[i], &ents[i]);
+	closedir(d);
+	free_names(names, n);
 	*ret_entries = ents;
-	*ret_n = n;
+	*ret_n = take;
+	if (ret_skipped)
+		*ret_skipped = n - take;
 	return 0;
 fail:
 	closedir(d);
-	free(ents);
+	free_names(names, n);
 	return r;
 }

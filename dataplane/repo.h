@@ -110,8 +110,11 @@ int qv_repo_name_valid(const char *name);
 
 /*
  * Scans dir. On success *ret_entries (free with free()) holds *ret_n
- * entries sorted by name. Returns -errno when dir itself cannot be read.
+ * entries sorted by name: the first QV_REPO_MAX_MODELS model directories
+ * in name order, and *ret_skipped (may be NULL) says how many more there
+ * were, not scanned. Returns -errno when dir itself cannot be read.
  */
-int qv_repo_scan(const char *dir, struct qv_repo_entry **ret_entries, size_t *ret_n);
+int qv_repo_scan(const char *dir, struct qv_repo_entry **ret_entries, size_t *ret_n,
+		 size_t *ret_skipped);
 
 #endif /* QV_DP_REPO_H */

@@ -800,11 +800,15 @@ int qv_reg_load_repo(struct qv_registry *reg)
 	struct qv_repo_entry *ents = NULL;
 	char err[QV_REPO_ERR_MAX];
 	uint8_t *pending;
-	size_t n = 0, left = 0;
-	int r = qv_repo_scan(reg->repo, &ents, &n);
+	size_t n = 0, left = 0, skipped = 0;
+	int r = qv_repo_scan(reg->repo, &ents, &n, &skipped);
 
 	if (r < 0)
 		return r;
+	if (skipped)
+		qv_log(QV_LOG_WARN, "repository %s: %zu model directories after '%s' not served "
+		       "(at most %u models, the first in name order)", reg->repo, skipped,
+		       ents[n - 1].name, QV_REPO_MAX_MODELS);
 	pending = calloc(n ? n : 1, 1);
 	if (!pending) {
 		free(ents);

@@ -67,7 +67,7 @@ static void test_scan(void)
 		fputs("{\"ensemble\": {\"steps\": [{\"name\": \"a\", \"model\": \"m\"}]}}", f);
 		fclose(f);
 	}
-	CHECK(qv_repo_scan(dir, &e, &n) == 0);
+	CHECK(qv_repo_scan(dir, &e, &n, NULL) == 0);
 	CHECK(n == 1 && e && e->ok && e->ensemble && e->version == 3);
 	CHECK(e && strcmp(e->path, p) == 0);
 	free(e);

@@ -146,7 +146,7 @@ static void test_scan(void)
 {
 	struct qv_repo_entry *e = NULL;
 	const struct qv_repo_entry *x;
-	size_t n = 0;
+	size_t n = 0, skipped = 1;
 	char want[1024];
 
 	snprintf(root, sizeof(root), "/tmp/qv-test-repo-XXXXXX");
@@ -180,7 +180,7 @@ static void test_scan(void)
 	put("README", "hello");
 	mkdirs(".git/1");
 
-	CHECK(qv_repo_scan(root, &e, &n) == 0);
+	CHECK(qv_repo_scan(root, &e, &n, &skipped) == 0 && skipped == 0);
 	CHECK(n == 6);
 	for (size_t i = 1; i < n; i++)
 		CHECK(strcmp(e[i - 1].name, e[i].name) < 0);
@@ -227,7 +227,31 @@ static void test_scan(void)
 
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 
-	CHECK(qv_repo_scan("/nonexistent/qv-repo", &e, &n) == -ENOENT);
+	CHECK(qv_repo_scan("/nonexistent/qv-repo", &e, &n, NULL) == -ENOENT);
+
+	/* More model directories than the limit: the first QV_REPO_MAX_MODELS
+	 * in name order are served, the rest counted, none refuses the others. */
+	snprintf(root, sizeof(root), "/tmp/qv-test-repo-XXXXXX");
+	if (!mkdtemp(root)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	for (unsigned i = 0; i < QV_REPO_MAX_MODELS + 6; i++) {
+		char rel[64];
+		/* created in descending order so readdir's order is not the answer */
+		snprintf(rel, sizeof(rel), "m%05u/1", QV_REPO_MAX_MODELS + 5 - i);
+		mkdirs(rel);
+		snprintf(rel, sizeof(rel), "m%05u/1/model.onnx", QV_REPO_MAX_MODELS + 5 - i);
+		put(rel, "x");
+	}
+	e = NULL;
+	CHECK(qv_repo_scan(root, &e, &n, &skipped) == 0);
+	CHECK(n == QV_REPO_MAX_MODELS && skipped == 6);
+	CHECK(e && strcmp(e[0].name, "m00000") == 0 && e[0].ok);
+	snprintf(want, sizeof(want), "m%05u", QV_REPO_MAX_MODELS - 1);
+	CHECK(e && strcmp(e[n - 1].name, want) == 0 && e[n - 1].ok);
+	free(e);
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(void)
