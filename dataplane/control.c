@@ -25,6 +25,17 @@
 #include "log.h"
 
 #define MAX_CONNS 4096
+/*
+ * Connections of peers whose credentials are not allowed are kept only to
+ * answer their first message with -EACCES (a clear refusal beats a reset),
+ * then closed; at most this many at once, so a refused uid cannot fill the
+ * table and lock everyone else out. Past it they are closed at accept.
+ */
+#define MAX_REFUSED_CONNS 32
+/* accept() out of descriptors (EMFILE/ENFILE) or memory: the listening
+ * socket stays readable, so stop polling it for this long instead of
+ * spinning on it, and log once per episode. */
+#define ACCEPT_BACKOFF_MS 100
 #define MAX_GROUPS 64
 #define TICK_BUSY_MS 1
 #define TICK_BEAT_MS 10
@@ -53,6 +64,10 @@ struct ctl {
 	uint8_t *rx;
 	uint32_t next_chan_id;
 	uint64_t last_beat_ns;
+	uint32_t nrefused;           /* open connections with allowed == 0 */
+	uint64_t refused_dropped;    /* refused peers closed at accept (over the cap) */
+	uint64_t accept_paused_until_ns; /* 0: accepting */
+	int accept_pause_logged;
 	uint64_t seen_turns[QV_MAX_WORKERS];
 	uint64_t progress_ns[QV_MAX_WORKERS];
 };
@@ -393,7 +408,8 @@ static int on_readable(struct ctl *t, struct conn *c)
 	if (!c->allowed) {
 		qv_log(QV_LOG_WARN, "refused message from pid %d uid %u: not allowed", (int)c->pid,
 		       (unsigned)c->uid);
-		return send_error(c->fd, h.seq, -EACCES, "credentials not allowed");
+		(void)send_error(c->fd, h.seq, -EACCES, "credentials not allowed");
+		return -EACCES; /* answered: now close it, its slot is someone else's */
 	}
 	switch (h.type) {
 	case QV_MSG_HELLO:
@@ -409,6 +425,14 @@ static int on_readable(struct ctl *t, struct conn *c)
 
 /* ---- connections and retirement -------------------------------------- */
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void accept_all(struct ctl *t)
 {
 	for (;;) {
@@ -417,9 +441,21 @@ static void accept_all(struct ctl *t)
 		int a;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				qv_log(QV_LOG_WARN, "accept: %s", strerror(errno));
+			int e = errno;
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+				t->accept_paused_until_ns = mono_ns() + ACCEPT_BACKOFF_MS * 1000000ull;
+				if (!t->accept_pause_logged)
+					qv_log(QV_LOG_WARN, "accept: %s; new connections wait (retried every %d ms)",
+					       strerror(e), ACCEPT_BACKOFF_MS);
+				t->accept_pause_logged = 1;
+			} else if (e != EAGAIN && e != EINTR && e != ECONNABORTED) {
+				qv_log(QV_LOG_WARN, "accept: %s", strerror(e));
+			}
 			return;
+		}
+		if (t->accept_pause_logged) {
+			qv_log(QV_LOG_INFO, "accept: accepting connections again");
+			t->accept_pause_logged = 0;
 		}
 		if (t->nconns == MAX_CONNS) {
 			qv_log(QV_LOG_WARN, "too many connections (%d); refusing one", MAX_CONNS);
@@ -434,7 +470,18 @@ static void accept_all(struct ctl *t)
 			close(fd);
 			continue;
 		}
+		if (!a && t->nrefused >= MAX_REFUSED_CONNS) {
+			/* Logged once per power of two, never per connection. */
+			uint64_t k = ++t->refused_dropped;
+			if (!(k & (k - 1)))
+				qv_log(QV_LOG_WARN, "pid %d uid %u not allowed: closed at once (%llu so far, "
+				       "%d refused peers already waiting)", (int)c->pid, (unsigned)c->uid,
+				       (unsigned long long)t->refused_dropped, MAX_REFUSED_CONNS);
+			close(fd);
+			continue;
+		}
 		c->allowed = a;
+		t->nrefused += !a;
 		t->nconns++;
 		qv_log(QV_LOG_DEBUG, "connection from pid %d uid %u%s", (int)c->pid,
 		       (unsigned)c->uid, a ? "" : " (not allowed)");
@@ -457,6 +504,7 @@ static void close_conn(struct ctl *t, uint32_t i)
 		       c->chan->client, (int)c->pid);
 	}
 	close(c->fd);
+	t->nrefused -= !c->allowed;
 	t->conns[i] = t->conns[--t->nconns];
 }
 
@@ -594,7 +642,13 @@ static int loop(struct ctl *t)
 		int r;
 
 		t->pfds[n++] = (struct pollfd){ .fd = t->sigfd, .events = POLLIN };
-		t->pfds[n++] = (struct pollfd){ .fd = t->lfd, .events = POLLIN };
+		/* poll ignores a negative fd: the listener sleeps out an accept backoff */
+		if (t->accept_paused_until_ns && mono_ns() >= t->accept_paused_until_ns)
+			t->accept_paused_until_ns = 0;
+		t->pfds[n++] = (struct pollfd){ .fd = t->accept_paused_until_ns ? -1 : t->lfd,
+						.events = POLLIN };
+		if (t->accept_paused_until_ns && timeout > ACCEPT_BACKOFF_MS)
+			timeout = ACCEPT_BACKOFF_MS;
 		for (uint32_t i = 0; i < nc; i++)
 			t->pfds[n++] = (struct pollfd){ .fd = t->conns[i].fd, .events = POLLIN };
 		r = poll(t->pfds, n, timeout);

@@ -9,12 +9,23 @@
  *     connects, looks MODEL up, keeps every slot busy with ROWS-row
  *     requests forever, and prints "streaming" once the first completion
  *     is back: the test kills it at a random point mid-stream.
+ *   e2e_client hog SOCKET N
+ *     opens N connections to SOCKET and sends nothing (raising its own
+ *     descriptor limit as far as the hard limit allows), prints
+ *     "holding N", then sleeps until killed: a peer trying to fill the
+ *     daemon's connection table.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "quiver.h"
 
@@ -81,12 +92,40 @@ static int stream(const char *sock, const char *model, uint32_t rows)
 	}
 }
 
+static _Noreturn void hog(const char *sock, unsigned n)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct rlimit rl;
+	unsigned k = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 16) {
+		rl.rlim_cur = rl.rlim_max < n + 16 ? rl.rlim_max : n + 16;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+	for (; k < n; k++) {
+		int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			fprintf(stderr, "hog: connection %u: %s\n", k, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+	}
+	printf("holding %u\n", k);
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "hog") == 0)
+		hog(argv[2], (unsigned)strtoul(argv[3], NULL, 10));
 	if (argc == 3 && strcmp(argv[1], "probe") == 0)
 		return probe(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "stream") == 0)
 		return stream(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10));
-	fprintf(stderr, "usage: %s probe SOCKET | stream SOCKET MODEL ROWS\n", argv[0]);
+	fprintf(stderr, "usage: %s probe SOCKET | stream SOCKET MODEL ROWS | hog SOCKET N\n", argv[0]);
 	return 2;
 }

@@ -7,12 +7,16 @@
  * daemon's SO_PEERCRED check, not from file permissions; qv_connect must
  * return -EACCES or -EPERM. The same helper as root connects (so the
  * refusal is about the uid), quiverctl as nobody exits 4, and the daemon
- * keeps serving afterwards.
+ * keeps serving afterwards. A refused uid that opens more connections
+ * than the daemon's table holds (4096) and sends nothing locks nobody
+ * out: a root client still connects and is served meanwhile.
  * Needs root (to change uid) and setpriv; skips otherwise.
  *
  * Usage: test_uid QUIVERD REPO CLIENT [QUIVERCTL]
  */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -83,6 +87,39 @@ int main(int argc, char **argv)
 		fprintf(stderr, "quiverctl as uid 65534: exit %d\n", rc);
 		if (rc != 4)
 			qvt_fail("quiverctl as uid 65534: exit %d, want 4 (permission denied)", rc);
+	}
+
+	/* A refused uid holding more connections than the table has. */
+	{
+		int pfd[2];
+		char line[64] = "";
+		if (pipe(pfd) < 0)
+			qvt_die("pipe: %m");
+		pid_t hog = fork();
+		if (hog == 0) {
+			dup2(pfd[1], 1);
+			close(pfd[0]);
+			execl(SETPRIV, SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups",
+			      argv[3], "hog", d.sock, "4200", (char *)NULL);
+			_exit(127);
+		}
+		close(pfd[1]);
+		FILE *f = fdopen(pfd[0], "r");
+		if (!f || !fgets(line, sizeof(line), f))
+			qvt_die("hog printed nothing");
+		fprintf(stderr, "uid 65534 hog: %s", line);
+		if (strtoul(line + 8, NULL, 10) < 4100)
+			qvt_fail("the hog opened too few connections to fill the table: %s", line);
+		usleep(200 * 1000); /* the control thread accepts them all */
+		qv_client *c = qvt_connect(d.sock, "e2e-beside-hog", 4);
+		struct qvt_model m;
+		qvt_model_open(c, argv[2], "trade-mlp", &m);
+		qvt_infer_check(c, &m, 0, 3, "while a refused uid holds 4200 connections");
+		qv_close(c);
+		qvt_ref_free(&m.ref);
+		kill(hog, SIGKILL);
+		waitpid(hog, NULL, 0);
+		fclose(f);
 	}
 
 	/* Still serving, and the refused peer left nothing behind. */
