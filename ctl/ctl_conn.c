@@ -2,7 +2,8 @@
 /*
  * ctl_conn.c - one command round trip over quiverd's SOCK_SEQPACKET
  * control socket: qv_msg_hdr + JSON in one packet, one reply packet with
- * the same seq. A fresh connection per command keeps quiverctl stateless;
+ * the same seq (a long reply: QV_MSG_CMD_REPLY_PART packets, then the
+ * final QV_MSG_CMD_REPLY, concatenated here). A fresh connection per command keeps quiverctl stateless;
  * the control thread is the slow path and a connect costs microseconds.
  */
 #include <errno.h>
@@ -81,6 +82,8 @@ int ctl_call(const char *socket_path, uint32_t timeout_ms, const char *json, siz
 	if (len > QV_MSG_MAX)
 		return -EMSGSIZE;
 	size_t cap = sizeof(struct qv_msg_hdr) + QV_MSG_MAX;
+	char *text = NULL;
+	size_t tlen = 0;
 	uint8_t *buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
@@ -107,34 +110,46 @@ int ctl_call(const char *socket_path, uint32_t timeout_ms, const char *json, siz
 		goto out;
 	}
 
-	size_t n = 0;
-	r = recv_reply(fd, timeout_ms, buf, cap, &n);
-	if (r < 0)
-		goto out;
-	memcpy(&h, buf, n < sizeof(h) ? n : sizeof(h));
-	if (n < sizeof(h) || h.magic != QV_PROTO_MAGIC || h.seq != seq ||
-	    h.len != n - sizeof(h) ||
-	    (h.type != QV_MSG_CMD_REPLY && h.type != QV_MSG_ERROR)) {
-		r = -EPROTO;
-		goto out;
+	uint64_t deadline = now_ms() + timeout_ms;
+	for (;;) {
+		size_t n = 0;
+		uint64_t t = now_ms();
+		r = t >= deadline ? -ETIMEDOUT : recv_reply(fd, (uint32_t)(deadline - t), buf, cap, &n);
+		if (r < 0)
+			goto out;
+		memcpy(&h, buf, n < sizeof(h) ? n : sizeof(h));
+		if (n < sizeof(h) || h.magic != QV_PROTO_MAGIC || h.seq != seq ||
+		    h.len != n - sizeof(h) ||
+		    (h.type != QV_MSG_CMD_REPLY && h.type != QV_MSG_ERROR &&
+		     h.type != QV_MSG_CMD_REPLY_PART) ||
+		    (h.type == QV_MSG_CMD_REPLY_PART && h.len != QV_MSG_CHUNK) ||
+		    (tlen && h.type == QV_MSG_ERROR) || tlen + h.len > QV_REPLY_MAX) {
+			r = -EPROTO;
+			goto out;
+		}
+		char *p = realloc(text, tlen + h.len + 1);
+		if (!p) {
+			r = -ENOMEM;
+			goto out;
+		}
+		text = p;
+		memcpy(text + tlen, buf + sizeof(h), h.len);
+		tlen += h.len;
+		text[tlen] = '\0';
+		if (h.type != QV_MSG_CMD_REPLY_PART)
+			break;
 	}
-
-	char *text = malloc(h.len + 1);
-	if (!text) {
-		r = -ENOMEM;
-		goto out;
-	}
-	memcpy(text, buf + sizeof(h), h.len);
-	text[h.len] = '\0';
 	/* A plain-text QV_MSG_ERROR (e.g. a refused peer) has no JSON; its
 	 * negative status carries the meaning and the text is the message. */
 	ret_reply->status = h.type == QV_MSG_ERROR && h.status == 0 ? -EPROTO : h.status;
 	ret_reply->json = text;
-	ret_reply->len = h.len;
+	ret_reply->len = tlen;
+	text = NULL;
 	r = 0;
 out:
 	if (fd >= 0)
 		close(fd);
+	free(text);
 	free(buf);
 	return r;
 }

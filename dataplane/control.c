@@ -50,6 +50,13 @@ struct conn {
 	int allowed;
 	int admin;                   /* may run mutating commands */
 	struct qv_chan *chan;
+	/* A long command reply still being sent in QV_MSG_CHUNK packets: the
+	 * rest goes out as the socket drains (POLLOUT); the connection's next
+	 * message is read only after it, so replies stay in order. */
+	char *tx;
+	size_t tx_len, tx_off;
+	uint32_t tx_seq;
+	int32_t tx_status;
 };
 
 struct ctl {
@@ -350,6 +357,29 @@ static int on_lookup(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, 
 	return send_msg(c->fd, QV_MSG_LOOKUP_OK, h->seq, 0, &wire, sizeof(wire), -1);
 }
 
+/* Sends what fits of c's pending reply. 0 (done, or the rest waits for
+ * POLLOUT), or <0 when the connection must be closed. */
+static int flush_tx(struct conn *c)
+{
+	while (c->tx) {
+		size_t left = c->tx_len - c->tx_off;
+		int last = left <= QV_MSG_CHUNK;
+		uint32_t n = last ? (uint32_t)left : QV_MSG_CHUNK;
+		int r = send_msg(c->fd, last ? QV_MSG_CMD_REPLY : QV_MSG_CMD_REPLY_PART, c->tx_seq,
+				 last ? c->tx_status : 0, c->tx + c->tx_off, n, -1);
+		if (r == -EAGAIN || r == -ENOBUFS)
+			return 0;
+		if (r < 0)
+			return r;
+		c->tx_off += n;
+		if (last) {
+			free(c->tx);
+			c->tx = NULL;
+		}
+	}
+	return 0;
+}
+
 static int on_cmd(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, const void *p)
 {
 	char *reply = NULL;
@@ -361,12 +391,21 @@ static int on_cmd(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, con
 	if (r < 0)
 		return send_error(c->fd, h->seq, r, "out of memory");
 	len = strlen(reply);
-	if (len > QV_MSG_MAX)
-		r = send_error(c->fd, h->seq, -E2BIG, "reply too large");
-	else
+	if (len > QV_REPLY_MAX) {
+		free(reply);
+		return send_error(c->fd, h->seq, -E2BIG, "reply too large");
+	}
+	if (len <= QV_MSG_CHUNK) {
 		r = send_msg(c->fd, QV_MSG_CMD_REPLY, h->seq, status, reply, (uint32_t)len, -1);
-	free(reply);
-	return r;
+		free(reply);
+		return r;
+	}
+	c->tx = reply;
+	c->tx_len = len;
+	c->tx_off = 0;
+	c->tx_seq = h->seq;
+	c->tx_status = status;
+	return flush_tx(c);
 }
 
 /* Reads one message. Returns 0, or <0 when the connection must be closed. */
@@ -504,6 +543,7 @@ static void close_conn(struct ctl *t, uint32_t i)
 		       c->chan->client, (int)c->pid);
 	}
 	close(c->fd);
+	free(c->tx);
 	t->nrefused -= !c->allowed;
 	t->conns[i] = t->conns[--t->nconns];
 }
@@ -628,6 +668,7 @@ static void release_all(struct ctl *t)
 			qv_chan_destroy(c->chan);
 		}
 		close(c->fd);
+		free(c->tx);
 	}
 	t->nconns = 0;
 	t->d->channels_open = 0;
@@ -650,7 +691,8 @@ static int loop(struct ctl *t)
 		if (t->accept_paused_until_ns && timeout > ACCEPT_BACKOFF_MS)
 			timeout = ACCEPT_BACKOFF_MS;
 		for (uint32_t i = 0; i < nc; i++)
-			t->pfds[n++] = (struct pollfd){ .fd = t->conns[i].fd, .events = POLLIN };
+			t->pfds[n++] = (struct pollfd){ .fd = t->conns[i].fd,
+							.events = t->conns[i].tx ? POLLOUT : POLLIN };
 		r = poll(t->pfds, n, timeout);
 		if (r < 0 && errno != EINTR)
 			return -errno;
@@ -666,6 +708,10 @@ static int loop(struct ctl *t)
 			short ev = t->pfds[2 + k].revents;
 			if (!ev)
 				continue;
+			if ((ev & POLLOUT) && t->conns[k].tx && flush_tx(&t->conns[k]) < 0) {
+				close_conn(t, k);
+				continue;
+			}
 			if (ev & POLLIN) {
 				int e = on_readable(t, &t->conns[k]);
 				if (e < 0) {

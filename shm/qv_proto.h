@@ -11,6 +11,11 @@
  * Commands (QV_MSG_CMD) carry a JSON object {"cmd": "...", ...args} and are
  * answered with QV_MSG_CMD_REPLY carrying a JSON object; on failure hdr.status
  * is a negative errno and the JSON is {"error": "readable message"}.
+ * A reply longer than QV_MSG_CHUNK (stats or metrics of many models) comes
+ * as QV_MSG_CMD_REPLY_PART packets of QV_MSG_CHUNK bytes, all with the
+ * command's seq, then a final QV_MSG_CMD_REPLY with the rest and the status:
+ * one packet never exceeds a socket's send buffer, and the whole reply is
+ * at most QV_REPLY_MAX bytes.
  */
 #ifndef QV_PROTO_H
 #define QV_PROTO_H
@@ -21,6 +26,8 @@
 #define QV_PROTO_MAGIC 0x50435651u /* "QVCP" */
 #define QV_PROTO_VERSION 1u
 #define QV_MSG_MAX (256u * 1024u)
+#define QV_MSG_CHUNK (32u * 1024u)
+#define QV_REPLY_MAX (64u * 1024u * 1024u)
 
 enum qv_msg_type {
 	QV_MSG_HELLO = 1,       /* payload qv_hello; reply HELLO_OK + memfd */
@@ -30,6 +37,7 @@ enum qv_msg_type {
 	QV_MSG_CMD = 5,         /* payload JSON text (not NUL-terminated) */
 	QV_MSG_CMD_REPLY = 6,   /* payload JSON text */
 	QV_MSG_ERROR = 7,       /* payload text; hdr.status = -errno */
+	QV_MSG_CMD_REPLY_PART = 8, /* QV_MSG_CHUNK bytes of a long reply; more follow */
 };
 
 struct qv_msg_hdr {

@@ -32,7 +32,7 @@ static const char *quiverctl;
 static int failures;
 
 enum mode { M_STATUS, M_MODELS, M_ERROR, M_EACCES, M_GARBLED, M_SILENT, M_NOTJSON, M_ECHO,
-	    M_EPERM, M_ROUTES, M_STATS, M_METRICS };
+	    M_EPERM, M_ROUTES, M_STATS, M_METRICS, M_PARTS, M_BADPART, M_PARTERR };
 static _Atomic int mode;
 static _Atomic int requests_ok;   /* requests that were well-formed */
 static char last_cmd[64];
@@ -87,6 +87,37 @@ static void reply(int fd, const struct qv_msg_hdr *req, uint16_t type, int32_t s
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), json, n);
 	send(fd, buf, sizeof(h) + n, MSG_NOSIGNAL);
+}
+
+/*
+ * A long reply as the daemon sends it: QV_MSG_CHUNK-byte PART packets and
+ * a final CMD_REPLY; `bad` 1 makes the first part one byte short, 2 ends
+ * the parts with an ERROR instead of the final reply.
+ */
+static void reply_parts(int fd, const struct qv_msg_hdr *req, int bad)
+{
+	static char json[3 * QV_MSG_CHUNK + 100];
+	static uint8_t pkt[sizeof(struct qv_msg_hdr) + QV_MSG_CHUNK];
+	size_t n = (size_t)snprintf(json, sizeof(json), "{\"pad\":\"");
+	while (n < 2 * QV_MSG_CHUNK + 1000)
+		json[n++] = 'x';
+	n += (size_t)snprintf(json + n, sizeof(json) - n, "\",%s", status_json + 1);
+	for (size_t off = 0; off < n;) {
+		size_t left = n - off, take = left <= QV_MSG_CHUNK ? left : QV_MSG_CHUNK;
+		uint16_t type = left <= QV_MSG_CHUNK ? QV_MSG_CMD_REPLY : QV_MSG_CMD_REPLY_PART;
+		if (bad == 1 && off == 0)
+			take--;
+		if (bad == 2 && type == QV_MSG_CMD_REPLY)
+			type = QV_MSG_ERROR;
+		struct qv_msg_hdr h = { .magic = QV_PROTO_MAGIC, .type = type,
+					.version = QV_PROTO_VERSION, .len = (uint32_t)take,
+					.seq = req->seq };
+		memcpy(pkt, &h, sizeof(h));
+		memcpy(pkt + sizeof(h), json + off, take);
+		if (send(fd, pkt, sizeof(h) + take, MSG_NOSIGNAL) < 0)
+			return;
+		off += take;
+	}
 }
 
 /* One request a connection, answered by the current mode. */
@@ -156,6 +187,12 @@ static void *fake_daemon(void *arg)
 			break;
 		case M_METRICS:
 			reply(fd, &h, QV_MSG_CMD_REPLY, 0, metrics_json, QV_PROTO_MAGIC);
+			break;
+		case M_PARTS:
+		case M_BADPART:
+		case M_PARTERR:
+			reply_parts(fd, &h, atomic_load(&mode) == M_BADPART ? 1
+					  : atomic_load(&mode) == M_PARTERR ? 2 : 0);
 			break;
 		case M_SILENT: {
 			/* Hold the connection open without answering until the
@@ -232,7 +269,7 @@ static int run_env_argv(const char *env_socket, const char *const *argv, char *o
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static char out[65536], err[65536];
+static char out[4 * QV_MSG_CHUNK], err[65536];
 
 static void expect(int got, int want, const char *what)
 {
@@ -525,6 +562,18 @@ static void fake(const char *dir)
 
 	atomic_store(&mode, M_NOTJSON);
 	expect(RUN(NULL, "--socket", path, "status"), 1, "reply that is not JSON");
+
+	/* A reply in QV_MSG_CHUNK parts is put together whole... */
+	atomic_store(&mode, M_PARTS);
+	expect(RUN(NULL, "--socket", path, "--json", "status"), 0, "reply in parts");
+	expect_in(out, "\"requests_served\":1234", "the end of a reply in parts is printed");
+	if (strlen(out) < 2 * QV_MSG_CHUNK + 1000)
+		fail("reply in parts: %zu bytes printed, want the whole reply", strlen(out));
+	/* ...and a short part, or parts ended by an ERROR, are protocol errors. */
+	atomic_store(&mode, M_BADPART);
+	expect(RUN(NULL, "--socket", path, "--json", "status"), 1, "short reply part");
+	atomic_store(&mode, M_PARTERR);
+	expect(RUN(NULL, "--socket", path, "--json", "status"), 1, "parts ended by an error");
 
 	atomic_store(&mode, M_SILENT);
 	expect(RUN(NULL, "--socket", path, "--timeout", "200", "status"), 3, "silent daemon");
