@@ -83,6 +83,7 @@ struct qv_client {
 	uint32_t done_head, done_count;
 	uint32_t inflight;      /* submitted and not yet polled (abandoned excluded) */
 	uint32_t spins;         /* empty polls since the last clock read */
+	uint64_t poll_check_coarse; /* coarse time of qv_poll's last server check */
 	uint32_t pushed;        /* requests sent, wrapping; paces the client heartbeat */
 	struct slot *st;
 	struct model *models;
@@ -105,6 +106,16 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The coarse clock: a vDSO read of the last tick (1-4 ms resolution), a
+ * few ns, cheap enough for every empty qv_poll. */
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -824,10 +835,20 @@ int qv_poll(qv_client *c, struct qv_result *results, int max)
 	if (!c->broken) {
 		int r = reap(c, UINT32_MAX);
 		/* While stalled every empty poll looks again: it is the error path. */
-		if (r >= 0 && !c->gone && c->done_count == 0 &&
-		    (c->stalled || ++c->spins >= QV_SPIN_CHECK)) {
-			c->spins = 0;
-			check_server(c, now_ns());
+		/*
+		 * Check the server every QV_SPIN_CHECK empty polls (a caller
+		 * spinning), or once a coarse-clock millisecond has passed since
+		 * the last check (a caller polling now and then): dead_after is
+		 * honoured in time, not in calls, either way.
+		 */
+		if (r >= 0 && !c->gone && c->done_count == 0) {
+			uint64_t cn = coarse_ns();
+			if (c->stalled || ++c->spins >= QV_SPIN_CHECK ||
+			    cn - c->poll_check_coarse >= 1000000u) {
+				c->spins = 0;
+				c->poll_check_coarse = cn;
+				check_server(c, now_ns());
+			}
 		}
 	}
 	while (n < max && c->done_count) {

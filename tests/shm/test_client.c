@@ -461,6 +461,51 @@ static void test_dead_heartbeat(void)
 }
 
 /*
+ * A caller that polls now and then (every 2 ms) with requests in flight
+ * learns of a silent server after about dead_after, not after 1024 polls.
+ */
+static void test_dead_slow_poll(void)
+{
+	struct fake_server f;
+	struct qv_model_desc d;
+	float in[4] = { 1, 2, 3, 4 }, out[4];
+	struct qv_result res[2];
+	struct qv_connect_opts o = small_opts;
+	qv_client *c = NULL;
+	int r = 0, polls = 0;
+
+	o.dead_after_ms = DEAD_AFTER_MS;
+	CHECK_EQ(fake_start(&f), 0);
+	CHECK_EQ(qv_connect(f.path, &o, &c), 0);
+	if (!c) {
+		fake_stop(&f);
+		return;
+	}
+	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
+	atomic_store(&f.hold, 1);
+	atomic_store(&f.beat, 0);
+	struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in, .request_id = 70 };
+	CHECK_EQ(qv_submit(c, &rq, out, 4), 0);
+	uint64_t t0 = now_ms();
+	while ((r = qv_poll(c, res, 2)) == 0 && now_ms() - t0 < 10000) {
+		polls++;
+		usleep(2000);
+	}
+	uint64_t took = now_ms() - t0;
+	printf("silent server seen by a 2 ms poller after %llu ms, %d polls (dead_after %d ms)\n",
+	       (unsigned long long)took, polls, DEAD_AFTER_MS);
+	CHECK_EQ(r, 1);
+	CHECK_EQ(res[0].status, QV_UNAVAILABLE);
+	CHECK_EQ(res[0].request_id, 70);
+	/* 1024 polls of 2 ms would be over 2 s; 1.5 s leaves a loaded machine room. */
+	CHECK(took < DEAD_AFTER_MS + 1300);
+	atomic_store(&f.beat, 1);
+	atomic_store(&f.hold, 0);
+	qv_close(c);
+	fake_stop(&f);
+}
+
+/*
  * Random completions (random slots, ids, statuses, sizes) pushed before
  * every real one: the client must never write past the caller's buffer,
  * must answer each request exactly once with its own id, and an OK answer
@@ -643,6 +688,7 @@ int main(void)
 	test_lying_hello();
 	test_channel();
 	test_dead_heartbeat();
+	test_dead_slow_poll();
 	test_closed();
 	test_garbage();
 	test_hangup();
