@@ -16,6 +16,7 @@
  * the slot it names before its output is read.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -240,6 +241,14 @@ static int map_channel(qv_client *c, int memfd, const struct qv_hello_ok *ok)
 
 	if (fstat(memfd, &sb) < 0)
 		return -errno;
+	/*
+	 * Only a segment that can no longer shrink is safe to map: a server
+	 * (or anyone holding the fd) that truncated it would turn our next
+	 * access into SIGBUS. quiverd seals it before passing it.
+	 */
+	int seals = fcntl(memfd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return -EPROTO;
 	if (ok->seg_bytes < sizeof(struct qv_seg_hdr) || ok->seg_bytes > QV_SEG_MAX_BYTES ||
 	    (uint64_t)sb.st_size < ok->seg_bytes)
 		return -EPROTO;

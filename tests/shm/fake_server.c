@@ -86,7 +86,8 @@ static int handshake(struct fake_server *f)
 	if (memfd < 0)
 		return -errno;
 	if (ftruncate(memfd, (off_t)f->l.seg_bytes) < 0 ||
-	    fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+	    (atomic_load(&f->hello_lie) != LIE_UNSEALED &&
+	     fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)) {
 		close(memfd);
 		return -errno;
 	}

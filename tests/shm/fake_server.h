@@ -47,6 +47,7 @@ enum fake_hello_lie {
 	LIE_RING,            /* ring_entries not a power of two */
 	LIE_SLOTS_OFF,       /* slots run past the end of the segment */
 	LIE_NO_FD,           /* HELLO_OK without a descriptor */
+	LIE_UNSEALED,        /* a memfd the server could still shrink (no F_SEAL_SHRINK) */
 	LIE_COUNT
 };
 
