@@ -308,6 +308,18 @@ static int on_hello(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, c
 		       strerror(-r));
 		return send_error(c->fd, h->seq, r, "channel sizes refused");
 	}
+	uint32_t held = 0;
+	for (uint32_t i = 0; i < t->nconns; i++)
+		held += t->conns[i].chan && t->conns[i].uid == c->uid;
+	if (held >= d->max_chans_per_uid) {
+		char why[128];
+		qv_log(QV_LOG_WARN, "HELLO from pid %d refused: uid %u holds %u channels "
+		       "(--max-channels-per-uid %u)", (int)c->pid, (unsigned)c->uid, held,
+		       d->max_chans_per_uid);
+		snprintf(why, sizeof(why), "uid %u already holds %u channels, the limit "
+			 "(--max-channels-per-uid)", (unsigned)c->uid, held);
+		return send_error(c->fd, h->seq, -EBUSY, why);
+	}
 	w = least_loaded(d);
 	if (!w)
 		return send_error(c->fd, h->seq, -EBUSY, "every worker is full");

@@ -5,7 +5,8 @@
  *   quiverd --repo DIR [--cores LIST] [--socket PATH] [--socket-mode OCTAL]
  *           [--allow-uid UID]... [--allow-gid GID]... [--udp ADDR:PORT]
  *           [--dpdk "EAL ARGS" --ip A.B.C.D --udp-port N] [--udp-allow CIDR]...
- *           [--admin-gid GID]... [--max-batch N] [--foreground] [--log-level LEVEL]
+ *           [--admin-gid GID]... [--max-batch N] [--max-channels-per-uid N]
+ *           [--foreground] [--log-level LEVEL]
  *
  * Threads
  *   The main thread is the control thread: it creates one worker per core
@@ -91,10 +92,11 @@ static void usage(FILE *f)
 		"  --udp-port N          the UDP port served over DPDK (with --dpdk)\n"
 		"  --udp-allow CIDR      accept UDP only from these sources (repeatable)\n"
 		"  --max-batch N         cap on every model's max batch\n"
+		"  --max-channels-per-uid N  shared-memory channels one uid may hold (default %u)\n"
 		"  --foreground          do not detach (always the case under systemd)\n"
 		"  --log-level LEVEL     debug, info, warn or error (default info)\n"
 		"Root and the daemon's own uid are always allowed.\n",
-		QV_DEFAULT_SOCKET);
+		QV_DEFAULT_SOCKET, QV_DEFAULT_CHANS_PER_UID);
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
@@ -182,7 +184,7 @@ static int last_allowed_core(void)
 enum {
 	OPT_REPO = 256, OPT_CORES, OPT_SOCKET, OPT_SOCKET_MODE, OPT_ALLOW_UID, OPT_ALLOW_GID,
 	OPT_UDP, OPT_MAX_BATCH, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_DPDK, OPT_DPDK_IP,
-	OPT_DPDK_PORT, OPT_UDP_ALLOW, OPT_ADMIN_GID,
+	OPT_DPDK_PORT, OPT_UDP_ALLOW, OPT_ADMIN_GID, OPT_MAX_CHANS_UID,
 };
 
 static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreground)
@@ -206,6 +208,7 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 		{ "dpdk-port", required_argument, NULL, OPT_DPDK_PORT },
 		{ "udp-allow", required_argument, NULL, OPT_UDP_ALLOW },
 		{ "admin-gid", required_argument, NULL, OPT_ADMIN_GID },
+		{ "max-channels-per-uid", required_argument, NULL, OPT_MAX_CHANS_UID },
 		{ 0 },
 	};
 	enum qv_log_level lvl;
@@ -269,6 +272,13 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 				return -EINVAL;
 			}
 			d->max_batch = (uint32_t)v;
+			break;
+		case OPT_MAX_CHANS_UID:
+			if (parse_uint(optarg, 1u << 20, &v) < 0 || v == 0) {
+				fprintf(stderr, "quiverd: bad --max-channels-per-uid '%s'\n", optarg);
+				return -EINVAL;
+			}
+			d->max_chans_per_uid = (uint32_t)v;
 			break;
 		case OPT_FOREGROUND:
 			*ret_foreground = 1;
@@ -429,6 +439,7 @@ int main(int argc, char **argv)
 		return 1;
 	d->sock_path = QV_DEFAULT_SOCKET;
 	d->sock_mode = 0660;
+	d->max_chans_per_uid = QV_DEFAULT_CHANS_PER_UID;
 	if (parse_args(argc, argv, d, &foreground) < 0) {
 		free(d->udp_allow);
 		free(d);

@@ -19,6 +19,11 @@ struct qv_udp_dpdk_stats;
 #define QV_MAX_ALLOW 32
 #define QV_MAX_WORKERS 256
 
+/* One uid may hold this many channels open unless --max-channels-per-uid
+ * says otherwise: a single client (or a leak in one) must not take every
+ * worker's channel table (QV_WORKER_MAX_CHANS each). */
+#define QV_DEFAULT_CHANS_PER_UID 256u
+
 struct qv_daemon {
 	/* configuration (command line) */
 	const char *repo;
@@ -40,6 +45,7 @@ struct qv_daemon {
 	void (*dpdk_stats)(const struct qv_udp_dpdk *dp, struct qv_udp_dpdk_stats *ret);
 	void *udp_allow;            /* struct qv_allow_list *, NULL: allow all */
 	uint32_t max_batch;
+	uint32_t max_chans_per_uid;  /* channels one uid may hold open at once */
 	int cores[QV_MAX_WORKERS];
 	uint32_t ncores;
 
