@@ -770,6 +770,15 @@ int qv_control_run(struct qv_daemon *d, int sigfd)
 	qv_log(QV_LOG_INFO, "quiverd ready: socket %s, %u workers, %u models loaded, %u failed",
 	       d->sock_path, d->nworkers, qv_daemon_models_ready(d),
 	       d->reg.n - qv_daemon_models_ready(d));
+	if (d->ready_fd >= 0) {
+		/* The parent of a detached start exits 0 only now (see quiverd.c). */
+		ssize_t wr;
+		do
+			wr = write(d->ready_fd, "R", 1);
+		while (wr < 0 && errno == EINTR);
+		close(d->ready_fd);
+		d->ready_fd = -1;
+	}
 	r = loop(&t);
 	if (r < 0)
 		qv_log(QV_LOG_ERROR, "control loop: %s", strerror(-r));

@@ -57,6 +57,7 @@
  *   exit 0.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <sched.h>
@@ -65,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -429,6 +431,54 @@ static int start_workers(struct qv_daemon *d)
 	return 0;
 }
 
+/*
+ * Goes to the background like daemon(1, 1) (same cwd, same descriptors,
+ * a new session), but the parent stays until the child says it serves:
+ * it exits 0 when the child writes its ready byte (the repository is
+ * loaded and the socket listens), and otherwise with the child's failure,
+ * so `quiverd --repo BAD && echo started` cannot lie. Called before any
+ * thread exists.
+ */
+static int detach(int *ret_ready_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid > 0) {
+		char c;
+		ssize_t n;
+		int st = 0;
+
+		close(p[1]);
+		do
+			n = read(p[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1)
+			_exit(0);
+		/* EOF: the child exited (or closed the pipe) before it was ready. */
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		fprintf(stderr, "quiverd: failed to start (exit status %d); its log says why\n",
+			WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		_exit(WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : 1);
+	}
+	close(p[0]);
+	if (setsid() < 0) {
+		close(p[1]);
+		return -1;
+	}
+	*ret_ready_fd = p[1];
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct qv_daemon *d = calloc(1, sizeof(*d));
@@ -445,8 +495,9 @@ int main(int argc, char **argv)
 		free(d);
 		return 2;
 	}
-	if (!foreground && daemon(1, 1) < 0) {
-		fprintf(stderr, "quiverd: daemon: %s\n", strerror(errno));
+	d->ready_fd = -1;
+	if (!foreground && detach(&d->ready_fd) < 0) {
+		fprintf(stderr, "quiverd: detach: %s\n", strerror(errno));
 		free(d->udp_allow);
 		free(d);
 		return 1;
