@@ -686,6 +686,21 @@ static void release_all(struct ctl *t)
 	t->d->channels_open = 0;
 }
 
+/* SIGHUP: the repository is scanned again; new models and new versions load. */
+static void reload(struct ctl *t)
+{
+	uint32_t loaded = 0;
+	int r;
+
+	qv_log(QV_LOG_INFO, "SIGHUP: reloading repository %s", t->d->repo);
+	r = qv_reg_reload_repo(&t->d->reg, &loaded);
+	if (r < 0)
+		qv_log(QV_LOG_ERROR, "SIGHUP: repository %s: %s; nothing changed", t->d->repo,
+		       strerror(-r));
+	else
+		qv_log(QV_LOG_INFO, "SIGHUP: repository reloaded, %u new versions loaded", loaded);
+}
+
 static int loop(struct ctl *t)
 {
 	for (;;) {
@@ -711,8 +726,12 @@ static int loop(struct ctl *t)
 		if (r > 0 && (t->pfds[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(t->sigfd, &si, sizeof(si)) == sizeof(si)) {
-				qv_log(QV_LOG_INFO, "signal %u: draining", si.ssi_signo);
-				return 0;
+				if (si.ssi_signo == SIGHUP) {
+					reload(t);
+				} else {
+					qv_log(QV_LOG_INFO, "signal %u: draining", si.ssi_signo);
+					return 0;
+				}
 			}
 		}
 		/* Walk the polled connections backwards: closing one moves the last into its place. */

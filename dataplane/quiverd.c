@@ -49,6 +49,7 @@
  *   read that message, which names the channel.) A client that merely
  *   stops heartbeating keeps its channel.
  *
+ * SIGHUP reloads the repository (control.c, qv_reg_reload_repo).
  * Drain (SIGTERM/SIGINT, read from a signalfd in the control loop)
  *   Every channel's server_state becomes DRAINING; each worker gets DRAIN,
  *   answers UNAVAILABLE from then on, and acknowledges (release on
@@ -510,6 +511,7 @@ int main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);   /* a reload of the repository, see control.c */
 	signal(SIGPIPE, SIG_IGN);
 	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0 ||
 	    (sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {

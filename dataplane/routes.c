@@ -795,55 +795,50 @@ static void entry_failed(struct qv_registry *reg, const struct qv_repo_entry *e,
 		snprintf(rt->error, sizeof(rt->error), "%s", err);
 }
 
-int qv_reg_load_repo(struct qv_registry *reg)
+/*
+ * Loads the entries whose want[i] is set: plain models (and entries that
+ * cannot load at all) first, then ensembles pass after pass while one
+ * loads, since an ensemble may name another ensemble in any name order. A
+ * pass that loads none leaves only ensembles whose steps cannot load
+ * (unknown, failed, or a cycle of ensembles): their last error is
+ * reported. Returns how many loaded.
+ */
+static uint32_t load_entries(struct qv_registry *reg, const struct qv_repo_entry *ents, size_t n,
+			     uint8_t *want)
 {
-	struct qv_repo_entry *ents = NULL;
 	char err[QV_REPO_ERR_MAX];
-	uint8_t *pending;
-	size_t n = 0, left = 0, skipped = 0;
-	int r = qv_repo_scan(reg->repo, &ents, &n, &skipped);
+	size_t left = 0;
+	uint32_t loaded = 0;
 
-	if (r < 0)
-		return r;
-	if (skipped)
-		qv_log(QV_LOG_WARN, "repository %s: %zu model directories after '%s' not served "
-		       "(at most %u models, the first in name order)", reg->repo, skipped,
-		       ents[n - 1].name, QV_REPO_MAX_MODELS);
-	pending = calloc(n ? n : 1, 1);
-	if (!pending) {
-		free(ents);
-		return -ENOMEM;
-	}
-	/* Plain models (and entries that cannot load at all) first. */
 	for (size_t i = 0; i < n; i++) {
+		if (!want[i])
+			continue;
 		if (ents[i].ok && ents[i].ensemble) {
-			pending[i] = 1;
 			left++;
-		} else if (load_entry(reg, &ents[i], err, sizeof(err)) < 0) {
-			entry_failed(reg, &ents[i], err);
+			continue;
 		}
+		want[i] = 0;
+		if (load_entry(reg, &ents[i], err, sizeof(err)) < 0)
+			entry_failed(reg, &ents[i], err);
+		else
+			loaded++;
 	}
-	/*
-	 * Then ensembles, pass after pass while one loads: an ensemble may
-	 * name another ensemble, in any name order. A pass that loads none
-	 * leaves only ensembles whose steps cannot load (unknown, failed, or a
-	 * cycle of ensembles): their last error is reported.
-	 */
 	while (left) {
 		size_t before = left;
 
 		for (size_t i = 0; i < n; i++) {
-			if (!pending[i])
+			if (!want[i])
 				continue;
 			err[0] = '\0';
 			if (load_entry(reg, &ents[i], err, sizeof(err)) == 0) {
-				pending[i] = 0;
+				want[i] = 0;
 				left--;
+				loaded++;
 			}
 		}
 		if (left == before) {
 			for (size_t i = 0; i < n; i++) {
-				if (!pending[i])
+				if (!want[i])
 					continue;
 				/* Once more for its message (a step's failure, named). */
 				err[0] = '\0';
@@ -853,9 +848,81 @@ int qv_reg_load_repo(struct qv_registry *reg)
 			break;
 		}
 	}
-	free(pending);
+	return loaded;
+}
+
+static int scan_repo(struct qv_registry *reg, struct qv_repo_entry **ret_ents, size_t *ret_n)
+{
+	size_t skipped = 0;
+	int r = qv_repo_scan(reg->repo, ret_ents, ret_n, &skipped);
+
+	if (r < 0)
+		return r;
+	if (skipped)
+		qv_log(QV_LOG_WARN, "repository %s: %zu model directories after '%s' not served "
+		       "(at most %u models, the first in name order)", reg->repo, skipped,
+		       (*ret_ents)[*ret_n - 1].name, QV_REPO_MAX_MODELS);
+	return 0;
+}
+
+int qv_reg_load_repo(struct qv_registry *reg)
+{
+	struct qv_repo_entry *ents = NULL;
+	uint8_t *want;
+	size_t n = 0;
+	int r = scan_repo(reg, &ents, &n);
+
+	if (r < 0)
+		return r;
+	want = malloc(n ? n : 1);
+	if (!want) {
+		free(ents);
+		return -ENOMEM;
+	}
+	memset(want, 1, n);
+	load_entries(reg, ents, n, want);
+	free(want);
 	free(ents);
 	return qv_reg_publish(reg);
+}
+
+int qv_reg_reload_repo(struct qv_registry *reg, uint32_t *ret_loaded)
+{
+	struct qv_repo_entry *ents = NULL;
+	uint8_t *want;
+	size_t n = 0;
+	uint32_t loaded;
+	int r = scan_repo(reg, &ents, &n);
+
+	if (r < 0)
+		return r;
+	want = calloc(n ? n : 1, 1);
+	if (!want) {
+		free(ents);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct qv_route *rt = qv_reg_find(reg, ents[i].name);
+		uint32_t top = 0;
+
+		if (!rt) {
+			want[i] = 1;   /* a new model (or a new broken one, to report) */
+			continue;
+		}
+		for (uint32_t k = 0; k < rt->nvers; k++)
+			if (rt->vers[k]->version > top)
+				top = rt->vers[k]->version;
+		/* Only versions above every one loaded: an unloaded older version
+		 * stays unloaded, and a loaded one is never loaded twice. */
+		want[i] = ents[i].ok && ents[i].version > top;
+	}
+	loaded = load_entries(reg, ents, n, want);
+	free(want);
+	free(ents);
+	r = qv_reg_publish(reg);
+	if (r == 0 && ret_loaded)
+		*ret_loaded = loaded;
+	return r;
 }
 
 int qv_reg_lookup(struct qv_registry *reg, const char *name, struct qv_model_wire *ret)

@@ -138,6 +138,14 @@ void qv_reg_fini(struct qv_registry *reg);
 
 /* Loads the highest version of every model of the repository and publishes. */
 int qv_reg_load_repo(struct qv_registry *reg);
+/*
+ * SIGHUP: scans the repository again and loads what is new - models not
+ * seen before (served at once, as at start) and, for known models, a
+ * version directory above every version loaded (loaded but not served:
+ * `quiverctl swap` or `canary` puts it to work). Routes, canaries and
+ * fallbacks set by quiverctl are kept. *ret_loaded (may be NULL): versions loaded.
+ */
+int qv_reg_reload_repo(struct qv_registry *reg, uint32_t *ret_loaded);
 
 /*
  * Loads name/version (model file from dir, or REPO/name/version/ when dir
