@@ -351,6 +351,46 @@ static int read_config(int mdfd, struct qv_repo_entry *e)
 	return r;
 }
 
+static int u32_desc(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int qv_repo_versions_below(const char *dir, const char *name, uint32_t below, uint32_t *ret,
+			   size_t cap, size_t *ret_n)
+{
+	char path[4200];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	if (!qv_repo_name_valid(name))
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		uint32_t v;
+		if (parse_version(de->d_name, &v) < 0 || v >= below || !is_dir_at(dirfd(d), de->d_name))
+			continue;
+		if (n == cap) {
+			/* keep the highest cap: replace the lowest kept if v is above it */
+			qsort(ret, n, sizeof(*ret), u32_desc);
+			if (n && v > ret[n - 1])
+				ret[n - 1] = v;
+			continue;
+		}
+		ret[n++] = v;
+	}
+	closedir(d);
+	qsort(ret, n, sizeof(*ret), u32_desc);
+	*ret_n = n;
+	return 0;
+}
+
 /* Fills e for the model directory `name` of the repository open at rdfd. */
 static void scan_model(const char *dir, int rdfd, const char *name, struct qv_repo_entry *e)
 {

@@ -59,6 +59,14 @@ struct qv_repo_entry {
  */
 int qv_read_regular(int dfd, const char *path, size_t max, char **ret_buf, size_t *ret_len);
 
+/*
+ * The numeric version directories of model `name` in repository dir below
+ * `below`, highest first, at most cap of them (the highest cap). For
+ * falling back when the highest version does not load.
+ */
+int qv_repo_versions_below(const char *dir, const char *name, uint32_t below, uint32_t *ret,
+			   size_t cap, size_t *ret_n);
+
 int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cfg, char *err,
 		    size_t err_len);
 

@@ -796,6 +796,36 @@ static void entry_failed(struct qv_registry *reg, const struct qv_repo_entry *e,
 }
 
 /*
+ * The highest version of e did not load: serve the highest older version
+ * that does, so a broken new version never leaves the model without a
+ * primary. Returns 1 if one loaded. The failure stays in the log.
+ */
+static uint32_t load_older(struct qv_registry *reg, const struct qv_repo_entry *e)
+{
+	uint32_t vers[16];
+	size_t n = 0;
+	char err[QV_REPO_ERR_MAX];
+
+	const struct qv_route *rt = qv_reg_find(reg, e->name);
+
+	/* A model already served (a reload's new version failed) keeps its primary. */
+	if (!e->ok || e->ensemble || !reg->repo || (rt && rt->primary) ||
+	    qv_repo_versions_below(reg->repo, e->name, e->version, vers, 16, &n) < 0)
+		return 0;
+	for (size_t k = 0; k < n; k++) {
+		err[0] = '\0';
+		if (qv_reg_load(reg, e->name, vers[k], NULL, NULL, err, sizeof(err)) == 0) {
+			qv_log(QV_LOG_WARN, "model %s: version %u failed to load; serving version %u",
+			       e->name, e->version, vers[k]);
+			return 1;
+		}
+		qv_log(QV_LOG_ERROR, "model %s: version %u failed to load too: %s", e->name, vers[k],
+		       err);
+	}
+	return 0;
+}
+
+/*
  * Loads the entries whose want[i] is set: plain models (and entries that
  * cannot load at all) first, then ensembles pass after pass while one
  * loads, since an ensemble may name another ensemble in any name order. A
@@ -818,10 +848,12 @@ static uint32_t load_entries(struct qv_registry *reg, const struct qv_repo_entry
 			continue;
 		}
 		want[i] = 0;
-		if (load_entry(reg, &ents[i], err, sizeof(err)) < 0)
+		if (load_entry(reg, &ents[i], err, sizeof(err)) < 0) {
 			entry_failed(reg, &ents[i], err);
-		else
+			loaded += load_older(reg, &ents[i]);
+		} else {
 			loaded++;
+		}
 	}
 	while (left) {
 		size_t before = left;

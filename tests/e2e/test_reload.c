@@ -5,7 +5,9 @@
  * a new model echo/1; after SIGHUP echo is served, trade-mlp/2 is loaded
  * but trade-mlp's primary stays 1 (an operator swaps when ready), a
  * client connected before the signal is served throughout, and a second
- * SIGHUP with nothing new loads nothing.
+ * SIGHUP with nothing new loads nothing. A model whose highest version is
+ * broken ("fb": version 2 is not a model) is served from version 1 at
+ * start, and a broken new version of it at reload changes nothing.
  *
  * Usage: test_reload QUIVERD REPO CLIENT QUIVERCTL
  */
@@ -90,15 +92,44 @@ int main(int argc, char **argv)
 	if (!mkdtemp(repo))
 		qvt_die("mkdtemp: %m");
 	link_version(argv[2], repo, "trade-mlp", 1);
+	/* fb: trade-mlp's version 1 as its version 1, and a broken version 2 */
+	{
+		char a[4096], real[4096], b[16384];
+		snprintf(a, sizeof(a), "%s/trade-mlp/1/model.onnx", argv[2]);
+		if (!realpath(a, real))
+			qvt_die("realpath %s: %m", a);
+		snprintf(b, sizeof(b), "mkdir -p %s/fb/1 %s/fb/2 && ln -s %s %s/fb/1/model.onnx && "
+			 "printf 'not a model' > %s/fb/2/model.onnx", repo, repo, real, repo, repo);
+		if (system(b) != 0)
+			qvt_die("cannot build fb");
+	}
 	if (qvt_daemon_start(&d, argv[1], repo, NULL) < 0)
 		qvt_die("quiverd did not start");
 	qv_client *c = qvt_connect(d.sock, "e2e-reload", 4);
 	struct qvt_model m;
 	qvt_model_open(c, argv[2], "trade-mlp", &m);   /* references of version 1 */
 	qvt_infer_check(c, &m, 0, 2, "before SIGHUP");
+	{
+		struct qvt_model fb;
+		memset(&fb, 0, sizeof(fb));
+		if (qv_model_lookup(c, "fb", &fb.desc) < 0 || fb.desc.version != 1) {
+			qvt_fail("fb: its broken version 2 left it without version 1 as primary");
+		} else {
+			if (qvt_ref_load(argv[2], "trade-mlp", 1, &fb.ref) < 0)
+				qvt_die("references of trade-mlp/1");
+			qvt_infer_check(c, &fb, 0, 2, "fb served from version 1");
+			qvt_ref_free(&fb.ref);
+		}
+		if (log_count(&d, "model fb: version 2 failed to load; serving version 1") != 1)
+			qvt_fail("the fallback to fb/1 was not logged");
+	}
 
 	link_version(argv[2], repo, "trade-mlp", 2);
 	link_version(argv[2], repo, "echo", 1);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/fb/3 && printf 'broken' > %s/fb/3/model.onnx", repo,
+		 repo);
+	if (system(cmd) != 0)
+		qvt_die("cannot add fb/3");
 	if (kill(d.pid, SIGHUP) < 0)
 		qvt_die("kill: %m");
 	wait_log(&d, "SIGHUP: repository reloaded", 1);
@@ -110,6 +141,10 @@ int main(int argc, char **argv)
 	route_of(argv[4], d.sock, "trade-mlp", &primary, &nvers);
 	if (primary != 1 || nvers != 2)
 		qvt_fail("trade-mlp after reload: primary %d, %d versions; want 1 and 2", primary, nvers);
+	route_of(argv[4], d.sock, "fb", &primary, &nvers);
+	if (primary != 1 || nvers != 1)
+		qvt_fail("fb after a reload with a broken version 3: primary %d, %d versions", primary,
+			 nvers);
 	qvt_infer_check(c, &m, 2, 2, "after SIGHUP, the same client and primary");
 
 	struct qv_model_desc ed;
