@@ -22,6 +22,7 @@
 #include "chan_layout.h"
 #include "channel.h"
 #include "quiverd.h"
+#include "state.h"
 #include "log.h"
 
 #define MAX_CONNS 4096
@@ -699,6 +700,8 @@ static void reload(struct ctl *t)
 		       strerror(-r));
 	else
 		qv_log(QV_LOG_INFO, "SIGHUP: repository reloaded, %u new versions loaded", loaded);
+	if (r == 0 && loaded)
+		qv_state_save_logged(t->d, "SIGHUP");
 }
 
 static int loop(struct ctl *t)

@@ -5,7 +5,7 @@
  *   quiverd --repo DIR [--cores LIST] [--socket PATH] [--socket-mode OCTAL]
  *           [--allow-uid UID]... [--allow-gid GID]... [--udp ADDR:PORT]
  *           [--dpdk "EAL ARGS" --ip A.B.C.D --udp-port N] [--udp-allow CIDR]...
- *           [--admin-gid GID]... [--max-batch N] [--max-channels-per-uid N]
+ *           [--admin-gid GID]... [--max-batch N] [--max-channels-per-uid N] [--state-file PATH]
  *           [--foreground] [--log-level LEVEL]
  *
  * Threads
@@ -72,6 +72,7 @@
 
 #include "channel.h"
 #include "quiverd.h"
+#include "state.h"
 #include "log.h"
 #include "udp.h"
 #ifdef QV_HAVE_DPDK
@@ -96,6 +97,7 @@ static void usage(FILE *f)
 		"  --udp-allow CIDR      accept UDP only from these sources (repeatable)\n"
 		"  --max-batch N         cap on every model's max batch\n"
 		"  --max-channels-per-uid N  shared-memory channels one uid may hold (default %u)\n"
+		"  --state-file PATH     keep routes (swaps, canaries, fallbacks) across restarts\n"
 		"  --foreground          do not detach (always the case under systemd)\n"
 		"  --log-level LEVEL     debug, info, warn or error (default info)\n"
 		"Root and the daemon's own uid are always allowed.\n",
@@ -187,7 +189,7 @@ static int last_allowed_core(void)
 enum {
 	OPT_REPO = 256, OPT_CORES, OPT_SOCKET, OPT_SOCKET_MODE, OPT_ALLOW_UID, OPT_ALLOW_GID,
 	OPT_UDP, OPT_MAX_BATCH, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_DPDK, OPT_DPDK_IP,
-	OPT_DPDK_PORT, OPT_UDP_ALLOW, OPT_ADMIN_GID, OPT_MAX_CHANS_UID,
+	OPT_DPDK_PORT, OPT_UDP_ALLOW, OPT_ADMIN_GID, OPT_MAX_CHANS_UID, OPT_STATE_FILE,
 };
 
 static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreground)
@@ -212,6 +214,7 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 		{ "udp-allow", required_argument, NULL, OPT_UDP_ALLOW },
 		{ "admin-gid", required_argument, NULL, OPT_ADMIN_GID },
 		{ "max-channels-per-uid", required_argument, NULL, OPT_MAX_CHANS_UID },
+		{ "state-file", required_argument, NULL, OPT_STATE_FILE },
 		{ 0 },
 	};
 	enum qv_log_level lvl;
@@ -275,6 +278,9 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 				return -EINVAL;
 			}
 			d->max_batch = (uint32_t)v;
+			break;
+		case OPT_STATE_FILE:
+			d->state_path = optarg;
 			break;
 		case OPT_MAX_CHANS_UID:
 			if (parse_uint(optarg, 1u << 20, &v) < 0 || v == 0) {
@@ -534,6 +540,7 @@ int main(int argc, char **argv)
 		qv_log(QV_LOG_ERROR, "repository %s: %s", d->repo, strerror(-r));
 		goto out;
 	}
+	(void)qv_state_restore(d);   /* logs what it could not restore */
 	if (qv_daemon_models_ready(d) == 0) {
 		qv_log(QV_LOG_ERROR, "repository %s: no model loaded (%u found); not starting",
 		       d->repo, d->reg.n);

@@ -46,6 +46,7 @@ struct qv_daemon {
 	void *udp_allow;            /* struct qv_allow_list *, NULL: allow all */
 	uint32_t max_batch;
 	uint32_t max_chans_per_uid;  /* channels one uid may hold open at once */
+	const char *state_path;     /* --state-file: routes kept across restarts; NULL */
 	int ready_fd;               /* detached: the parent waits for one byte here; -1 */
 	int cores[QV_MAX_WORKERS];
 	uint32_t ncores;

@@ -19,6 +19,7 @@
 #include "cmd_args.h"
 #include "log.h"
 #include "quiverd.h"
+#include "state.h"
 
 /*
  * Publishes the registry's routes and waits one grace period, so that when
@@ -528,6 +529,9 @@ int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *reqv, void **
 	} else {
 		rep = do_route(d, &a, r, &status);
 	}
+	/* A change the operator made is kept for the next start (--state-file). */
+	if (kind && kind != QV_CMD_FAILPOINT && status == 0 && rep)
+		qv_state_save_logged(d, cmd);
 	*ret_reply = rep;
 	*ret_status = status;
 	return 0;

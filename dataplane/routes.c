@@ -117,6 +117,7 @@ static void version_destroy(struct qv_registry *reg, struct qv_version *v)
 	free(v->steps);
 	if (v->slot < QV_MAX_VSLOTS)
 		reg->slot_used[v->slot] = 0;
+	free(v->dir);
 	free(v);
 }
 
@@ -700,6 +701,12 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
 			 p->info.out_dim);
 		version_destroy(reg, v);
 		return -EINVAL;
+	}
+	v->dir = strdup(d);
+	if (!v->dir) {
+		version_destroy(reg, v);
+		snprintf(err, err_len, "load %s/%u: out of memory", name, version);
+		return -ENOMEM;
 	}
 	if (r)
 		saved = *r;

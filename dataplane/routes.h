@@ -73,6 +73,7 @@ struct qv_version {
 	double load_ms;
 	uint32_t nctx;
 	qv_exec_ctx **ctx;          /* [nctx], by worker id, memory on its node */
+	char *dir;                  /* where it was loaded from (control thread, state file) */
 };
 
 /* What a worker reads per request. Line 0 is all a plain route touches. */
