@@ -35,6 +35,10 @@ enum mode { M_STATUS, M_MODELS, M_ERROR, M_EACCES, M_GARBLED, M_SILENT, M_NOTJSO
 	    M_EPERM, M_ROUTES, M_STATS, M_METRICS, M_PARTS, M_BADPART, M_PARTERR };
 static _Atomic int mode;
 static _Atomic int requests_ok;   /* requests that were well-formed */
+/* Written by the fake daemon's thread, read by main after quiverctl exits:
+ * that order goes through another process, which gives no happens-before
+ * between the two threads, so the mutex does (ThreadSanitizer checks). */
+static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
 static char last_cmd[64];
 static char last_req[2048];   /* the request of M_ECHO, answered as is */
 
@@ -143,11 +147,13 @@ static void *fake_daemon(void *arg)
 		    h.version == QV_PROTO_VERSION && h.len == (size_t)n - sizeof(h) &&
 		    cJSON_IsString(cmd)) {
 			atomic_fetch_add(&requests_ok, 1);
+			pthread_mutex_lock(&last_mu);
 			snprintf(last_cmd, sizeof(last_cmd), "%s", cmd->valuestring);
 			size_t rn = (size_t)n - sizeof(h) < sizeof(last_req) - 1
 					    ? (size_t)n - sizeof(h) : sizeof(last_req) - 1;
 			memcpy(last_req, buf + sizeof(h), rn);
 			last_req[rn] = '\0';
+			pthread_mutex_unlock(&last_mu);
 		}
 		cJSON_Delete(j);
 		switch (atomic_load(&mode)) {
@@ -519,8 +525,10 @@ static void fake(const char *dir)
 	expect_in(out, "1h 2m 5s", "status shows the uptime");
 	expect_in(out, "1234", "status shows requests");
 	expect_in(out, "25.0%", "status shows utilisation from busy/idle cycles");
+	pthread_mutex_lock(&last_mu);
 	if (strcmp(last_cmd, "status") != 0)
 		fail("quiverctl sent cmd '%s', want 'status'", last_cmd);
+	pthread_mutex_unlock(&last_mu);
 
 	expect(RUN(NULL, "--socket", path, "--json", "status"), 0, "--json status");
 	if (strncmp(out, status_json, strlen(status_json)) != 0)
@@ -538,8 +546,10 @@ static void fake(const char *dir)
 	expect_in(out, "trade-mlp", "models lists the model");
 	expect_in(out, "[-1,32]", "models shows the input shape");
 	expect_in(out, "node 'x': bad", "models shows a load error");
+	pthread_mutex_lock(&last_mu);
 	if (strcmp(last_cmd, "models") != 0)
 		fail("quiverctl sent cmd '%s', want 'models'", last_cmd);
+	pthread_mutex_unlock(&last_mu);
 	/* Columns are aligned: "trade-mlp" and the long name start their
 	 * HANDLE column at the same offset. */
 	const char *l1 = strstr(out, "trade-mlp"), *l2 = strstr(out, "a-model-with");
