@@ -57,9 +57,13 @@ void qv_worker_shadow_flush(struct qv_worker *w)
 	(void)w;
 }
 
-int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
+int qv_worker_lookup(struct qv_worker *w, const char *name, const struct qv_lookup_reply **ret_lr)
 {
+	static struct qv_lookup_reply lr;
+	struct qv_model_wire *ret = &lr.m;
+
 	(void)w;
+	lr.n_inputs = lr.n_outputs = 1;
 	if (strcmp(name, "double") != 0)
 		return -ENOENT;
 	memset(ret, 0, sizeof(*ret));
@@ -67,6 +71,7 @@ int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire
 	ret->version = 1;
 	ret->in_dim = ret->out_dim = fake_dim;
 	ret->max_batch = 64;
+	*ret_lr = &lr;
 	return 0;
 }
 

@@ -92,9 +92,13 @@ void qv_worker_shadow_flush(struct qv_worker *w)
 	atomic_fetch_add_explicit(&flushes, 1, memory_order_relaxed);
 }
 
-int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
+int qv_worker_lookup(struct qv_worker *w, const char *name, const struct qv_lookup_reply **ret_lr)
 {
+	static struct qv_lookup_reply lr;
+	struct qv_model_wire *ret = &lr.m;
+
 	(void)w;
+	lr.n_inputs = lr.n_outputs = 1;
 	memset(ret, 0, sizeof(*ret));
 	if (strcmp(name, "double") == 0) {
 		ret->handle = 1;
@@ -113,6 +117,7 @@ int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire
 	ret->in_shape[1] = ret->in_dim;
 	ret->out_shape[1] = ret->out_dim;
 	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	*ret_lr = &lr;
 	return 0;
 }
 

@@ -133,7 +133,7 @@ int main(void)
 	}
 
 	/* the reply header writer */
-	CHECK(qv_udp_put_reply_hdr(buf, QV_UDP_INFER_REPLY, 3, 9, 2, 1234, 16) == 32);
+	CHECK(qv_udp_put_reply_hdr(buf, QV_UDP_VERSION, QV_UDP_INFER_REPLY, 3, 9, 2, 1234, 16) == 32);
 	struct qv_udp_rep_hdr rh;
 	memcpy(&rh, buf, sizeof(rh));
 	CHECK(rh.magic == QV_UDP_MAGIC && rh.version == QV_UDP_VERSION && rh.status == 3);
