@@ -159,10 +159,20 @@ int qv_npy_read_typed(const char *path, struct qv_npy *ret, char *err, size_t er
 
 int qv_npy_write(const char *path, const float *data, uint32_t rank, const int64_t *shape)
 {
-	if (rank > QV_NPY_MAX_RANK)
+	return qv_npy_write_typed(path, data, QV_NPY_F32, rank, shape);
+}
+
+int qv_npy_write_typed(const char *path, const void *data, uint32_t dtype, uint32_t rank,
+		       const int64_t *shape)
+{
+	const char *descr = dtype == QV_NPY_F32 ? "<f4" : dtype == QV_NPY_I32 ? "<i4" :
+			    dtype == QV_NPY_I64 ? "<i8" : NULL;
+	size_t esz = dtype == QV_NPY_I64 ? 8 : 4;
+	if (rank > QV_NPY_MAX_RANK || !descr)
 		return -EINVAL;
 	char dict[256];
-	int n = snprintf(dict, sizeof(dict), "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+	int n = snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (",
+			 descr);
 	size_t count = 1;
 	for (uint32_t i = 0; i < rank; i++) {
 		n += snprintf(dict + n, sizeof(dict) - (size_t)n, "%lld,%s", (long long)shape[i],
@@ -183,7 +193,7 @@ int qv_npy_write(const char *path, const float *data, uint32_t rank, const int64
 	for (size_t i = 0; ok && i < pad; i++)
 		ok = fputc(' ', f) != EOF;
 	ok = ok && fputc('\n', f) != EOF;
-	ok = ok && fwrite(data, sizeof(float), count, f) == count;
+	ok = ok && fwrite(data, esz, count, f) == count;
 	if (fclose(f) != 0)
 		ok = 0;
 	return ok ? 0 : -EIO;

@@ -40,6 +40,9 @@ int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len)
 int qv_npy_read_typed(const char *path, struct qv_npy *ret, char *err, size_t err_len);
 /* Writes a float32 C-order array. */
 int qv_npy_write(const char *path, const float *data, uint32_t rank, const int64_t *shape);
+/* Writes a C-order array of dtype (enum qv_npy_dtype). */
+int qv_npy_write_typed(const char *path, const void *data, uint32_t dtype, uint32_t rank,
+		       const int64_t *shape);
 void qv_npy_free(struct qv_npy *a);
 
 #endif

@@ -7,7 +7,9 @@
  * same run, interleaved chunk by chunk so machine noise hits both alike.
  *
  * With --input X.npy --output Y.npy it runs the model on every row of X
- * instead and writes Y, so quiver's outputs can be checked against numpy.
+ * instead and writes Y, so quiver's outputs can be checked against numpy;
+ * a model of several inputs or outputs takes --input NAME=X.npy and
+ * --output NAME=Y.npy once per tensor (bench_io.c).
  *
  * With --shm SOCKET or --udp ADDR:PORT it benchmarks a running quiverd
  * instead (bench_remote.c).
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_io.h"
 #include "bench_remote.h"
 #include "bench_stats.h"
 #include "floor_onednn.h"
@@ -55,7 +58,8 @@ struct bench_opts {
 	int json;
 	enum qv_kernel_choice kernels;
 	int core;  /* -1: the core we start on */
-	const char *input, *output;
+	const char *input, *output;  /* the first given of each */
+	struct qv_bench_io io;
 	enum path_sel path;
 };
 
@@ -84,6 +88,9 @@ static void usage(FILE *f)
 		"  --core N          pin to core N (default: the core quiver-bench starts on)\n"
 		"  --input X.npy --output Y.npy\n"
 		"                    run the model on every row of X and write Y [N, out_dim]\n"
+		"  --input NAME=X.npy --output NAME=Y.npy\n"
+		"                    the same per named tensor, once for each input (float32,\n"
+		"                    int32 or int64 .npy) and for each output wanted\n"
 		"  --path P          with --input: inproc (default) or floor-onednn\n"
 		"  -h, --help        this text\n"
 		"quiver-bench --shm SOCKET | --udp ADDR:PORT --model NAME ... benchmarks a\n"
@@ -180,10 +187,12 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			if (qv_bench_parse_u32(val, 0, CPU_SETSIZE - 1, &u))
 				return qv_bench_bad_arg("--core '%s': want a core number", val);
 			o->core = (int)u;
-		} else if (!strcmp(name, "--input")) {
-			o->input = val;
-		} else if (!strcmp(name, "--output")) {
-			o->output = val;
+		} else if (!strcmp(name, "--input") || !strcmp(name, "--output")) {
+			int is_out = !strcmp(name, "--output");
+			if (qv_bench_io_add(&o->io, is_out, val))
+				return 2;
+			if (!*(is_out ? &o->output : &o->input))
+				*(is_out ? &o->output : &o->input) = val;
 		} else {
 			path_given = 1;
 			if (!strcmp(val, "inproc"))
@@ -313,14 +322,65 @@ static void unload_model(struct model_run *mr)
 
 /* ---- --input / --output ---- */
 
+/* In process, one buffer per named tensor: qv_run_tensors on slices. */
+static int run_npy_tensors(const struct bench_opts *o, struct model_run *mr,
+			   const struct qv_bench_layout *l)
+{
+	void *in[QV_BENCH_MAX_TENSORS] = {0}, *out[QV_BENCH_MAX_TENSORS] = {0};
+	const void *ip[QV_BENCH_MAX_TENSORS];
+	void *op[QV_BENCH_MAX_TENSORS];
+	size_t n = 0;
+	const uint32_t mb = mr->info.max_batch ? mr->info.max_batch : 1;
+	int rc = qv_bench_io_check_out(l, &o->io);
+	if (!rc && o->path != PATH_INPROC) {
+		fprintf(stderr, "quiver-bench: %s: --path floor-onednn takes a model of one float "
+			"input and output\n", mr->path);
+		rc = 2;
+	}
+	if (!rc)
+		rc = qv_bench_io_read(l, &o->io, in, &n);
+	if (!rc)
+		rc = qv_bench_io_alloc_out(l, n, out);
+	for (size_t row = 0; !rc && row < n; row += mb) {
+		uint32_t rows = (uint32_t)(n - row < mb ? n - row : mb);
+		for (uint32_t i = 0; i < l->n_in; i++)
+			ip[i] = (const uint8_t *)in[i] + row * l->in[i].row_bytes;
+		for (uint32_t j = 0; j < l->n_out; j++)
+			op[j] = (uint8_t *)out[j] + row * l->out[j].row_bytes;
+		int r = qv_run_tensors(mr->ctx, rows, ip, op);
+		if (r) {
+			fprintf(stderr, "quiver-bench: %s: run failed at row %zu: %s\n", mr->path, row,
+				r == -ERANGE ? "an id is outside its table" : strerror(-r));
+			rc = 1;
+		}
+	}
+	if (!rc)
+		rc = qv_bench_io_write(l, &o->io, out, n);
+	qv_bench_io_free(in, l->n_in);
+	qv_bench_io_free(out, l->n_out);
+	return rc;
+}
+
 static int run_npy(const struct bench_opts *o)
 {
 	struct model_run mr;
+	struct qv_bench_layout lay;
 	struct qv_npy x = {0};
 	char err[QV_ERR_LEN];
 	int rc = 1;
 	if (load_model(o, o->models[0], 0, &mr))
 		return 1;
+	if (qv_bench_layout_of_model(mr.m, &lay)) {
+		fprintf(stderr, "quiver-bench: %s: cannot read its tensors\n", mr.path);
+		unload_model(&mr);
+		return 1;
+	}
+	if (!qv_bench_layout_plain(&lay) || o->io.n_in != 1 || o->io.n_out != 1 ||
+	    o->io.in[0].name || o->io.out[0].name) {
+		rc = run_npy_tensors(o, &mr, &lay);
+		unload_model(&mr);
+		return rc;
+	}
 	const uint32_t in_dim = mr.info.in_dim, out_dim = mr.info.out_dim;
 	const uint32_t mb = mr.info.max_batch ? mr.info.max_batch : 1;
 	struct qv_floor *fl_full = NULL, *fl_tail = NULL;
@@ -444,7 +504,12 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 	memset(res, 0, sizeof(*res));
 	if (!in || !out_q || !out_f || !s_q || !s_f)
 		goto out;
-	fill_random(in, (size_t)rows * in_dim, 0x9E3779B97F4A7C15ull ^ rows);
+	struct qv_bench_layout lay;
+	if (qv_bench_layout_of_model(mr->m, &lay) == 0 && !qv_bench_layout_plain(&lay))
+		/* Ids drawn inside their tables: a benchmark of BAD_REQUESTs is none. */
+		qv_bench_fill_packed(&lay, in, rows, 0x9E3779B97F4A7C15ull ^ rows);
+	else
+		fill_random(in, (size_t)rows * in_dim, 0x9E3779B97F4A7C15ull ^ rows);
 	if (mr->n_layers) {
 		r = qv_floor_create(mr->layers, mr->n_layers, rows, in, out_f, &fl, err, sizeof(err));
 		if (r) {
