@@ -57,7 +57,9 @@ def check_named(bench, mdir, trade):
         p = run(bench, trade, "--input", x, "--output", y)
         assert p.returncode == 0, p.stderr
         got, lone = np.load(yn), np.load(y)
-        assert got.shape == lone.shape and (got == lone).all(), (got.shape, lone.shape)
+        # Two loads may time different kernels (AUTO): equal within tolerance.
+        assert got.shape == lone.shape, (got.shape, lone.shape)
+        np.testing.assert_allclose(got, lone, rtol=1e-4, atol=1e-5)
         if os.path.exists(yref):
             want = np.load(yref)
             np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-5)
