@@ -192,7 +192,7 @@ int gx_dense_chain(const struct qv_model *m, struct qv_dense_layer *layers, uint
 	for (uint32_t i = 0; i < g->n_steps; i++) {
 		const struct gx_step *s = &g->steps[i];
 		if (s->kind == GX_K_DENSE)
-			layers[n++] = (struct qv_dense_layer){ s->ds.K, s->ds.N, s->ds.W, s->ds.b, s->ds.act };
+			layers[n++] = (struct qv_dense_layer){ s->ds.K, s->ds.N, s->ds.W, s->ds.b, s->ds.act, s->rmul };
 	}
 	*ret_n = n;
 	return 0;

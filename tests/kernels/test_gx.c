@@ -183,6 +183,25 @@ static void check_range(const char *dir, const char *name, uint32_t rows, uint32
 	qv_model_free(m);
 }
 
+/* An ensemble step passes one float tensor: a model of two typed inputs is refused. */
+static void check_ensemble_refuses(const char *dir)
+{
+	char err[QV_ERR_LEN] = "";
+	int rc;
+	qv_model *m = load(dir, "gx-dlrm", QV_KERNEL_ONEDNN, err, sizeof(err), &rc);
+	if (rc)
+		return; /* torch models not generated */
+	struct qv_ensemble_step st = { .name = "dlrm", .model = m };
+	struct qv_ensemble_desc d = { .name = "ens", .n_steps = 1, .steps = &st };
+	qv_model *e = NULL;
+	err[0] = '\0';
+	rc = qv_ensemble_create(&d, &e, err, sizeof(err));
+	CHECK(rc == -ENOTSUP && !e, "ensemble of a two-input model: rc %d", rc);
+	CHECK(strstr(err, "step 'dlrm'") && strstr(err, "2 inputs"), "ensemble error \"%s\"", err);
+	qv_model_free(e);
+	qv_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -212,6 +231,7 @@ int main(int argc, char **argv)
 			check_range(argv[1], name, (uint32_t)atoi(a), (uint32_t)atoi(b));
 	}
 	fclose(f);
+	check_ensemble_refuses(argv[1]);
 	CHECK(n > 0, "no models in %s", path);
 	printf("%d graph models, %d failures\n", n, failures);
 	return failures ? 1 : 0;
