@@ -79,7 +79,7 @@ def errors(bench, repo, tmp):
 
     expect(["--input", ins["dense"], "--output", y], ["name one", "dense", "user_id"],
            "a lone --input for a model of four inputs")
-    expect(named[:-2] + ["--output", y], ["no --input", "cat_id"], "an input missing")
+    expect(named[:-2] + ["--output", y], ["no --input", list(ins)[-1]], "an input missing")
     expect(named + ["--input", f"bogus={ins['dense']}", "--output", y],
            ["no such input", "user_id"], "an unknown input name")
     expect(named + ["--output", f"bogus={y}"], ["no such output", "ctr"],
