@@ -34,6 +34,7 @@ static int srv_fd;
 static atomic_bool stop;
 static _Atomic uint64_t lossy_id;      /* last id of a "lossy" request */
 static atomic_bool send_late;          /* answer that id now */
+static atomic_int old_v2_refused;      /* version 2 lookups of "old" refused */
 
 static void reply(const struct sockaddr_in *to, uint8_t type, uint32_t status, uint64_t id,
 		  const void *payload, uint32_t bytes)
@@ -152,14 +153,20 @@ static void *server(void *arg)
 				lookup_mixed(&from, h.request_id, name);
 				continue;
 			}
+			/* "old": a version 1 server, refusing version 2 as one does. */
+			if (strcmp(name, "old") == 0 && h.version != QV_UDP_VERSION) {
+				atomic_fetch_add(&old_v2_refused, 1);
+				reply(&from, QV_UDP_LOOKUP_REPLY, QV_BAD_REQUEST, h.request_id, NULL, 0);
+				continue;
+			}
 			memset(&m, 0, sizeof(m));
 			m.in_dim = 2;
 			m.out_dim = 1;
 			m.max_batch = 4;
 			m.version = 1;
 			snprintf(m.name, sizeof(m.name), "%s", name);
-			m.handle = !strcmp(name, "sum") ? 1 : !strcmp(name, "lossy") ? 2
-							: !strcmp(name, "liar") ? 3 : 0;
+			m.handle = !strcmp(name, "sum") || !strcmp(name, "old") ? 1
+				   : !strcmp(name, "lossy") ? 2 : !strcmp(name, "liar") ? 3 : 0;
 			if (m.handle == 0)
 				reply(&from, QV_UDP_LOOKUP_REPLY, QV_UNKNOWN_MODEL, h.request_id, NULL, 0);
 			else
@@ -352,6 +359,9 @@ int main(void)
 	CHECK(qv_udp_lookup(c, "lossy", &lossy) == 0 && lossy.handle == 2);
 	CHECK(qv_udp_lookup(c, "liar", &liar) == 0 && liar.handle == 3);
 	CHECK(qv_udp_lookup(c, "nope", &d) == -ENOENT);
+	/* A version 1 server: the lookup falls back to version 1. */
+	CHECK(qv_udp_lookup(c, "old", &d) == 0 && d.handle == 1 && d.n_inputs == 1 &&
+	      d.inputs[0].row_bytes == 8 && atomic_load(&old_v2_refused) >= 1);
 	CHECK(qv_udp_lookup(c, "", &d) == -EINVAL);
 
 	/* a normal round trip: out = a + b per row */
