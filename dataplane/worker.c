@@ -29,7 +29,11 @@
  * fallback, deadline fallback by the version's recent service time), then
  * requests are grouped by the version picked. Error and nonfinite
  * fallbacks are checked per request after the batch and only the requests
- * they fire for run again, alone, on the fallback. A request drawn for its
+ * they fire for run again, alone, on the fallback (the nonfinite check
+ * reads float32 outputs only, outcheck.h). A run that finds an id outside
+ * its table (-ERANGE) is the request's fault, never a fallback trigger: it
+ * is answered BAD_REQUEST, and a batch it was part of runs again request by
+ * request so that only the offending requests get it (split_batches). A request drawn for its
  * route's shadow has its input and answer copied into the worker's mirror
  * buffers; after the turn's answers are pushed the shadow runs once on all
  * of them (one shadow version a turn; mirror_add()).
