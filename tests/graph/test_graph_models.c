@@ -15,7 +15,9 @@
  *    unpacked the same way) on all rows at once, on each row alone, and on
  *    7 rows read at an offset; qv_run_reference on all rows and on 7;
  *    under AUTO kernels, and all rows and 7 under oneDNN-only and
- *    hand-kernel loads;
+ *    hand-kernel loads; with max_batch 8, all rows 8 at a time, and 0 and
+ *    9 rows refused (-EINVAL);
+ *  - two threads with a context each running the model at once;
  *  - every id input: an id equal to the table size and one of -size-1 in
  *    one row make qv_run_tensors and qv_run answer -ERANGE (and the
  *    reference fail), through every API; the next good run is correct;
@@ -28,6 +30,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,8 @@
 static const unsigned char guard_byte = 0xa5;
 static int failures;
 static int verbose;
+/* Largest |got - want| / tolerance this thread saw: how close to failing. */
+static _Thread_local double worst;
 
 #define CHECK(cond, ...)                                                   \
 	do {                                                               \
@@ -341,6 +346,8 @@ static int compare(const struct mref *r, const struct tref *t, const char *what,
 				wv = wf;
 				tol = r->atol + r->rtol * fabs(wv);
 				ok = isfinite(gv) && fabs(gv - wv) <= tol;
+				if (ok && fabs(gv - wv) / tol > worst)
+					worst = fabs(gv - wv) / tol;
 			} else {
 				gv = (double)get_int(g + c * esz, t->dtype);
 				wv = (double)get_int(w + c * esz, t->dtype);
@@ -533,20 +540,122 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 struct variant {
 	const char *label;
 	struct qv_model_opts opts;
-	int full;   /* every row alone, the -ERANGE runs; else all rows and 7 */
+	int full;   /* every row alone, the -ERANGE runs, two threads; else all rows and 7 */
 };
 
-/* tune_iters small: the test checks results, not the tuner's choice */
+/* tune_iters small: the test checks results, not the tuner's choice.
+ * max_batch 8: all rows run in chunks of 8, and 9 rows are refused. */
 static const struct variant variants[] = {
 	{ "auto", { 0, QV_KERNEL_AUTO, 2 }, 1 },
 	{ "onednn", { 0, QV_KERNEL_ONEDNN, 0 }, 0 },
 	{ "hand", { 0, QV_KERNEL_HAND, 0 }, 0 },
+	{ "hand/mb8", { 8, QV_KERNEL_HAND, 0 }, 0 },
 };
+
+/* Rows 0 and max_batch + 1 are -EINVAL for both run APIs; max_batch rows
+ * at a time cover every row. */
+static int check_max_batch(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx,
+			   const char *label, struct bufs *b)
+{
+	struct qv_model_info info;
+	const void *in[QV_MAX_TENSORS];
+	void *out[QV_MAX_TENSORS];
+	int bad = 0;
+
+	if (qv_model_get_info(m, &info) != 0 || info.max_batch >= r->rows) {
+		fprintf(stderr, "FAIL %s [%s]: max_batch %u, want fewer than %u rows\n", r->name, label,
+			info.max_batch, r->rows);
+		return 1;
+	}
+	for (uint32_t k = 0; k < r->n_in; k++)
+		in[k] = r->in[k].a.raw;
+	for (uint32_t k = 0; k < r->n_out; k++)
+		out[k] = b->out[k];
+	const uint32_t bad_rows[2] = { 0, info.max_batch + 1 };
+	for (int i = 0; i < 2; i++) {
+		int rc = qv_run_tensors(ctx, bad_rows[i], in, out);
+		int rc2 = qv_run(ctx, (const float *)(const void *)b->pin, bad_rows[i], (float *)(void *)b->pout);
+		if (rc != -EINVAL || rc2 != -EINVAL) {
+			fprintf(stderr, "FAIL %s [%s]: %u rows (max_batch %u): qv_run_tensors %d, qv_run %d, "
+				"want -EINVAL\n", r->name, label, bad_rows[i], info.max_batch, rc, rc2);
+			bad++;
+		}
+	}
+	for (uint32_t row0 = 0; row0 < r->rows && bad < 4; row0 += info.max_batch) {
+		uint32_t n = r->rows - row0 < info.max_batch ? r->rows - row0 : info.max_batch;
+		bad += run_check(r, m, ctx, API_TENSORS, label, row0, n, b);
+		bad += run_check(r, m, ctx, API_PACKED, label, row0, n, b);
+	}
+	return bad;
+}
+
+/* Two threads, a context each, run the same loaded model at once: all
+ * rows by qv_run_tensors in one, row by row by qv_run in the other. */
+#define THREAD_ITERS 4
+
+struct thread_arg {
+	const struct mref *r;
+	const qv_model *m;
+	int mode;
+	int bad;
+	double worst;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_arg *a = p;
+	qv_exec_ctx *ctx = NULL;
+	struct bufs b;
+	char label[16];
+
+	snprintf(label, sizeof(label), "thread%d", a->mode);
+	if (bufs_make(a->r, &b) < 0 || qv_exec_ctx_create(a->m, &ctx) < 0) {
+		fprintf(stderr, "FAIL %s [%s]: no buffers or context\n", a->r->name, label);
+		a->bad++;
+	}
+	for (int it = 0; it < THREAD_ITERS && a->bad == 0; it++) {
+		if (a->mode == 0) {
+			a->bad += run_check(a->r, a->m, ctx, API_TENSORS, label, 0, a->r->rows, &b);
+		} else {
+			for (uint32_t i = 0; i < a->r->rows && a->bad == 0; i++)
+				a->bad += run_check(a->r, a->m, ctx, API_PACKED, label, i, 1, &b);
+		}
+	}
+	a->worst = worst;
+	qv_exec_ctx_free(ctx);
+	bufs_free(a->r, &b);
+	return NULL;
+}
+
+static int run_threads(const struct mref *r, const qv_model *m)
+{
+	struct thread_arg a[2] = { { r, m, 0, 0, 0 }, { r, m, 1, 0, 0 } };
+	pthread_t t[2];
+	int started = 0, bad = 0;
+
+	for (int i = 0; i < 2; i++) {
+		if (pthread_create(&t[i], NULL, thread_main, &a[i]) != 0) {
+			fprintf(stderr, "FAIL %s: pthread_create\n", r->name);
+			bad++;
+			break;
+		}
+		started++;
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(t[i], NULL);
+		bad += a[i].bad;
+		if (a[i].worst > worst)
+			worst = a[i].worst;
+	}
+	return bad;
+}
 
 static void test_model(const char *dir, struct mref *r)
 {
 	char path[4096], err[QV_ERR_LEN] = "";
 	const int before = failures;
+
+	worst = 0;
 
 	if (load_arrays(dir, r) < 0) {
 		failures++;
@@ -573,6 +682,10 @@ static void test_model(const char *dir, struct mref *r)
 		CHECK(rc == 0, "%s [%s]: qv_exec_ctx_create returned %d", r->name, va->label, rc);
 		if (rc == 0 && bufs_make(r, &b) == 0) {
 			int bad = 0;
+			if (va->opts.max_batch && va->opts.max_batch < r->rows) {
+				failures += check_max_batch(r, m, ctx, va->label, &b);
+				goto next;
+			}
 			for (int api = API_TENSORS; api <= API_REFERENCE; api++) {
 				if (api == API_REFERENCE && v > 0)
 					break;   /* the kernel choice does not reach the reference */
@@ -583,10 +696,13 @@ static void test_model(const char *dir, struct mref *r)
 			}
 			if (va->full)
 				bad += check_range(r, m, ctx, &b);
+			if (va->full && !bad)
+				bad += run_threads(r, m);
 			failures += bad;
 		} else if (rc == 0) {
 			CHECK(0, "%s: out of memory", r->name);
 		}
+next:
 		bufs_free(r, &b);
 		qv_exec_ctx_free(ctx);
 		qv_model_free(m);
@@ -602,7 +718,8 @@ static void test_model(const char *dir, struct mref *r)
 			qv_npy_free(&fresh);
 		}
 	}
-	printf("%-28s %2u in %2u out  %s\n", r->name, r->n_in, r->n_out,
+	/* worst: the largest |got - want| / tolerance of the runs that passed */
+	printf("%-28s %2u in %2u out  worst %.3f of tol  %s\n", r->name, r->n_in, r->n_out, worst,
 	       failures == before ? "ok" : "FAILED");
 	free_arrays(r);
 }
