@@ -42,6 +42,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 import zlib
 
 import numpy as np
@@ -226,6 +227,32 @@ def gen_families(out):
                  ["ctr"], kind="family",
                  expect_ops=["Gather", "MatMul", "Transpose", "Shape", "Reshape", "Concat",
                              "Unsqueeze", "Sigmoid"])
+
+    # The same network as exporters also see it: int32 ids of shape [B, 1]
+    # (lookups [B, 1, d] flattened), the lower triangle by tril_indices.
+    class DLRM2(DLRM):
+        def __init__(self):
+            super().__init__()
+            il = torch.tril_indices(4, 4, -1)
+            self.register_buffer("li", il[0])
+            self.register_buffer("lj", il[1])
+
+        def forward(self, dense, user_id, item_id, cat_id):
+            b = self.bot(dense)
+            e = [self.user(user_id), self.item(item_id), self.cat(cat_id)]
+            t = torch.cat([b.unsqueeze(1)] + e, 1)
+            z = torch.matmul(t, t.permute(0, 2, 1))
+            inter = z[:, self.li, self.lj]
+            return torch.sigmoid(self.top(torch.cat([b, inter], 1)))
+
+    n = "dlrm-int32-tril"; r = rng_for(n); torch.manual_seed(11)
+    # torch warns that negative indices would break this export: ours are not
+    warnings.filterwarnings("ignore", message="Exporting aten::index operator")
+    torch_export(out, n, DLRM2(), [("dense", dense(r, 8), 0),
+                                   ("user_id", ids(r, 50, (1,), np.int32), 50),
+                                   ("item_id", ids(r, 40, (1,), np.int32), 40),
+                                   ("cat_id", ids(r, 10, (1,), np.int32), 10)],
+                 ["ctr"], expect_ops=["Gather", "MatMul", "Sigmoid"])
 
     # DCN-v2: x0 = [emb(c1), emb(c2), dense]; three cross layers
     # x_{l+1} = x0 * (W x_l + b) + x_l beside a deep tower; concat; head.

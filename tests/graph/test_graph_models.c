@@ -23,7 +23,8 @@
  *    reference fail), through every API; the next good run is correct;
  *  - the inputs are read in place and never written; no output is written
  *    past its rows (a guard zone behind each buffer).
- * Every bad model fails to load with a message naming the node.
+ * Every bad model fails to load, from its file and from a buffer, with a
+ * message naming the node.
  */
 #include "npy.h"
 #include "qv_model.h"
@@ -750,6 +751,28 @@ static void test_bad(const char *dir, const struct bref *bm)
 		named |= strcasestr(msg, a) != NULL;
 	CHECK(named, "%s: error \"%s\" names none of '%s'", bm->name, err, bm->errors);
 	printf("%-28s refused: %s\n", bm->name, err);
+
+	/* from a buffer: the same refusal, the same node named */
+	FILE *fp = fopen(path, "rb");
+	unsigned char buf[1 << 16];
+	size_t len = fp ? fread(buf, 1, sizeof(buf), fp) : 0;
+	CHECK(fp && len > 0 && len < sizeof(buf), "%s: cannot read %s", bm->name, path);
+	if (fp)
+		fclose(fp);
+	if (len == 0 || len == sizeof(buf))
+		return;
+	memset(err, 0, sizeof(err));
+	rc = qv_model_load_buffer(buf, len, NULL, &m, err, sizeof(err));
+	CHECK(rc < 0 && m == NULL, "%s: loaded from a buffer (rc %d)", bm->name, rc);
+	if (rc >= 0) {
+		qv_model_free(m);
+		return;
+	}
+	named = 0;
+	snprintf(alts, sizeof(alts), "%s", bm->errors);
+	for (char *save = NULL, *a = strtok_r(alts, "|", &save); a; a = strtok_r(NULL, "|", &save))
+		named |= strcasestr(err, a) != NULL;
+	CHECK(named, "%s [buffer]: error \"%s\" names none of '%s'", bm->name, err, bm->errors);
 }
 
 int main(int argc, char **argv)
