@@ -116,8 +116,8 @@ def write_good(out, name, model, ins, outs, rtol=RTOL, atol=ATOL, kind="op", why
         rec["tolerance_why"] = why
     for t, a, bound in ins:
         assert a.shape[0] == ROWS and a.dtype in DTYPES, (name, t)
-        if bound:
-            assert a.dtype != np.float32 and a.min() >= -bound and a.max() < bound, (name, t)
+        if bound:  # ids: integers (also when sent as floats) inside the table
+            assert (a == np.round(a)).all() and a.min() >= -bound and a.max() < bound, (name, t)
         np.save(os.path.join(out, f"{name}.in.{t}.npy"), a)
         rec["inputs"].append({"name": t, "dtype": DTYPES[a.dtype], "shape": list(a.shape[1:]),
                               "index_bound": int(bound), "npy": f"{name}.in.{t}.npy"})
@@ -325,6 +325,22 @@ def gen_families(out):
                   ("user_feats", dense(r, 4), 0), ("item_id", ids(r, 50, ()), 50),
                   ("item_feats", dense(r, 3), 0)], ["score"], kind="family",
                  expect_ops=["Gather", "ReduceMean", "ReduceSum", "Sqrt", "Div", "Mul"])
+
+    # Ids sent as floats (one float tensor for everything, as older
+    # clients do), cast to int64 in the graph: the float input is an id input.
+    class FloatIds(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = emb(30, 4)
+            self.mlp = nn.Sequential(nn.Linear(4 + 8, 16), nn.ReLU(), nn.Linear(16, 1))
+
+        def forward(self, dense, ids_f):
+            return torch.sigmoid(self.mlp(torch.cat([dense, self.e(ids_f.long()).flatten(1)], 1)))
+
+    n = "ctr-float-ids"; r = rng_for(n); torch.manual_seed(17)
+    torch_export(out, n, FloatIds(), [("dense", dense(r, 4), 0),
+                                      ("ids_f", f32(ids(r, 30, (2,))), 30)], ["ctr"],
+                 expect_ops=["Cast", "Gather", "Flatten"])
 
     # Multi-task: one shared bottom, two heads, two named outputs.
     class MultiTask(nn.Module):
@@ -639,6 +655,23 @@ def gen_bad(out):
              numpy_helper.from_array(np.array([5], np.int64), "five")]
     m = hm(n, nodes, inits, [("x", "float32", [12])], [("y", "float32", [5])])
     write_bad(out, n, m, ["reshape_bad"], "12 floats a row reshaped to [B, 5]")
+
+    # ops that would mix the rows of a batch
+    n = "bad-softmax-batch-axis"
+    m = hm(n, [helper.make_node("Softmax", ["x"], ["y"], name="softmax_batch", axis=0)], [],
+           [("x", "float32", [4])], [("y", "float32", [4])])
+    write_bad(out, n, m, ["softmax_batch"], "softmax across the rows of a batch")
+
+    n = "bad-reduce-batch-axis"
+    m = hm(n, [helper.make_node("ReduceSum", ["x", "ax"], ["y"], name="sum_batch", keepdims=1)],
+           [numpy_helper.from_array(np.array([0], np.int64), "ax")],
+           [("x", "float32", [4])], [("y", "float32", [4])])
+    write_bad(out, n, m, ["sum_batch"], "sum over the rows of a batch")
+
+    n = "bad-output-batch-moved"
+    m = hm(n, [helper.make_node("Transpose", ["x"], ["y"], name="transpose_batch", perm=[1, 0])],
+           [], [("x", "float32", [4])], [("y", "float32", [4])])
+    write_bad(out, n, m, ["transpose_batch", "'y'"], "an output whose batch is not its first axis")
 
     n = "bad-gather-float-ids"
     m = hm(n, [helper.make_node("Gather", ["t", "ids"], ["y"], name="lookup_float", axis=0)],

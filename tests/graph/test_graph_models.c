@@ -315,9 +315,13 @@ static int64_t get_int(const void *p, uint32_t dtype)
 	return v;
 }
 
+/* Writes id v as dtype (float ids are whole numbers the graph casts). */
 static void put_int(void *p, uint32_t dtype, int64_t v)
 {
-	if (dtype == QV_DT_I32) {
+	if (dtype == QV_DT_F32) {
+		float f = (float)v;
+		memcpy(p, &f, sizeof(f));
+	} else if (dtype == QV_DT_I32) {
 		int32_t w = (int32_t)v;
 		memcpy(p, &w, sizeof(w));
 	} else {
@@ -510,7 +514,8 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 		/* the last element of the row: for an [n]-ids row not the first one read */
 		unsigned char *p = (unsigned char *)b->in_copy[k] +
 				   (size_t)bad_row * t->row_bytes + (t->row_elems - 1) * esz;
-		const int64_t keep = get_int(p, t->dtype);
+		unsigned char keep[8];
+		memcpy(keep, p, esz);
 		for (int v = 0; v < 2; v++) {
 			put_int(p, t->dtype, vals[v]);
 			for (int api = API_TENSORS; api <= API_REFERENCE; api++) {
@@ -530,7 +535,7 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 				}
 			}
 		}
-		put_int(p, t->dtype, keep);
+		memcpy(p, keep, esz);
 		/* the context serves the next request right */
 		bad += run_check(r, m, ctx, API_TENSORS, "after -ERANGE", 0, r->rows, b);
 		bad += run_check(r, m, ctx, API_PACKED, "after -ERANGE", bad_row, 1, b);
