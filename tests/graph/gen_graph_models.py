@@ -673,6 +673,18 @@ def gen_bad(out):
            [], [("x", "float32", [4])], [("y", "float32", [4])])
     write_bad(out, n, m, ["transpose_batch", "'y'"], "an output whose batch is not its first axis")
 
+    n = "bad-input-batch-second"
+    g = helper.make_graph(
+        [helper.make_node("Gather", ["t", "ids"], ["e"], name="lookup", axis=0),
+         helper.make_node("Add", ["e", "x"], ["y"], name="add0")], n.replace("-", "_"),
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, "N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(f32(np.ones((5, 4))), "t")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    write_bad(out, n, m, ["'x'"], "an input whose batch is not its first axis")
+
     n = "bad-gather-float-ids"
     m = hm(n, [helper.make_node("Gather", ["t", "ids"], ["y"], name="lookup_float", axis=0)],
            [numpy_helper.from_array(f32(np.ones((5, 4))), "t")],
