@@ -801,6 +801,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot read the manifest in %s: %s\n", argv[1], strerror(-rc));
 		return 1;
 	}
+	/* the float-only reader still refuses ids; the typed one reads them */
+	for (uint32_t i = 0; i < nm; i++) {
+		for (uint32_t k = 0; k < ms[i].n_in; k++) {
+			if (ms[i].in[k].dtype == QV_DT_F32)
+				continue;
+			char path[4096], e[256];
+			struct qv_npy a;
+			snprintf(path, sizeof(path), "%s/%s.in.%s.npy", argv[1], ms[i].name, ms[i].in[k].name);
+			rc = qv_npy_read(path, &a, e, sizeof(e));
+			CHECK(rc == -ENOTSUP, "qv_npy_read(%s) of %s ids returned %d, want -ENOTSUP", path,
+			      qv_dtype_name(ms[i].in[k].dtype), rc);
+			if (rc == 0)
+				qv_npy_free(&a);
+		}
+	}
 	uint32_t ran = 0, ran_bad = 0;
 	for (uint32_t i = 0; i < nm; i++) {
 		if (argc == 3 && !strstr(ms[i].name, argv[2]))
