@@ -18,9 +18,10 @@
  *    hand-kernel loads; with max_batch 8, all rows 8 at a time, and 0 and
  *    9 rows refused (-EINVAL);
  *  - two threads with a context each running the model at once;
- *  - every id input: an id equal to the table size and one of -size-1 in
- *    one row make qv_run_tensors and qv_run answer -ERANGE (and the
- *    reference fail), through every API; the next good run is correct;
+ *  - every id input: an id equal to the table size, one of -size-1, and
+ *    the dtype's extremes (INT64_MIN/MAX, INT32_MIN/MAX; for float ids
+ *    +-1e30, inf and NaN) in one row make qv_run_tensors and qv_run answer
+ *    -ERANGE (and the reference fail); the next good run is correct;
  *  - the inputs are read in place and never written; no output is written
  *    past its rows (a guard zone behind each buffer).
  * Every bad model fails to load, from its file and from a buffer, with a
@@ -315,17 +316,46 @@ static int64_t get_int(const void *p, uint32_t dtype)
 	return v;
 }
 
-/* Writes id v as dtype (float ids are whole numbers the graph casts). */
-static void put_int(void *p, uint32_t dtype, int64_t v)
+/* An id no table holds, as an integer (int32/int64 inputs) or a float
+ * (float inputs the graph casts to ids). */
+struct bad_id {
+	int64_t i;
+	float f;
+};
+
+/* The table size, one below minus it, and the dtype's extremes. Returns
+ * how many it wrote into v (at most 6). */
+static int bad_ids(const struct tref *t, struct bad_id *v)
+{
+	const int64_t b = t->bound;
+	int n = 0;
+
+	v[n++] = (struct bad_id){ b, (float)b };
+	v[n++] = (struct bad_id){ -b - 1, (float)(-b - 1) };
+	if (t->dtype == QV_DT_I64) {
+		v[n++] = (struct bad_id){ INT64_MIN, 0 };
+		v[n++] = (struct bad_id){ INT64_MAX, 0 };
+	} else if (t->dtype == QV_DT_I32) {
+		v[n++] = (struct bad_id){ INT32_MIN, 0 };
+		v[n++] = (struct bad_id){ INT32_MAX, 0 };
+	} else {
+		v[n++] = (struct bad_id){ 0, 1e30f };
+		v[n++] = (struct bad_id){ 0, -1e30f };
+		v[n++] = (struct bad_id){ 0, INFINITY };
+		v[n++] = (struct bad_id){ 0, NAN };
+	}
+	return n;
+}
+
+static void put_id(void *p, uint32_t dtype, const struct bad_id *v)
 {
 	if (dtype == QV_DT_F32) {
-		float f = (float)v;
-		memcpy(p, &f, sizeof(f));
+		memcpy(p, &v->f, sizeof(v->f));
 	} else if (dtype == QV_DT_I32) {
-		int32_t w = (int32_t)v;
+		int32_t w = (int32_t)v->i;
 		memcpy(p, &w, sizeof(w));
 	} else {
-		memcpy(p, &v, sizeof(v));
+		memcpy(p, &v->i, sizeof(v->i));
 	}
 }
 
@@ -509,15 +539,21 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 		const struct tref *t = &r->in[k];
 		if (!t->bound)
 			continue;
-		const int64_t vals[2] = { t->bound, -t->bound - 1 };
+		struct bad_id vals[6];
+		const int nv = bad_ids(t, vals);
 		const size_t esz = qv_dtype_size(t->dtype);
 		/* the last element of the row: for an [n]-ids row not the first one read */
 		unsigned char *p = (unsigned char *)b->in_copy[k] +
 				   (size_t)bad_row * t->row_bytes + (t->row_elems - 1) * esz;
 		unsigned char keep[8];
 		memcpy(keep, p, esz);
-		for (int v = 0; v < 2; v++) {
-			put_int(p, t->dtype, vals[v]);
+		for (int v = 0; v < nv; v++) {
+			char val[32];
+			if (t->dtype == QV_DT_F32)
+				snprintf(val, sizeof(val), "%g", (double)vals[v].f);
+			else
+				snprintf(val, sizeof(val), "%lld", (long long)vals[v].i);
+			put_id(p, t->dtype, &vals[v]);
 			for (int api = API_TENSORS; api <= API_REFERENCE; api++) {
 				/* all rows, and the bad row alone */
 				for (int alone = 0; alone < 2; alone++) {
@@ -525,9 +561,9 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 					int rc = run_api(r, m, ctx, (enum api)api, src, row0, rows, b);
 					int ok = api == API_REFERENCE ? rc < 0 : rc == -ERANGE;
 					if (!ok) {
-						fprintf(stderr, "FAIL %s: %s rows=%u@%u with %s = %lld in row %u "
+						fprintf(stderr, "FAIL %s: %s rows=%u@%u with %s = %s in row %u "
 							"(table of %lld) returned %d, want %s\n", r->name,
-							api_name[api], rows, row0, t->name, (long long)vals[v],
+							api_name[api], rows, row0, t->name, val,
 							bad_row, (long long)t->bound, rc,
 							api == API_REFERENCE ? "an error" : "-ERANGE");
 						bad++;
