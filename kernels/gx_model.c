@@ -90,7 +90,10 @@ int gx_model_load(const void *buf, size_t len, const struct qv_model_opts *o, st
 		struct gx_step *s = &g->steps[i];
 		if (s->kind != GX_K_DENSE)
 			continue;
-		uint64_t rows = (uint64_t)p2 * s->rmul;
+		/* a power of two: every oneDNN bucket tuning times exists */
+		uint64_t rows = 1;
+		while (rows < (uint64_t)p2 * s->rmul)
+			rows *= 2;
 		enum qv_kernel_choice k = g->kernels;
 		if (rows > (1u << 15))
 			k = QV_KERNEL_HAND; /* past oneDNN's largest bucket */
@@ -189,7 +192,7 @@ int gx_dense_chain(const struct qv_model *m, struct qv_dense_layer *layers, uint
 	for (uint32_t i = 0; i < g->n_steps; i++) {
 		const struct gx_step *s = &g->steps[i];
 		if (s->kind == GX_K_DENSE)
-			layers[n++] = (struct qv_dense_layer){ s->ds.K, s->ds.N, s->ds.W, s->ds.b, s->ds.act };
+			layers[n++] = (struct qv_dense_layer){ s->ds.K, s->ds.N, s->ds.W, s->ds.b, s->ds.act, s->rmul };
 	}
 	*ret_n = n;
 	return 0;

@@ -1063,7 +1063,7 @@ int qv_model_dense_chain(const struct qv_model *m, struct qv_dense_layer *layers
 		return -ENOBUFS;
 	for (uint32_t i = 0; i < m->n_steps; i++) {
 		const struct qv_step *st = &m->steps[i];
-		layers[i] = (struct qv_dense_layer){ st->K, st->N, st->W, st->b, st->act };
+		layers[i] = (struct qv_dense_layer){ st->K, st->N, st->W, st->b, st->act, 1 };
 	}
 	*ret_n = m->n_steps;
 	return 0;
