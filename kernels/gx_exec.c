@@ -340,10 +340,17 @@ static void k_cast(const struct gx_step *s, const void *x, void *y, size_t n)
 			*(uint8_t *)q = isf ? fv != 0 : iv != 0;
 			break;
 		default: {
-			/* float -> int truncates; NaN and out-of-range values become 0 */
+			/* float -> int truncates. NaN and values the type cannot hold
+			 * (undefined in C and in ONNX) become the type's minimum: as
+			 * an id that is out of range for every table, so a float id
+			 * of 1e30 gets -ERANGE rather than row 0 or garbage. */
+			bool i32 = s->dt == QV_DT_I32;
+			double lim = i32 ? 2147483648.0 : 9223372036854775808.0;
 			if (isf)
-				iv = isfinite(fv) && fabs(fv) < 9.2e18 ? (int64_t)fv : 0;
-			if (s->dt == QV_DT_I64) {
+				iv = fv > -lim && fv < lim ? (int64_t)fv : i32 ? INT32_MIN : INT64_MIN;
+			else if (i32 && (iv < INT32_MIN || iv > INT32_MAX))
+				iv = INT32_MIN;
+			if (!i32) {
 				st64(q, iv);
 			} else {
 				int32_t v = (int32_t)iv;

@@ -68,7 +68,7 @@ static const struct gx_tensor *const_operand(const struct gx_model *g, const str
 
 static bool scalar_is(const struct gx_tensor *t, float v, float tol)
 {
-	return t && t->dt == QV_DT_F32 && t->numel == 1 && fabsf(*(const float *)t->data - v) <= tol;
+	return t && t->bpos < 0 && t->data && t->dt == QV_DT_F32 && t->numel == 1 && fabsf(*(const float *)t->data - v) <= tol;
 }
 
 static bool is_bin(const struct gx_step *s, int op)

@@ -62,6 +62,12 @@ int gx_model_load(const void *buf, size_t len, const struct qv_model_opts *o, st
 			r = -ENOTSUP;
 			goto fail;
 		}
+		if (t->bpos != 0) {
+			gx_err(err, err_len, NULL, "output '%.100s': its batch is axis %d, not the first "
+			       "(transpose it back before the output)", t->name, t->bpos);
+			r = -ENOTSUP;
+			goto fail;
+		}
 		if (t->dt == GX_BOOL) {
 			gx_err(err, err_len, NULL, "output '%.100s': bool outputs are not supported", t->name);
 			r = -ENOTSUP;
