@@ -342,6 +342,33 @@ def gen_families(out):
                                       ("ids_f", f32(ids(r, 30, (2,))), 30)], ["ctr"],
                  expect_ops=["Cast", "Gather", "Flatten"])
 
+    # The ops MLPs already used, inside a graph with ids: BatchNormalization
+    # with trained statistics, Dropout (eval), LeakyRelu, Clip (ReLU6), Tanh,
+    # and a Softmax head over three classes.
+    class LegacyOps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = emb(12, 4)
+            self.fc1 = nn.Linear(4 + 6, 16)
+            self.bn = nn.BatchNorm1d(16)
+            with torch.no_grad():
+                self.bn.running_mean.uniform_(-0.5, 0.5)
+                self.bn.running_var.uniform_(0.25, 2.0)
+                self.bn.weight.uniform_(0.5, 1.5)
+                self.bn.bias.uniform_(-0.2, 0.2)
+            self.fc2 = nn.Linear(16, 8)
+            self.fc3 = nn.Linear(8, 3)
+            self.drop = nn.Dropout(0.3)
+
+        def forward(self, dense, ids):
+            h = self.drop(F.leaky_relu(self.bn(self.fc1(torch.cat([self.e(ids), dense], 1))), 0.1))
+            h = torch.tanh(F.relu6(self.fc2(h) * 3.0))
+            return torch.softmax(self.fc3(h), 1)
+
+    n = "ctr-legacy-ops"; r = rng_for(n); torch.manual_seed(18)
+    torch_export(out, n, LegacyOps(), [("dense", dense(r, 6), 0), ("ids", ids(r, 12, ()), 12)],
+                 ["probs"], expect_ops=["BatchNormalization", "LeakyRelu", "Clip", "Tanh", "Softmax"])
+
     # Multi-task: one shared bottom, two heads, two named outputs.
     class MultiTask(nn.Module):
         def __init__(self):

@@ -827,6 +827,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	verbose = getenv("QV_TEST_VERBOSE") != NULL;
+	setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines between the FAIL lines */
 	int rc = read_manifest(argv[1], &ms, &nm, bad, &nb);
 	if (rc == -ENOENT) {
 		printf("SKIP: no %s/manifest.tsv (graph models not generated: needs /usr/bin/python3 "
