@@ -37,6 +37,9 @@ void gx_step_free(struct gx_step *s)
 	for (uint32_t i = 0; i < GX_MAX_MAPS; i++)
 		free(s->map[i]);
 	free(s->part);
+	free(s->skip);
+	free(s->t_scale);
+	free(s->t_bias);
 	free(s->scale);
 	free(s->bias);
 	free(s->aoff);

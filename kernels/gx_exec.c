@@ -340,10 +340,17 @@ static void k_cast(const struct gx_step *s, const void *x, void *y, size_t n)
 			*(uint8_t *)q = isf ? fv != 0 : iv != 0;
 			break;
 		default: {
-			/* float -> int truncates; NaN and out-of-range values become 0 */
+			/* float -> int truncates. NaN and values the type cannot hold
+			 * (undefined in C and in ONNX) become the type's minimum: as
+			 * an id that is out of range for every table, so a float id
+			 * of 1e30 gets -ERANGE rather than row 0 or garbage. */
+			bool i32 = s->dt == QV_DT_I32;
+			double lim = i32 ? 2147483648.0 : 9223372036854775808.0;
 			if (isf)
-				iv = isfinite(fv) && fabs(fv) < 9.2e18 ? (int64_t)fv : 0;
-			if (s->dt == QV_DT_I64) {
+				iv = fv > -lim && fv < lim ? (int64_t)fv : i32 ? INT32_MIN : INT64_MIN;
+			else if (i32 && (iv < INT32_MIN || iv > INT32_MAX))
+				iv = INT32_MIN;
+			if (!i32) {
 				st64(q, iv);
 			} else {
 				int32_t v = (int32_t)iv;
@@ -444,9 +451,12 @@ static int k_gather(const struct gx_step *s, const void *table, const void *ids,
 	uint32_t isz = gx_esz(s->in_dt);
 	size_t row = (size_t)s->D * s->esz;
 	int64_t V = (int64_t)s->V;
+	/* straight into a Concat's rows when the plan says so */
+	size_t ostride = (s->ostride ? s->ostride : s->n_idx * s->D) * s->esz;
+	y = (char *)y + s->ooff * s->esz;
 	for (uint32_t r = 0; r < rows; r++) {
 		const char *ir = (const char *)ids + (size_t)r * ids_stride * isz;
-		char *yr = (char *)y + (size_t)r * s->n_idx * row;
+		char *yr = (char *)y + (size_t)r * ostride;
 		for (uint64_t k = 0; k < s->n_idx; k++) {
 			int64_t id;
 			if (isz == 8) {
@@ -527,7 +537,8 @@ int gx_kernel(const struct gx_step *s, const void *const *in, const uint64_t *st
 			for (uint64_t o = 0; o < s->outer; o++) {
 				for (uint32_t j = 0; j < s->n_in; j++) {
 					size_t p = (size_t)s->part[j] * e;
-					memcpy(y, (const char *)in[j] + ((size_t)r * stride[j] + o * s->part[j]) * e, p);
+					if (!s->skip || !s->skip[j])
+						memcpy(y, (const char *)in[j] + ((size_t)r * stride[j] + o * s->part[j]) * e, p);
 					y += p;
 				}
 			}
@@ -584,8 +595,39 @@ int gx_kernel(const struct gx_step *s, const void *const *in, const uint64_t *st
 	case GX_K_DENSE_REF:
 		qv_ref_dense(in[0], rows * s->rmul, s->K, s->ds.W, s->N, s->ds.b, s->ds.act, out);
 		return 0;
-	case GX_K_DENSE:
-		return qv_dense_step_run(&s->ds, dc, in[0], rows * s->rmul, out);
+	case GX_K_DENSE: {
+		int r = qv_dense_step_run(&s->ds, dc, in[0], rows * s->rmul, out);
+		if (r < 0 || !s->n_tail)
+			return r;
+		/* tails, in place on the rows just written */
+		size_t n = (size_t)rows * s->out_w;
+		float *restrict y = out;
+		for (uint32_t t = 0; t < s->n_tail; t++) {
+			switch (s->tail[t].kind) {
+			case GX_TAIL_ADD: {
+				const float *restrict o = in[s->tail[t].arg];
+				for (size_t i = 0; i < n; i++)
+					y[i] += o[i];
+				break;
+			}
+			case GX_TAIL_GELU:
+				for (size_t i = 0; i < n; i++)
+					y[i] = gelu(y[i]);
+				break;
+			case GX_TAIL_GELU_TANH:
+				for (size_t i = 0; i < n; i++)
+					y[i] = gelu_tanh(y[i]);
+				break;
+			default: {
+				struct gx_step ln = { .n = s->t_n, .outer = s->out_w / s->t_n, .scale = s->t_scale,
+						      .bias = s->t_bias, .alpha = s->t_eps };
+				k_layernorm(&ln, y, y, rows);
+				break;
+			}
+			}
+		}
+		return 0;
+	}
 	}
 	return 0;
 }
