@@ -108,6 +108,14 @@ enum gx_unop {
 
 enum gx_redop { GX_RSUM, GX_RMEAN, GX_RMAX, GX_RMIN };
 
+/* Element-wise work a dense step applies in place to its output rows. */
+enum gx_tail_kind { GX_TAIL_ADD = 1, GX_TAIL_GELU, GX_TAIL_GELU_TANH, GX_TAIL_LN };
+struct gx_tail {
+	uint8_t kind;
+	uint8_t arg;                  /* ADD: the operand's index in in[] */
+};
+#define GX_MAX_TAILS 4u
+
 struct gx_step {
 	enum gx_kind kind;
 	char label[96];
@@ -125,14 +133,22 @@ struct gx_step {
 	uint64_t *part;               /* CONCAT: elements of each operand an outer block */
 	float *scale, *bias;          /* LN (n each, may be NULL), AFFINE (out_w each) */
 	float rnorm;                  /* REDUCE mean: 1 / count */
-	/* GATHER */
+	uint64_t rn;                  /* REDUCE over one run of axes: outer x rn x inner (0: use map) */
+	/* GATHER; ostride / ooff: writing into a Concat's rows (0: own rows) */
 	uint64_t n_idx, D, V;
+	uint64_t ostride, ooff;
+	bool *skip;                   /* CONCAT: operands written in place by their producer */
 	/* BMM: per row, L products of a (M x K) and b (K x N) at aoff[l], boff[l] */
 	uint32_t L, M, K, N;
 	uint64_t *aoff, *boff;
 	/* DENSE */
 	struct qv_step ds;            /* W (K x N), b, act; kernels in the fused plan */
 	uint32_t rmul;                /* matrix rows a batch row */
+	uint32_t n_tail;
+	struct gx_tail tail[GX_MAX_TAILS];
+	float *t_scale, *t_bias;      /* LN tail: t_n features */
+	uint64_t t_n;
+	float t_eps;
 	bool own;                     /* frees its arrays (fused steps borrowing a reference step's do not) */
 };
 

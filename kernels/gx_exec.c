@@ -340,10 +340,17 @@ static void k_cast(const struct gx_step *s, const void *x, void *y, size_t n)
 			*(uint8_t *)q = isf ? fv != 0 : iv != 0;
 			break;
 		default: {
-			/* float -> int truncates; NaN and out-of-range values become 0 */
+			/* float -> int truncates. NaN and values the type cannot hold
+			 * (undefined in C and in ONNX) become the type's minimum: as
+			 * an id that is out of range for every table, so a float id
+			 * of 1e30 gets -ERANGE rather than row 0 or garbage. */
+			bool i32 = s->dt == QV_DT_I32;
+			double lim = i32 ? 2147483648.0 : 9223372036854775808.0;
 			if (isf)
-				iv = isfinite(fv) && fabs(fv) < 9.2e18 ? (int64_t)fv : 0;
-			if (s->dt == QV_DT_I64) {
+				iv = fv > -lim && fv < lim ? (int64_t)fv : i32 ? INT32_MIN : INT64_MIN;
+			else if (i32 && (iv < INT32_MIN || iv > INT32_MAX))
+				iv = INT32_MIN;
+			if (!i32) {
 				st64(q, iv);
 			} else {
 				int32_t v = (int32_t)iv;
@@ -385,8 +392,78 @@ static void k_softmax(const struct gx_step *s, const float *x, float *y, uint32_
 	}
 }
 
+/* Sum of n floats in 8 partial sums, so the loop vectorises without
+ * reassociating beyond what the partials do (no fast-math). */
+static inline float sum8(const float *restrict x, uint64_t n)
+{
+	float p[8] = { 0 };
+	uint64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int u = 0; u < 8; u++)
+			p[u] += x[i + u];
+	float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+	for (; i < n; i++)
+		s += x[i];
+	return s;
+}
+
+static inline float sqdev8(const float *restrict x, uint64_t n, float mean)
+{
+	float p[8] = { 0 };
+	uint64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int u = 0; u < 8; u++) {
+			float d = x[i + u] - mean;
+			p[u] += d * d;
+		}
+	float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+	for (; i < n; i++)
+		s += (x[i] - mean) * (x[i] - mean);
+	return s;
+}
+
+/* A reduction over one run of axes: blocks of rn x inner, no scatter. */
+static void k_reduce_run(const struct gx_step *s, const float *x, float *y, uint32_t rows)
+{
+	uint64_t rn = s->rn, inner = s->inner;
+	for (uint64_t blk = 0; blk < (uint64_t)rows * s->outer; blk++) {
+		const float *xb = x + blk * rn * inner;
+		float *restrict yb = y + blk * inner;
+		if (inner == 1 && (s->op == GX_RSUM || s->op == GX_RMEAN)) {
+			yb[0] = sum8(xb, rn) * (s->op == GX_RMEAN ? s->rnorm : 1.0f);
+			continue;
+		}
+		for (uint64_t j = 0; j < inner; j++)
+			yb[j] = xb[j];
+		for (uint64_t i = 1; i < rn; i++) {
+			const float *restrict xi = xb + i * inner;
+			switch (s->op) {
+			case GX_RMAX:
+				for (uint64_t j = 0; j < inner; j++)
+					yb[j] = xi[j] > yb[j] || isnan(xi[j]) ? xi[j] : yb[j];
+				break;
+			case GX_RMIN:
+				for (uint64_t j = 0; j < inner; j++)
+					yb[j] = xi[j] < yb[j] || isnan(xi[j]) ? xi[j] : yb[j];
+				break;
+			default:
+				for (uint64_t j = 0; j < inner; j++)
+					yb[j] += xi[j];
+				break;
+			}
+		}
+		if (s->op == GX_RMEAN)
+			for (uint64_t j = 0; j < inner; j++)
+				yb[j] *= s->rnorm;
+	}
+}
+
 static void k_reduce(const struct gx_step *s, const float *x, float *y, uint32_t rows)
 {
+	if (s->rn) {
+		k_reduce_run(s, x, y, rows);
+		return;
+	}
 	const int32_t *m = s->map[0];
 	uint64_t w = s->out_w, n = s->n;
 	float init = s->op == GX_RMAX ? -INFINITY : s->op == GX_RMIN ? INFINITY : 0.0f;
@@ -421,16 +498,8 @@ static void k_layernorm(const struct gx_step *s, const float *x, float *y, uint3
 	for (uint64_t blk = 0; blk < (uint64_t)rows * s->outer; blk++) {
 		const float *restrict xb = x + blk * n;
 		float *restrict yb = y + blk * n;
-		float mean = 0.0f;
-		for (uint64_t i = 0; i < n; i++)
-			mean += xb[i];
-		mean /= (float)n;
-		float var = 0.0f;
-		for (uint64_t i = 0; i < n; i++) {
-			float d = xb[i] - mean;
-			var += d * d;
-		}
-		var /= (float)n;
+		float mean = sum8(xb, n) / (float)n;
+		float var = sqdev8(xb, n, mean) / (float)n;
 		float inv = 1.0f / sqrtf(var + s->alpha);
 		const float *restrict sc = s->scale, *restrict bi = s->bias;
 		for (uint64_t i = 0; i < n; i++)
@@ -444,9 +513,12 @@ static int k_gather(const struct gx_step *s, const void *table, const void *ids,
 	uint32_t isz = gx_esz(s->in_dt);
 	size_t row = (size_t)s->D * s->esz;
 	int64_t V = (int64_t)s->V;
+	/* straight into a Concat's rows when the plan says so */
+	size_t ostride = (s->ostride ? s->ostride : s->n_idx * s->D) * s->esz;
+	y = (char *)y + s->ooff * s->esz;
 	for (uint32_t r = 0; r < rows; r++) {
 		const char *ir = (const char *)ids + (size_t)r * ids_stride * isz;
-		char *yr = (char *)y + (size_t)r * s->n_idx * row;
+		char *yr = (char *)y + (size_t)r * ostride;
 		for (uint64_t k = 0; k < s->n_idx; k++) {
 			int64_t id;
 			if (isz == 8) {
@@ -527,7 +599,8 @@ int gx_kernel(const struct gx_step *s, const void *const *in, const uint64_t *st
 			for (uint64_t o = 0; o < s->outer; o++) {
 				for (uint32_t j = 0; j < s->n_in; j++) {
 					size_t p = (size_t)s->part[j] * e;
-					memcpy(y, (const char *)in[j] + ((size_t)r * stride[j] + o * s->part[j]) * e, p);
+					if (!s->skip || !s->skip[j])
+						memcpy(y, (const char *)in[j] + ((size_t)r * stride[j] + o * s->part[j]) * e, p);
 					y += p;
 				}
 			}
@@ -584,8 +657,39 @@ int gx_kernel(const struct gx_step *s, const void *const *in, const uint64_t *st
 	case GX_K_DENSE_REF:
 		qv_ref_dense(in[0], rows * s->rmul, s->K, s->ds.W, s->N, s->ds.b, s->ds.act, out);
 		return 0;
-	case GX_K_DENSE:
-		return qv_dense_step_run(&s->ds, dc, in[0], rows * s->rmul, out);
+	case GX_K_DENSE: {
+		int r = qv_dense_step_run(&s->ds, dc, in[0], rows * s->rmul, out);
+		if (r < 0 || !s->n_tail)
+			return r;
+		/* tails, in place on the rows just written */
+		size_t n = (size_t)rows * s->out_w;
+		float *restrict y = out;
+		for (uint32_t t = 0; t < s->n_tail; t++) {
+			switch (s->tail[t].kind) {
+			case GX_TAIL_ADD: {
+				const float *restrict o = in[s->tail[t].arg];
+				for (size_t i = 0; i < n; i++)
+					y[i] += o[i];
+				break;
+			}
+			case GX_TAIL_GELU:
+				for (size_t i = 0; i < n; i++)
+					y[i] = gelu(y[i]);
+				break;
+			case GX_TAIL_GELU_TANH:
+				for (size_t i = 0; i < n; i++)
+					y[i] = gelu_tanh(y[i]);
+				break;
+			default: {
+				struct gx_step ln = { .n = s->t_n, .outer = s->out_w / s->t_n, .scale = s->t_scale,
+						      .bias = s->t_bias, .alpha = s->t_eps };
+				k_layernorm(&ln, y, y, rows);
+				break;
+			}
+			}
+		}
+		return 0;
+	}
 	}
 	return 0;
 }

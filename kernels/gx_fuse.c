@@ -30,6 +30,7 @@ struct fctx {
 	uint32_t *readers;   /* per store: step operands and graph outputs reading it */
 	int32_t *reader;     /* per store: the (last) ref step reading it */
 	bool *gone;          /* ref steps absorbed */
+	int32_t *writer;     /* per store: the ref step writing it, -1 for inputs */
 };
 
 static int32_t store_of(const struct gx_model *g, int32_t t)
@@ -67,7 +68,7 @@ static const struct gx_tensor *const_operand(const struct gx_model *g, const str
 
 static bool scalar_is(const struct gx_tensor *t, float v, float tol)
 {
-	return t && t->dt == QV_DT_F32 && t->numel == 1 && fabsf(*(const float *)t->data - v) <= tol;
+	return t && t->bpos < 0 && t->data && t->dt == QV_DT_F32 && t->numel == 1 && fabsf(*(const float *)t->data - v) <= tol;
 }
 
 static bool is_bin(const struct gx_step *s, int op)
@@ -96,7 +97,260 @@ static void label_add(struct gx_step *s, const char *what)
 	}
 }
 
-/* Dense: ref step i becomes a DENSE step with the tail absorbed. */
+/* ---- patterns ---- */
+
+/* What a pattern matched: its ref steps, its result, how often it reads x. */
+struct match {
+	uint32_t k[16];
+	uint32_t n;
+	int32_t out;
+	uint32_t x_reads;
+	int op;                    /* GELU: GX_GELU / GX_GELU_TANH */
+	float eps;                 /* LN */
+	uint64_t feat;             /* LN: features normalised together */
+	const float *scale, *bias; /* LN: constants (n floats, or 1) or NULL */
+	bool scale1, bias1;        /* ... given as one scalar */
+};
+
+static void take(struct match *m, int32_t k)
+{
+	if (m->n < 16)
+		m->k[m->n++] = (uint32_t)k;
+}
+
+/* The sole reader of cur: a float binary op `op` whose other operand is x
+ * (x >= 0, no broadcast) or a constant scalar near v. */
+static int32_t link_bin(const struct fctx *f, int32_t cur, int op, int32_t x, float v, float tol)
+{
+	int32_t k = sole_reader(f, cur);
+	if (k < 0)
+		return -1;
+	const struct gx_step *c = &f->g->ref[k];
+	if (!is_bin(c, op))
+		return -1;
+	uint32_t ci = c->in[0] == cur ? 0 : 1;
+	int32_t other = c->in[1 - ci];
+	if (c->in[ci] != cur || c->map[ci])
+		return -1;
+	if (x >= 0)
+		return other == x && !c->map[1 - ci] ? k : -1;
+	return scalar_is(&f->g->t[other], v, tol) ? k : -1;
+}
+
+static int32_t link_un(const struct fctx *f, int32_t cur, int op)
+{
+	int32_t k = sole_reader(f, cur);
+	if (k < 0 || f->g->ref[k].kind != GX_K_UNARY || f->g->ref[k].op != op || f->g->ref[k].in[0] != cur)
+		return -1;
+	return k;
+}
+
+/*
+ * GELU starting at ref step i, on x:
+ *  exact: Div(x, sqrt 2) | Mul(x, 1/sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5
+ *  tanh:  Mul(x, x) -> Mul x -> Mul 0.044715 -> Add x -> Mul sqrt(2/pi) -> Tanh -> Add 1 -> Mul x -> Mul 0.5
+ * (what torch.onnx.export emits for nn.GELU and nn.GELU(approximate='tanh')).
+ */
+static bool match_gelu(const struct fctx *f, uint32_t i, struct match *m)
+{
+	const struct gx_model *g = f->g;
+	const struct gx_step *s0 = &g->ref[i];
+	memset(m, 0, sizeof(*m));
+	if (s0->kind != GX_K_BIN || s0->n_in != 2 || s0->in_dt != QV_DT_F32)
+		return false;
+	int32_t x = s0->in[0];
+	if (g->t[x].bpos < 0 || s0->map[0])
+		return false;
+	int32_t k;
+	take(m, (int32_t)i);
+	if (s0->in[1] == x && s0->op == GX_MUL && !s0->map[1]) {
+		m->op = GX_GELU_TANH;
+		m->x_reads = 5;
+		int32_t k1 = link_bin(f, s0->out, GX_MUL, x, 0, 0);
+		int32_t k2 = k1 < 0 ? -1 : link_bin(f, g->ref[k1].out, GX_MUL, -1, 0.044715f, 1e-6f);
+		int32_t k3 = k2 < 0 ? -1 : link_bin(f, g->ref[k2].out, GX_ADD, x, 0, 0);
+		int32_t k4 = k3 < 0 ? -1 : link_bin(f, g->ref[k3].out, GX_MUL, -1, 0.7978845608f, 1e-6f);
+		int32_t k5 = k4 < 0 ? -1 : link_un(f, g->ref[k4].out, GX_TANH);
+		k = k5 < 0 ? -1 : link_bin(f, g->ref[k5].out, GX_ADD, -1, 1.0f, 0.0f);
+		if (k < 0)
+			return false;
+		take(m, k1), take(m, k2), take(m, k3), take(m, k4), take(m, k5);
+	} else {
+		const struct gx_tensor *c = &g->t[s0->in[1]];
+		if (!((s0->op == GX_DIV && scalar_is(c, 1.41421356f, 1e-4f)) ||
+		      (s0->op == GX_MUL && scalar_is(c, 0.70710678f, 1e-5f))))
+			return false;
+		m->op = GX_GELU;
+		m->x_reads = 2;
+		int32_t k1 = link_un(f, s0->out, GX_ERF);
+		k = k1 < 0 ? -1 : link_bin(f, g->ref[k1].out, GX_ADD, -1, 1.0f, 0.0f);
+		if (k < 0)
+			return false;
+		take(m, k1);
+	}
+	take(m, k);
+	int32_t k6 = link_bin(f, g->ref[k].out, GX_MUL, x, 0, 0);
+	int32_t k7 = k6 < 0 ? -1 : link_bin(f, g->ref[k6].out, GX_MUL, -1, 0.5f, 0.0f);
+	if (k7 < 0)
+		return false;
+	take(m, k6), take(m, k7);
+	m->out = g->ref[k7].out;
+	return true;
+}
+
+/* A mean over exactly the last axis of x: each output element gathers n consecutive ones. */
+static bool mean_last(const struct gx_model *g, const struct gx_step *s, int32_t x, uint64_t n)
+{
+	const struct gx_tensor *xt = &g->t[x];
+	if (s->kind != GX_K_REDUCE || s->op != GX_RMEAN || s->in[0] != x || s->out_w * n != xt->numel)
+		return false;
+	for (uint64_t e = 0; e < xt->numel; e++)
+		if ((uint64_t)s->map[0][e] != e / n)
+			return false;
+	return true;
+}
+
+static const float *feature_const(const struct gx_model *g, const struct gx_step *c, int32_t cur, uint64_t n,
+				  bool *ret_scalar)
+{
+	uint32_t ci;
+	const struct gx_tensor *ct = const_operand(g, c, cur, &ci);
+	if (!ct || ct->dt != QV_DT_F32 || (ct->numel != n && ct->numel != 1) || c->map[1 - ci])
+		return NULL;
+	*ret_scalar = ct->numel == 1;
+	return ct->data;
+}
+
+/*
+ * LayerNorm starting at ref step i, over the last axis of x: either the
+ * LayerNormalization op's own step, or
+ *   ReduceMean(x) -> Sub(x, m) -> Pow(d, 2) -> ReduceMean -> Add eps -> Sqrt -> Div(d, s)
+ * then optionally Mul(scale) and Add(bias) per feature.
+ */
+static bool match_ln(const struct fctx *f, uint32_t i, struct match *m)
+{
+	const struct gx_model *g = f->g;
+	const struct gx_step *s0 = &g->ref[i];
+	memset(m, 0, sizeof(*m));
+	int32_t x = s0->in[0];
+	const struct gx_tensor *xt = &g->t[x];
+	if (xt->bpos < 0 || xt->dt != QV_DT_F32)
+		return false;
+	if (s0->kind == GX_K_LN) {
+		take(m, (int32_t)i);
+		m->x_reads = 1;
+		m->out = s0->out;
+		m->eps = s0->alpha;
+		m->feat = s0->n;
+		m->scale = s0->scale;
+		m->bias = s0->bias;
+		return true;
+	}
+	if (xt->bpos == (int32_t)xt->rank - 1)
+		return false;
+	uint64_t n = (uint64_t)xt->dims[xt->rank - 1];
+	if (!mean_last(g, s0, x, n))
+		return false;
+	int32_t k1 = sole_reader(f, s0->out);
+	if (k1 < 0 || !is_bin(&g->ref[k1], GX_SUB) || g->ref[k1].in[0] != x || g->ref[k1].in[1] != s0->out ||
+	    g->ref[k1].map[0])
+		return false;
+	int32_t d = g->ref[k1].out;
+	int32_t ds = store_of(g, d);
+	if (ds < 0 || f->readers[ds] != 2) /* Pow and Div */
+		return false;
+	int32_t k2 = -1, k6 = -1;
+	for (uint32_t j = (uint32_t)k1 + 1; j < g->n_ref; j++) {
+		const struct gx_step *c = &g->ref[j];
+		if (c->n_in == 2 && c->in[0] == d && is_bin(c, GX_POW) &&
+		    scalar_is(&g->t[c->in[1]], 2.0f, 0.0f))
+			k2 = (int32_t)j;
+		else if (c->n_in == 2 && c->in[0] == d && is_bin(c, GX_DIV) && !c->map[0])
+			k6 = (int32_t)j;
+	}
+	if (k2 < 0 || k6 < 0)
+		return false;
+	int32_t k3 = sole_reader(f, g->ref[k2].out);
+	if (k3 < 0 || !mean_last(g, &g->ref[k3], g->ref[k2].out, n))
+		return false;
+	uint32_t ci;
+	const struct gx_tensor *eps;
+	int32_t k4 = sole_reader(f, g->ref[k3].out);
+	if (k4 < 0 || !is_bin(&g->ref[k4], GX_ADD) ||
+	    !(eps = const_operand(g, &g->ref[k4], g->ref[k3].out, &ci)) || eps->numel != 1 || eps->dt != QV_DT_F32)
+		return false;
+	int32_t k5 = link_un(f, g->ref[k4].out, GX_SQRT);
+	if (k5 < 0 || g->ref[k6].in[1] != g->ref[k5].out || sole_reader(f, g->ref[k5].out) != k6)
+		return false;
+	take(m, (int32_t)i), take(m, k1), take(m, k2), take(m, k3), take(m, k4), take(m, k5), take(m, k6);
+	m->x_reads = 2;
+	m->eps = *(const float *)eps->data;
+	m->feat = n;
+	m->out = g->ref[k6].out;
+	int32_t k7 = sole_reader(f, m->out);
+	if (k7 >= 0 && is_bin(&g->ref[k7], GX_MUL) && (m->scale = feature_const(g, &g->ref[k7], m->out, n, &m->scale1))) {
+		take(m, k7);
+		m->out = g->ref[k7].out;
+		int32_t k8 = sole_reader(f, m->out);
+		if (k8 >= 0 && is_bin(&g->ref[k8], GX_ADD) &&
+		    (m->bias = feature_const(g, &g->ref[k8], m->out, n, &m->bias1))) {
+			take(m, k8);
+			m->out = g->ref[k8].out;
+		}
+	}
+	return true;
+}
+
+static void mark_gone(struct fctx *f, const struct match *m)
+{
+	for (uint32_t j = 0; j < m->n; j++)
+		f->gone[m->k[j]] = true;
+}
+
+/* scale and bias arrays of n floats for a matched LayerNorm */
+static int ln_params(const struct match *m, float **ret_scale, float **ret_bias)
+{
+	float *sc = malloc(m->feat * sizeof(float)), *bi = malloc(m->feat * sizeof(float));
+	if (!sc || !bi) {
+		free(sc);
+		free(bi);
+		return -ENOMEM;
+	}
+	for (uint64_t j = 0; j < m->feat; j++) {
+		sc[j] = m->scale ? m->scale[m->scale1 ? 0 : j] : 1.0f;
+		bi[j] = m->bias ? m->bias[m->bias1 ? 0 : j] : 0.0f;
+	}
+	*ret_scale = sc;
+	*ret_bias = bi;
+	return 0;
+}
+
+/* A ref step (not yet absorbed) that reads x and starts a pattern reading
+ * x as often as x is read at all: x is needed by nothing else. */
+static bool tail_pattern(const struct fctx *f, int32_t x, uint32_t from, struct match *m,
+			 bool (*fn)(const struct fctx *, uint32_t, struct match *))
+{
+	int32_t st = store_of(f->g, x);
+	if (st < 0)
+		return false;
+	for (uint32_t j = from; j < f->g->n_ref; j++) {
+		if (f->gone[j] || f->g->ref[j].n_in < 1 || f->g->ref[j].in[0] != x)
+			continue;
+		if (fn(f, j, m) && m->x_reads == f->readers[st])
+			return true;
+	}
+	return false;
+}
+
+/* ---- fusions ---- */
+
+/*
+ * Dense: ref step i becomes a DENSE step. Absorbed while its output has no
+ * other reader: an Add of a per-feature constant into the bias, one
+ * activation as the kernels' post-op; then element-wise tails applied in
+ * place on the step's output rows while they are hot in cache: a residual
+ * Add of another tensor of the same shape, GELU, LayerNorm.
+ */
 static int fuse_dense(struct fctx *f, uint32_t i)
 {
 	struct gx_model *g = f->g;
@@ -105,6 +359,7 @@ static int fuse_dense(struct fctx *f, uint32_t i)
 	memset(&d.ds, 0, sizeof(d.ds));
 	memset(d.map, 0, sizeof(d.map));
 	d.part = NULL;
+	d.skip = NULL;
 	d.scale = d.bias = NULL;
 	d.aoff = d.boff = NULL;
 	d.kind = GX_K_DENSE;
@@ -124,28 +379,29 @@ static int fuse_dense(struct fctx *f, uint32_t i)
 	if (had_bias)
 		memcpy(d.ds.b, rs->ds.b, rs->N * sizeof(float));
 	uint32_t N = rs->N;
+	bool act = false;
 	for (;;) {
 		int32_t k = sole_reader(f, d.out);
-		if (k < 0)
-			break;
-		const struct gx_step *c = &g->ref[k];
-		if (c->kind == GX_K_UNARY && (c->op == GX_RELU || c->op == GX_LEAKY || c->op == GX_SIGMOID ||
-					      c->op == GX_TANH || c->op == GX_CLIP)) {
+		const struct gx_step *c = k >= 0 ? &g->ref[k] : NULL;
+		if (c && !act && !d.n_tail && c->kind == GX_K_UNARY &&
+		    (c->op == GX_RELU || c->op == GX_LEAKY || c->op == GX_SIGMOID || c->op == GX_TANH ||
+		     c->op == GX_CLIP)) {
 			d.ds.act.kind = c->op == GX_RELU ? QV_ACT_RELU : c->op == GX_LEAKY ? QV_ACT_LEAKY_RELU
 					: c->op == GX_SIGMOID ? QV_ACT_SIGMOID : c->op == GX_TANH ? QV_ACT_TANH
 					: QV_ACT_CLIP;
 			d.ds.act.alpha = c->alpha;
 			d.ds.act.beta = c->beta;
+			act = true;
 			f->gone[k] = true;
 			d.out = c->out;
 			d.ds.n_folded++;
 			label_add(&d, c->label);
-			break;
+			continue;
 		}
 		uint32_t ci;
 		const struct gx_tensor *ct;
-		if (is_bin(c, GX_ADD) && (ct = const_operand(g, c, d.out, &ci)) && !c->map[1 - ci] &&
-		    (ct->numel == 1 || (ct->numel == N && ct->dims[ct->rank - 1] == N))) {
+		if (c && !act && !d.n_tail && is_bin(c, GX_ADD) && (ct = const_operand(g, c, d.out, &ci)) &&
+		    !c->map[1 - ci] && (ct->numel == 1 || (ct->numel == N && ct->dims[ct->rank - 1] == N))) {
 			const float *cv = ct->data;
 			for (uint32_t j = 0; j < N; j++)
 				d.ds.b[j] += cv[ct->numel == 1 ? 0 : j];
@@ -154,6 +410,43 @@ static int fuse_dense(struct fctx *f, uint32_t i)
 			d.out = c->out;
 			d.ds.n_folded++;
 			label_add(&d, c->label);
+			continue;
+		}
+		if (d.n_tail == GX_MAX_TAILS)
+			break;
+		/* residual: y += r, r computed (before this step), same shape */
+		int32_t other = c && c->n_in == 2 ? (c->in[0] == d.out ? c->in[1] : c->in[0]) : -1;
+		if (c && is_bin(c, GX_ADD) && !c->map[0] && !c->map[1] && d.n_in < GX_MAX_IN &&
+		    g->t[c->in[0]].bpos >= 0 && g->t[c->in[1]].bpos >= 0 && c->in[0] != c->in[1] &&
+		    f->writer[g->t[other].store] < (int32_t)i) {
+			d.tail[d.n_tail++] = (struct gx_tail){ GX_TAIL_ADD, (uint8_t)d.n_in };
+			d.in[d.n_in++] = other;
+			f->gone[k] = true;
+			d.out = c->out;
+			label_add(&d, c->label);
+			continue;
+		}
+		struct match m;
+		if (tail_pattern(f, d.out, i + 1, &m, match_gelu)) {
+			d.tail[d.n_tail++] = (struct gx_tail){ m.op == GX_GELU ? GX_TAIL_GELU : GX_TAIL_GELU_TANH, 0 };
+			mark_gone(f, &m);
+			d.out = m.out;
+			label_add(&d, m.op == GX_GELU ? "gelu" : "gelu_tanh");
+			continue;
+		}
+		if (!d.t_scale && tail_pattern(f, d.out, i + 1, &m, match_ln) && m.feat && d.out_w % m.feat == 0) {
+			int r = ln_params(&m, &d.t_scale, &d.t_bias);
+			if (r < 0) {
+				free(d.ds.W);
+				free(d.ds.b);
+				return r;
+			}
+			d.t_n = m.feat;
+			d.t_eps = m.eps;
+			d.tail[d.n_tail++] = (struct gx_tail){ GX_TAIL_LN, 0 };
+			mark_gone(f, &m);
+			d.out = m.out;
+			label_add(&d, "layernorm");
 			continue;
 		}
 		break;
@@ -166,173 +459,118 @@ static int fuse_dense(struct fctx *f, uint32_t i)
 	return push(g, &d, true, NULL);
 }
 
-/* x -> Div(x, sqrt2) | Mul(x, 1/sqrt2) -> Erf -> Add 1 -> Mul x -> Mul 0.5 (or Mul 0.5 first) */
 static int fuse_gelu(struct fctx *f, uint32_t i)
 {
 	struct gx_model *g = f->g;
-	const struct gx_step *s0 = &g->ref[i];
-	if (s0->kind != GX_K_BIN || s0->n_in != 2)
+	struct match m;
+	if (!match_gelu(f, i, &m))
 		return 0;
-	uint32_t ci;
-	int32_t x = s0->in[0];
-	const struct gx_tensor *c = const_operand(g, s0, x, &ci);
-	if (!c || ci != 1 || g->t[x].bpos < 0 || g->t[x].dt != QV_DT_F32 || s0->map[0])
-		return 0;
-	if (!((is_bin(s0, GX_DIV) && scalar_is(c, 1.41421356f, 1e-4f)) ||
-	      (is_bin(s0, GX_MUL) && scalar_is(c, 0.70710678f, 1e-5f))))
-		return 0;
-	int32_t k1 = sole_reader(f, s0->out);
-	if (k1 < 0 || g->ref[k1].kind != GX_K_UNARY || g->ref[k1].op != GX_ERF)
-		return 0;
-	int32_t k2 = sole_reader(f, g->ref[k1].out);
-	if (k2 < 0 || !is_bin(&g->ref[k2], GX_ADD) ||
-	    !scalar_is(const_operand(g, &g->ref[k2], g->ref[k1].out, &ci), 1.0f, 0.0f))
-		return 0;
-	int32_t k3 = sole_reader(f, g->ref[k2].out);
-	if (k3 < 0 || !is_bin(&g->ref[k3], GX_MUL))
-		return 0;
-	const struct gx_step *m3 = &g->ref[k3];
-	if (!((m3->in[0] == x && m3->in[1] == g->ref[k2].out) || (m3->in[1] == x && m3->in[0] == g->ref[k2].out)) ||
-	    m3->map[0] || m3->map[1])
-		return 0;
-	int32_t k4 = sole_reader(f, m3->out);
-	if (k4 < 0 || !is_bin(&g->ref[k4], GX_MUL) ||
-	    !scalar_is(const_operand(g, &g->ref[k4], m3->out, &ci), 0.5f, 0.0f))
-		return 0;
-	/* x itself is read by s0 and m3: allowed (x is the input, not an intermediate) */
-	struct gx_step gs = *s0;
+	struct gx_step gs = g->ref[i];
 	memset(gs.map, 0, sizeof(gs.map));
 	gs.kind = GX_K_UNARY;
-	gs.op = GX_GELU;
+	gs.op = m.op;
 	gs.n_in = 1;
-	gs.in[0] = x;
-	gs.out = g->ref[k4].out;
-	gs.what = "Gelu";
-	label_add(&gs, g->ref[k4].label);
-	f->gone[i] = f->gone[k1] = f->gone[k2] = f->gone[k3] = f->gone[k4] = true;
+	gs.out = m.out;
+	gs.what = m.op == GX_GELU ? "Gelu" : "GeluTanh";
+	label_add(&gs, g->ref[m.k[m.n - 1]].label);
+	mark_gone(f, &m);
 	push(g, &gs, false, NULL);
 	return 1;
 }
 
-/* ReduceMean(x) -> Sub(x, m) -> Pow(d, 2) -> ReduceMean -> Add eps -> Sqrt -> Div(d, s)
- * [-> Mul scale -> Add bias], all over the last axis. */
 static int fuse_layernorm(struct fctx *f, uint32_t i)
 {
 	struct gx_model *g = f->g;
-	const struct gx_step *m = &g->ref[i];
-	if (m->kind != GX_K_REDUCE || m->op != GX_RMEAN)
+	struct match m;
+	if (g->ref[i].kind != GX_K_REDUCE || !match_ln(f, i, &m))
 		return 0;
-	int32_t x = m->in[0];
-	const struct gx_tensor *xt = &g->t[x];
-	if (xt->bpos < 0 || xt->bpos == (int32_t)xt->rank - 1)
-		return 0;
-	uint64_t n = (uint64_t)xt->dims[xt->rank - 1];
-	/* a mean over exactly the last axis: each output element gathers n consecutive ones */
-	if (m->out_w * n != xt->numel)
-		return 0;
-	for (uint64_t e = 0; e < xt->numel; e++)
-		if ((uint64_t)m->map[0][e] != e / n)
-			return 0;
-	int32_t k1 = sole_reader(f, m->out);
-	if (k1 < 0 || !is_bin(&g->ref[k1], GX_SUB) || g->ref[k1].in[0] != x || g->ref[k1].in[1] != m->out)
-		return 0;
-	int32_t dt = g->ref[k1].out;
-	/* d is read twice (Pow, Div) */
-	int32_t ds = store_of(g, dt);
-	if (ds < 0 || f->readers[ds] != 2)
-		return 0;
-	int32_t k2 = -1, k6 = -1;
-	for (uint32_t j = (uint32_t)k1 + 1; j < g->n_ref; j++) {
-		const struct gx_step *c = &g->ref[j];
-		for (uint32_t a = 0; a < c->n_in; a++) {
-			if (c->in[a] != dt)
-				continue;
-			if (is_bin(c, GX_POW) && a == 0)
-				k2 = (int32_t)j;
-			else if (is_bin(c, GX_DIV) && a == 0)
-				k6 = (int32_t)j;
-		}
-	}
-	uint32_t ci;
-	if (k2 < 0 || k6 < 0 || !scalar_is(const_operand(g, &g->ref[k2], dt, &ci), 2.0f, 0.0f))
-		return 0;
-	int32_t k3 = sole_reader(f, g->ref[k2].out);
-	if (k3 < 0 || g->ref[k3].kind != GX_K_REDUCE || g->ref[k3].op != GX_RMEAN ||
-	    g->ref[k3].out_w != m->out_w)
-		return 0;
-	for (uint64_t e = 0; e < xt->numel; e++)
-		if ((uint64_t)g->ref[k3].map[0][e] != e / n)
-			return 0;
-	int32_t k4 = sole_reader(f, g->ref[k3].out);
-	const struct gx_tensor *eps;
-	if (k4 < 0 || !is_bin(&g->ref[k4], GX_ADD) ||
-	    !(eps = const_operand(g, &g->ref[k4], g->ref[k3].out, &ci)) || eps->numel != 1 ||
-	    eps->dt != QV_DT_F32)
-		return 0;
-	int32_t k5 = sole_reader(f, g->ref[k4].out);
-	if (k5 < 0 || g->ref[k5].kind != GX_K_UNARY || g->ref[k5].op != GX_SQRT)
-		return 0;
-	if (g->ref[k6].in[1] != g->ref[k5].out || sole_reader(f, g->ref[k5].out) != k6)
-		return 0;
-	struct gx_step ln = *m;
+	struct gx_step ln = g->ref[i];
 	memset(ln.map, 0, sizeof(ln.map));
-	ln.kind = GX_K_LN;
-	ln.what = "LayerNorm";
-	ln.outer = xt->numel / n;
-	ln.n = n;
-	ln.out_w = xt->numel;
-	ln.alpha = *(const float *)eps->data;
-	ln.scale = malloc(n * sizeof(float));
-	ln.bias = calloc(n, sizeof(float));
 	ln.part = NULL;
+	ln.skip = NULL;
 	ln.aoff = ln.boff = NULL;
 	memset(&ln.ds, 0, sizeof(ln.ds));
-	if (!ln.scale || !ln.bias) {
-		free(ln.scale);
-		free(ln.bias);
-		return -ENOMEM;
-	}
-	for (uint64_t j = 0; j < n; j++)
-		ln.scale[j] = 1.0f;
-	ln.out = g->ref[k6].out;
-	bool *gone = f->gone;
-	gone[i] = gone[k1] = gone[k2] = gone[k3] = gone[k4] = gone[k5] = gone[k6] = true;
-	/* then Mul(scale), Add(bias) per feature */
-	int32_t k7 = sole_reader(f, ln.out);
-	const struct gx_tensor *ct;
-	if (k7 >= 0 && is_bin(&g->ref[k7], GX_MUL) && (ct = const_operand(g, &g->ref[k7], ln.out, &ci)) &&
-	    (ct->numel == n || ct->numel == 1) && !g->ref[k7].map[1 - ci]) {
-		for (uint64_t j = 0; j < n; j++)
-			ln.scale[j] = ((const float *)ct->data)[ct->numel == 1 ? 0 : j];
-		gone[k7] = true;
-		ln.out = g->ref[k7].out;
-		int32_t k8 = sole_reader(f, ln.out);
-		if (k8 >= 0 && is_bin(&g->ref[k8], GX_ADD) && (ct = const_operand(g, &g->ref[k8], ln.out, &ci)) &&
-		    (ct->numel == n || ct->numel == 1) && !g->ref[k8].map[1 - ci]) {
-			for (uint64_t j = 0; j < n; j++)
-				ln.bias[j] = ((const float *)ct->data)[ct->numel == 1 ? 0 : j];
-			gone[k8] = true;
-			ln.out = g->ref[k8].out;
-		}
-	}
-	snprintf(ln.label, sizeof(ln.label), "%.40s..%.40s", m->label, g->ref[k6].label);
+	ln.kind = GX_K_LN;
+	ln.what = "LayerNorm";
+	ln.outer = g->t[ln.in[0]].numel / m.feat;
+	ln.n = m.feat;
+	ln.out_w = g->t[ln.in[0]].numel;
+	ln.alpha = m.eps;
+	ln.out = m.out;
+	int r = ln_params(&m, &ln.scale, &ln.bias);
+	if (r < 0)
+		return r;
+	snprintf(ln.label, sizeof(ln.label), "%.40s..%.40s", g->ref[i].label, g->ref[m.k[m.n - 1]].label);
+	mark_gone(f, &m);
 	push(g, &ln, true, NULL);
 	return 1;
 }
 
+/*
+ * An embedding lookup read only by a Concat (outer 1: each operand one
+ * contiguous part of a row) writes its rows straight into the Concat's
+ * output; the Concat then copies the other operands only.
+ */
+static int gather_into_concat(struct fctx *f)
+{
+	struct gx_model *g = f->g;
+	for (uint32_t i = 0; i < g->n_steps; i++) {
+		struct gx_step *c = &g->steps[i];
+		if (c->kind != GX_K_CONCAT || c->outer != 1 || g->t[c->out].bpos < 0)
+			continue;
+		uint64_t off = 0;
+		for (uint32_t j = 0; j < c->n_in; off += c->part[j], j++) {
+			int32_t st = store_of(g, c->in[j]);
+			if (st < 0 || f->readers[st] != 1)
+				continue;
+			struct gx_step *p = NULL;
+			for (uint32_t k = 0; k < i; k++)
+				if (g->steps[k].kind == GX_K_GATHER && store_of(g, g->steps[k].out) == st)
+					p = &g->steps[k];
+			if (!p || p->ostride)
+				continue;
+			if (!c->own) {
+				/* the Concat gets arrays of its own (the reference step keeps its) */
+				uint64_t *part = malloc(c->n_in * sizeof(*part));
+				if (!part)
+					return -ENOMEM;
+				memcpy(part, c->part, c->n_in * sizeof(*part));
+				c->part = part;
+				memset(c->map, 0, sizeof(c->map));
+				c->scale = c->bias = NULL;
+				c->aoff = c->boff = NULL;
+				memset(&c->ds, 0, sizeof(c->ds));
+				c->own = true;
+			}
+			if (!c->skip && !(c->skip = calloc(c->n_in, sizeof(bool))))
+				return -ENOMEM;
+			c->skip[j] = true;
+			p->out = c->out;
+			p->ostride = c->out_w;
+			p->ooff = off;
+			label_add(p, "->");
+			label_add(p, c->label);
+		}
+	}
+	return 0;
+}
+
 int gx_fuse(struct gx_model *g, char *err, size_t err_len)
 {
-	struct fctx f = { g, NULL, NULL, NULL };
+	struct fctx f = { g, NULL, NULL, NULL, NULL };
 	int r = -ENOMEM;
 	uint32_t ns = g->n_store ? g->n_store : 1;
 	f.readers = calloc(ns, sizeof(*f.readers));
 	f.reader = malloc(ns * sizeof(*f.reader));
 	f.gone = calloc(g->n_ref + 1, sizeof(*f.gone));
+	f.writer = malloc(ns * sizeof(*f.writer));
 	g->steps = calloc(g->n_ref + 1, sizeof(*g->steps));
-	if (!f.readers || !f.reader || !f.gone || !g->steps)
+	if (!f.readers || !f.reader || !f.gone || !g->steps || !f.writer)
 		goto out;
 	for (uint32_t i = 0; i < ns; i++)
-		f.reader[i] = -1;
+		f.reader[i] = f.writer[i] = -1;
+	for (uint32_t i = 0; i < g->n_ref; i++)
+		f.writer[g->t[g->ref[i].out].store] = (int32_t)i;
 	for (uint32_t i = 0; i < g->n_ref; i++) {
 		const struct gx_step *s = &g->ref[i];
 		for (uint32_t j = 0; j < s->n_in; j++) {
@@ -369,6 +607,8 @@ int gx_fuse(struct gx_model *g, char *err, size_t err_len)
 			continue;
 		push(g, s, false, NULL);
 	}
+	if ((r = gather_into_concat(&f)) < 0)
+		goto out;
 	r = 0;
 out:
 	if (r == -ENOMEM)
@@ -376,5 +616,6 @@ out:
 	free(f.readers);
 	free(f.reader);
 	free(f.gone);
+	free(f.writer);
 	return r;
 }

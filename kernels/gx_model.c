@@ -62,6 +62,12 @@ int gx_model_load(const void *buf, size_t len, const struct qv_model_opts *o, st
 			r = -ENOTSUP;
 			goto fail;
 		}
+		if (t->bpos != 0) {
+			gx_err(err, err_len, NULL, "output '%.100s': its batch is axis %d, not the first "
+			       "(transpose it back before the output)", t->name, t->bpos);
+			r = -ENOTSUP;
+			goto fail;
+		}
 		if (t->dt == GX_BOOL) {
 			gx_err(err, err_len, NULL, "output '%.100s': bool outputs are not supported", t->name);
 			r = -ENOTSUP;
@@ -118,7 +124,11 @@ int gx_model_load(const void *buf, size_t len, const struct qv_model_opts *o, st
 	index_bounds(g, m);
 	m->info.n_inputs = g->n_in;
 	m->info.n_outputs = g->n_out;
+	/* a dense step's in-place tails count as plan steps: the plan is more
+	 * than its dense layers even when every tail is fused */
 	m->info.n_steps = g->n_steps;
+	for (uint32_t i = 0; i < g->n_steps; i++)
+		m->info.n_steps += g->steps[i].n_tail;
 	if ((r = qv_model_pack_io(m)) < 0) {
 		gx_err(err, err_len, NULL, "model: a request row exceeds 1 GiB");
 		qv_model_free(m);
@@ -159,9 +169,12 @@ int gx_describe(const struct qv_model *m, char *buf, size_t len)
 		       (unsigned long long)s->out_w);
 		if (s->kind == GX_K_DENSE) {
 			const struct qv_step *d = &s->ds;
-			qv_put(buf, len, &k, " %ux%u x%u%s act=%d folded=%u kernel=%s", d->K, d->N, s->rmul,
-			       d->b ? " +bias" : "", (int)d->act.kind, d->n_folded,
-			       d->all_hand ? "hand" : d->any_hand ? "auto" : "onednn");
+			static const char *const tails[] = { "", "+residual", "+gelu", "+gelu_tanh", "+layernorm" };
+			qv_put(buf, len, &k, " %ux%u x%u%s act=%d folded=%u", d->K, d->N, s->rmul,
+			       d->b ? " +bias" : "", (int)d->act.kind, d->n_folded);
+			for (uint32_t t = 0; t < s->n_tail; t++)
+				qv_put(buf, len, &k, "%s", tails[s->tail[t].kind < 5 ? s->tail[t].kind : 0]);
+			qv_put(buf, len, &k, " kernel=%s", d->all_hand ? "hand" : d->any_hand ? "auto" : "onednn");
 			for (uint32_t bi = 0; bi < QV_TUNED_BUCKETS && !d->all_hand; bi++)
 				if (d->ns_dnnl[bi] || d->ns_hand[bi])
 					qv_put(buf, len, &k, " b%u:%s(%llu/%lluns)", 1u << bi,

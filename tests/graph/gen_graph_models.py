@@ -42,13 +42,14 @@ import json
 import os
 import shutil
 import sys
+import warnings
 import zlib
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-ROWS = 64
+ROWS = 200          # not a power of two: a batch of all rows spans buckets
 RTOL, ATOL = 1e-4, 1e-5
 FAMILIES = ["dlrm", "dcn-v2", "wide-deep", "two-tower", "multitask", "resmlp"]
 
@@ -115,8 +116,8 @@ def write_good(out, name, model, ins, outs, rtol=RTOL, atol=ATOL, kind="op", why
         rec["tolerance_why"] = why
     for t, a, bound in ins:
         assert a.shape[0] == ROWS and a.dtype in DTYPES, (name, t)
-        if bound:
-            assert a.dtype != np.float32 and a.min() >= -bound and a.max() < bound, (name, t)
+        if bound:  # ids: integers (also when sent as floats) inside the table
+            assert (a == np.round(a)).all() and a.min() >= -bound and a.max() < bound, (name, t)
         np.save(os.path.join(out, f"{name}.in.{t}.npy"), a)
         rec["inputs"].append({"name": t, "dtype": DTYPES[a.dtype], "shape": list(a.shape[1:]),
                               "index_bound": int(bound), "npy": f"{name}.in.{t}.npy"})
@@ -227,6 +228,32 @@ def gen_families(out):
                  expect_ops=["Gather", "MatMul", "Transpose", "Shape", "Reshape", "Concat",
                              "Unsqueeze", "Sigmoid"])
 
+    # The same network as exporters also see it: int32 ids of shape [B, 1]
+    # (lookups [B, 1, d] flattened), the lower triangle by tril_indices.
+    class DLRM2(DLRM):
+        def __init__(self):
+            super().__init__()
+            il = torch.tril_indices(4, 4, -1)
+            self.register_buffer("li", il[0])
+            self.register_buffer("lj", il[1])
+
+        def forward(self, dense, user_id, item_id, cat_id):
+            b = self.bot(dense)
+            e = [self.user(user_id), self.item(item_id), self.cat(cat_id)]
+            t = torch.cat([b.unsqueeze(1)] + e, 1)
+            z = torch.matmul(t, t.permute(0, 2, 1))
+            inter = z[:, self.li, self.lj]
+            return torch.sigmoid(self.top(torch.cat([b, inter], 1)))
+
+    n = "dlrm-int32-tril"; r = rng_for(n); torch.manual_seed(11)
+    # torch warns that negative indices would break this export: ours are not
+    warnings.filterwarnings("ignore", message="Exporting aten::index operator")
+    torch_export(out, n, DLRM2(), [("dense", dense(r, 8), 0),
+                                   ("user_id", ids(r, 50, (1,), np.int32), 50),
+                                   ("item_id", ids(r, 40, (1,), np.int32), 40),
+                                   ("cat_id", ids(r, 10, (1,), np.int32), 10)],
+                 ["ctr"], expect_ops=["Gather", "MatMul", "Sigmoid"])
+
     # DCN-v2: x0 = [emb(c1), emb(c2), dense]; three cross layers
     # x_{l+1} = x0 * (W x_l + b) + x_l beside a deep tower; concat; head.
     class DCN(nn.Module):
@@ -298,6 +325,49 @@ def gen_families(out):
                   ("user_feats", dense(r, 4), 0), ("item_id", ids(r, 50, ()), 50),
                   ("item_feats", dense(r, 3), 0)], ["score"], kind="family",
                  expect_ops=["Gather", "ReduceMean", "ReduceSum", "Sqrt", "Div", "Mul"])
+
+    # Ids sent as floats (one float tensor for everything, as older
+    # clients do), cast to int64 in the graph: the float input is an id input.
+    class FloatIds(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = emb(30, 4)
+            self.mlp = nn.Sequential(nn.Linear(4 + 8, 16), nn.ReLU(), nn.Linear(16, 1))
+
+        def forward(self, dense, ids_f):
+            return torch.sigmoid(self.mlp(torch.cat([dense, self.e(ids_f.long()).flatten(1)], 1)))
+
+    n = "ctr-float-ids"; r = rng_for(n); torch.manual_seed(17)
+    torch_export(out, n, FloatIds(), [("dense", dense(r, 4), 0),
+                                      ("ids_f", f32(ids(r, 30, (2,))), 30)], ["ctr"],
+                 expect_ops=["Cast", "Gather", "Flatten"])
+
+    # The ops MLPs already used, inside a graph with ids: BatchNormalization
+    # with trained statistics, Dropout (eval), LeakyRelu, Clip (ReLU6), Tanh,
+    # and a Softmax head over three classes.
+    class LegacyOps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = emb(12, 4)
+            self.fc1 = nn.Linear(4 + 6, 16)
+            self.bn = nn.BatchNorm1d(16)
+            with torch.no_grad():
+                self.bn.running_mean.uniform_(-0.5, 0.5)
+                self.bn.running_var.uniform_(0.25, 2.0)
+                self.bn.weight.uniform_(0.5, 1.5)
+                self.bn.bias.uniform_(-0.2, 0.2)
+            self.fc2 = nn.Linear(16, 8)
+            self.fc3 = nn.Linear(8, 3)
+            self.drop = nn.Dropout(0.3)
+
+        def forward(self, dense, ids):
+            h = self.drop(F.leaky_relu(self.bn(self.fc1(torch.cat([self.e(ids), dense], 1))), 0.1))
+            h = torch.tanh(F.relu6(self.fc2(h) * 3.0))
+            return torch.softmax(self.fc3(h), 1)
+
+    n = "ctr-legacy-ops"; r = rng_for(n); torch.manual_seed(18)
+    torch_export(out, n, LegacyOps(), [("dense", dense(r, 6), 0), ("ids", ids(r, 12, ()), 12)],
+                 ["probs"], expect_ops=["BatchNormalization", "LeakyRelu", "Clip", "Tanh", "Softmax"])
 
     # Multi-task: one shared bottom, two heads, two named outputs.
     class MultiTask(nn.Module):
@@ -612,6 +682,35 @@ def gen_bad(out):
              numpy_helper.from_array(np.array([5], np.int64), "five")]
     m = hm(n, nodes, inits, [("x", "float32", [12])], [("y", "float32", [5])])
     write_bad(out, n, m, ["reshape_bad"], "12 floats a row reshaped to [B, 5]")
+
+    # ops that would mix the rows of a batch
+    n = "bad-softmax-batch-axis"
+    m = hm(n, [helper.make_node("Softmax", ["x"], ["y"], name="softmax_batch", axis=0)], [],
+           [("x", "float32", [4])], [("y", "float32", [4])])
+    write_bad(out, n, m, ["softmax_batch"], "softmax across the rows of a batch")
+
+    n = "bad-reduce-batch-axis"
+    m = hm(n, [helper.make_node("ReduceSum", ["x", "ax"], ["y"], name="sum_batch", keepdims=1)],
+           [numpy_helper.from_array(np.array([0], np.int64), "ax")],
+           [("x", "float32", [4])], [("y", "float32", [4])])
+    write_bad(out, n, m, ["sum_batch"], "sum over the rows of a batch")
+
+    n = "bad-output-batch-moved"
+    m = hm(n, [helper.make_node("Transpose", ["x"], ["y"], name="transpose_batch", perm=[1, 0])],
+           [], [("x", "float32", [4])], [("y", "float32", [4])])
+    write_bad(out, n, m, ["transpose_batch", "'y'"], "an output whose batch is not its first axis")
+
+    n = "bad-input-batch-second"
+    g = helper.make_graph(
+        [helper.make_node("Gather", ["t", "ids"], ["e"], name="lookup", axis=0),
+         helper.make_node("Add", ["e", "x"], ["y"], name="add0")], n.replace("-", "_"),
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, "N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(f32(np.ones((5, 4))), "t")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    write_bad(out, n, m, ["'x'"], "an input whose batch is not its first axis")
 
     n = "bad-gather-float-ids"
     m = hm(n, [helper.make_node("Gather", ["t", "ids"], ["y"], name="lookup_float", axis=0)],

@@ -15,19 +15,24 @@
  *    unpacked the same way) on all rows at once, on each row alone, and on
  *    7 rows read at an offset; qv_run_reference on all rows and on 7;
  *    under AUTO kernels, and all rows and 7 under oneDNN-only and
- *    hand-kernel loads;
- *  - every id input: an id equal to the table size and one of -size-1 in
- *    one row make qv_run_tensors and qv_run answer -ERANGE (and the
- *    reference fail), through every API; the next good run is correct;
+ *    hand-kernel loads; with max_batch 8, all rows 8 at a time, and 0 and
+ *    9 rows refused (-EINVAL);
+ *  - two threads with a context each running the model at once;
+ *  - every id input: an id equal to the table size, one of -size-1, and
+ *    the dtype's extremes (INT64_MIN/MAX, INT32_MIN/MAX; for float ids
+ *    +-1e30, inf and NaN) in one row make qv_run_tensors and qv_run answer
+ *    -ERANGE (and the reference fail); the next good run is correct;
  *  - the inputs are read in place and never written; no output is written
  *    past its rows (a guard zone behind each buffer).
- * Every bad model fails to load with a message naming the node.
+ * Every bad model fails to load, from its file and from a buffer, with a
+ * message naming the node.
  */
 #include "npy.h"
 #include "qv_model.h"
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +49,8 @@
 static const unsigned char guard_byte = 0xa5;
 static int failures;
 static int verbose;
+/* Largest |got - want| / tolerance this thread saw: how close to failing. */
+static _Thread_local double worst;
 
 #define CHECK(cond, ...)                                                   \
 	do {                                                               \
@@ -290,11 +297,12 @@ static void check_info(const struct mref *r, const qv_model *m)
 	      r->name, r->n_in);
 	CHECK(qv_model_tensor(m, 1, r->n_out, &ti) == -ENOENT,
 	      "%s: output %u past the last is not -ENOENT", r->name, r->n_out);
-	if (verbose) {
-		char desc[8192];
-		if (qv_model_describe(m, desc, sizeof(desc)) >= 0)
-			printf("%s: %u steps\n%s\n", r->name, info.n_steps, desc);
-	}
+	char desc[8192] = "";
+	rc = qv_model_describe(m, desc, sizeof(desc));
+	CHECK(rc >= 0 && desc[0] && memchr(desc, '\0', sizeof(desc)),
+	      "%s: qv_model_describe returned %d or an empty or unterminated text", r->name, rc);
+	if (verbose && rc >= 0)
+		printf("%s: %u steps\n%s\n", r->name, info.n_steps, desc);
 }
 
 static int64_t get_int(const void *p, uint32_t dtype)
@@ -309,13 +317,46 @@ static int64_t get_int(const void *p, uint32_t dtype)
 	return v;
 }
 
-static void put_int(void *p, uint32_t dtype, int64_t v)
+/* An id no table holds, as an integer (int32/int64 inputs) or a float
+ * (float inputs the graph casts to ids). */
+struct bad_id {
+	int64_t i;
+	float f;
+};
+
+/* The table size, one below minus it, and the dtype's extremes. Returns
+ * how many it wrote into v (at most 6). */
+static int bad_ids(const struct tref *t, struct bad_id *v)
 {
-	if (dtype == QV_DT_I32) {
-		int32_t w = (int32_t)v;
+	const int64_t b = t->bound;
+	int n = 0;
+
+	v[n++] = (struct bad_id){ b, (float)b };
+	v[n++] = (struct bad_id){ -b - 1, (float)(-b - 1) };
+	if (t->dtype == QV_DT_I64) {
+		v[n++] = (struct bad_id){ INT64_MIN, 0 };
+		v[n++] = (struct bad_id){ INT64_MAX, 0 };
+	} else if (t->dtype == QV_DT_I32) {
+		v[n++] = (struct bad_id){ INT32_MIN, 0 };
+		v[n++] = (struct bad_id){ INT32_MAX, 0 };
+	} else {
+		v[n++] = (struct bad_id){ 0, 1e30f };
+		v[n++] = (struct bad_id){ 0, -1e30f };
+		v[n++] = (struct bad_id){ 0, INFINITY };
+		v[n++] = (struct bad_id){ 0, NAN };
+	}
+	return n;
+}
+
+static void put_id(void *p, uint32_t dtype, const struct bad_id *v)
+{
+	if (dtype == QV_DT_F32) {
+		memcpy(p, &v->f, sizeof(v->f));
+	} else if (dtype == QV_DT_I32) {
+		int32_t w = (int32_t)v->i;
 		memcpy(p, &w, sizeof(w));
 	} else {
-		memcpy(p, &v, sizeof(v));
+		memcpy(p, &v->i, sizeof(v->i));
 	}
 }
 
@@ -341,6 +382,8 @@ static int compare(const struct mref *r, const struct tref *t, const char *what,
 				wv = wf;
 				tol = r->atol + r->rtol * fabs(wv);
 				ok = isfinite(gv) && fabs(gv - wv) <= tol;
+				if (ok && fabs(gv - wv) / tol > worst)
+					worst = fabs(gv - wv) / tol;
 			} else {
 				gv = (double)get_int(g + c * esz, t->dtype);
 				wv = (double)get_int(w + c * esz, t->dtype);
@@ -497,14 +540,21 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 		const struct tref *t = &r->in[k];
 		if (!t->bound)
 			continue;
-		const int64_t vals[2] = { t->bound, -t->bound - 1 };
+		struct bad_id vals[6];
+		const int nv = bad_ids(t, vals);
 		const size_t esz = qv_dtype_size(t->dtype);
 		/* the last element of the row: for an [n]-ids row not the first one read */
 		unsigned char *p = (unsigned char *)b->in_copy[k] +
 				   (size_t)bad_row * t->row_bytes + (t->row_elems - 1) * esz;
-		const int64_t keep = get_int(p, t->dtype);
-		for (int v = 0; v < 2; v++) {
-			put_int(p, t->dtype, vals[v]);
+		unsigned char keep[8];
+		memcpy(keep, p, esz);
+		for (int v = 0; v < nv; v++) {
+			char val[32];
+			if (t->dtype == QV_DT_F32)
+				snprintf(val, sizeof(val), "%g", (double)vals[v].f);
+			else
+				snprintf(val, sizeof(val), "%lld", (long long)vals[v].i);
+			put_id(p, t->dtype, &vals[v]);
 			for (int api = API_TENSORS; api <= API_REFERENCE; api++) {
 				/* all rows, and the bad row alone */
 				for (int alone = 0; alone < 2; alone++) {
@@ -512,9 +562,9 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 					int rc = run_api(r, m, ctx, (enum api)api, src, row0, rows, b);
 					int ok = api == API_REFERENCE ? rc < 0 : rc == -ERANGE;
 					if (!ok) {
-						fprintf(stderr, "FAIL %s: %s rows=%u@%u with %s = %lld in row %u "
+						fprintf(stderr, "FAIL %s: %s rows=%u@%u with %s = %s in row %u "
 							"(table of %lld) returned %d, want %s\n", r->name,
-							api_name[api], rows, row0, t->name, (long long)vals[v],
+							api_name[api], rows, row0, t->name, val,
 							bad_row, (long long)t->bound, rc,
 							api == API_REFERENCE ? "an error" : "-ERANGE");
 						bad++;
@@ -522,7 +572,7 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 				}
 			}
 		}
-		put_int(p, t->dtype, keep);
+		memcpy(p, keep, esz);
 		/* the context serves the next request right */
 		bad += run_check(r, m, ctx, API_TENSORS, "after -ERANGE", 0, r->rows, b);
 		bad += run_check(r, m, ctx, API_PACKED, "after -ERANGE", bad_row, 1, b);
@@ -533,20 +583,122 @@ static int check_range(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx
 struct variant {
 	const char *label;
 	struct qv_model_opts opts;
-	int full;   /* every row alone, the -ERANGE runs; else all rows and 7 */
+	int full;   /* every row alone, the -ERANGE runs, two threads; else all rows and 7 */
 };
 
-/* tune_iters small: the test checks results, not the tuner's choice */
+/* tune_iters small: the test checks results, not the tuner's choice.
+ * max_batch 8: all rows run in chunks of 8, and 9 rows are refused. */
 static const struct variant variants[] = {
 	{ "auto", { 0, QV_KERNEL_AUTO, 2 }, 1 },
 	{ "onednn", { 0, QV_KERNEL_ONEDNN, 0 }, 0 },
 	{ "hand", { 0, QV_KERNEL_HAND, 0 }, 0 },
+	{ "hand/mb8", { 8, QV_KERNEL_HAND, 0 }, 0 },
 };
+
+/* Rows 0 and max_batch + 1 are -EINVAL for both run APIs; max_batch rows
+ * at a time cover every row. */
+static int check_max_batch(const struct mref *r, const qv_model *m, qv_exec_ctx *ctx,
+			   const char *label, struct bufs *b)
+{
+	struct qv_model_info info;
+	const void *in[QV_MAX_TENSORS];
+	void *out[QV_MAX_TENSORS];
+	int bad = 0;
+
+	if (qv_model_get_info(m, &info) != 0 || info.max_batch >= r->rows) {
+		fprintf(stderr, "FAIL %s [%s]: max_batch %u, want fewer than %u rows\n", r->name, label,
+			info.max_batch, r->rows);
+		return 1;
+	}
+	for (uint32_t k = 0; k < r->n_in; k++)
+		in[k] = r->in[k].a.raw;
+	for (uint32_t k = 0; k < r->n_out; k++)
+		out[k] = b->out[k];
+	const uint32_t bad_rows[2] = { 0, info.max_batch + 1 };
+	for (int i = 0; i < 2; i++) {
+		int rc = qv_run_tensors(ctx, bad_rows[i], in, out);
+		int rc2 = qv_run(ctx, (const float *)(const void *)b->pin, bad_rows[i], (float *)(void *)b->pout);
+		if (rc != -EINVAL || rc2 != -EINVAL) {
+			fprintf(stderr, "FAIL %s [%s]: %u rows (max_batch %u): qv_run_tensors %d, qv_run %d, "
+				"want -EINVAL\n", r->name, label, bad_rows[i], info.max_batch, rc, rc2);
+			bad++;
+		}
+	}
+	for (uint32_t row0 = 0; row0 < r->rows && bad < 4; row0 += info.max_batch) {
+		uint32_t n = r->rows - row0 < info.max_batch ? r->rows - row0 : info.max_batch;
+		bad += run_check(r, m, ctx, API_TENSORS, label, row0, n, b);
+		bad += run_check(r, m, ctx, API_PACKED, label, row0, n, b);
+	}
+	return bad;
+}
+
+/* Two threads, a context each, run the same loaded model at once: all
+ * rows by qv_run_tensors in one, row by row by qv_run in the other. */
+#define THREAD_ITERS 4
+
+struct thread_arg {
+	const struct mref *r;
+	const qv_model *m;
+	int mode;
+	int bad;
+	double worst;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_arg *a = p;
+	qv_exec_ctx *ctx = NULL;
+	struct bufs b;
+	char label[16];
+
+	snprintf(label, sizeof(label), "thread%d", a->mode);
+	if (bufs_make(a->r, &b) < 0 || qv_exec_ctx_create(a->m, &ctx) < 0) {
+		fprintf(stderr, "FAIL %s [%s]: no buffers or context\n", a->r->name, label);
+		a->bad++;
+	}
+	for (int it = 0; it < THREAD_ITERS && a->bad == 0; it++) {
+		if (a->mode == 0) {
+			a->bad += run_check(a->r, a->m, ctx, API_TENSORS, label, 0, a->r->rows, &b);
+		} else {
+			for (uint32_t i = 0; i < a->r->rows && a->bad == 0; i++)
+				a->bad += run_check(a->r, a->m, ctx, API_PACKED, label, i, 1, &b);
+		}
+	}
+	a->worst = worst;
+	qv_exec_ctx_free(ctx);
+	bufs_free(a->r, &b);
+	return NULL;
+}
+
+static int run_threads(const struct mref *r, const qv_model *m)
+{
+	struct thread_arg a[2] = { { r, m, 0, 0, 0 }, { r, m, 1, 0, 0 } };
+	pthread_t t[2];
+	int started = 0, bad = 0;
+
+	for (int i = 0; i < 2; i++) {
+		if (pthread_create(&t[i], NULL, thread_main, &a[i]) != 0) {
+			fprintf(stderr, "FAIL %s: pthread_create\n", r->name);
+			bad++;
+			break;
+		}
+		started++;
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(t[i], NULL);
+		bad += a[i].bad;
+		if (a[i].worst > worst)
+			worst = a[i].worst;
+	}
+	return bad;
+}
 
 static void test_model(const char *dir, struct mref *r)
 {
 	char path[4096], err[QV_ERR_LEN] = "";
 	const int before = failures;
+
+	worst = 0;
 
 	if (load_arrays(dir, r) < 0) {
 		failures++;
@@ -573,6 +725,10 @@ static void test_model(const char *dir, struct mref *r)
 		CHECK(rc == 0, "%s [%s]: qv_exec_ctx_create returned %d", r->name, va->label, rc);
 		if (rc == 0 && bufs_make(r, &b) == 0) {
 			int bad = 0;
+			if (va->opts.max_batch && va->opts.max_batch < r->rows) {
+				failures += check_max_batch(r, m, ctx, va->label, &b);
+				goto next;
+			}
 			for (int api = API_TENSORS; api <= API_REFERENCE; api++) {
 				if (api == API_REFERENCE && v > 0)
 					break;   /* the kernel choice does not reach the reference */
@@ -583,10 +739,13 @@ static void test_model(const char *dir, struct mref *r)
 			}
 			if (va->full)
 				bad += check_range(r, m, ctx, &b);
+			if (va->full && !bad)
+				bad += run_threads(r, m);
 			failures += bad;
 		} else if (rc == 0) {
 			CHECK(0, "%s: out of memory", r->name);
 		}
+next:
 		bufs_free(r, &b);
 		qv_exec_ctx_free(ctx);
 		qv_model_free(m);
@@ -602,7 +761,8 @@ static void test_model(const char *dir, struct mref *r)
 			qv_npy_free(&fresh);
 		}
 	}
-	printf("%-28s %2u in %2u out  %s\n", r->name, r->n_in, r->n_out,
+	/* worst: the largest |got - want| / tolerance of the runs that passed */
+	printf("%-28s %2u in %2u out  worst %.3f of tol  %s\n", r->name, r->n_in, r->n_out, worst,
 	       failures == before ? "ok" : "FAILED");
 	free_arrays(r);
 }
@@ -633,6 +793,28 @@ static void test_bad(const char *dir, const struct bref *bm)
 		named |= strcasestr(msg, a) != NULL;
 	CHECK(named, "%s: error \"%s\" names none of '%s'", bm->name, err, bm->errors);
 	printf("%-28s refused: %s\n", bm->name, err);
+
+	/* from a buffer: the same refusal, the same node named */
+	FILE *fp = fopen(path, "rb");
+	unsigned char buf[1 << 16];
+	size_t len = fp ? fread(buf, 1, sizeof(buf), fp) : 0;
+	CHECK(fp && len > 0 && len < sizeof(buf), "%s: cannot read %s", bm->name, path);
+	if (fp)
+		fclose(fp);
+	if (len == 0 || len == sizeof(buf))
+		return;
+	memset(err, 0, sizeof(err));
+	rc = qv_model_load_buffer(buf, len, NULL, &m, err, sizeof(err));
+	CHECK(rc < 0 && m == NULL, "%s: loaded from a buffer (rc %d)", bm->name, rc);
+	if (rc >= 0) {
+		qv_model_free(m);
+		return;
+	}
+	named = 0;
+	snprintf(alts, sizeof(alts), "%s", bm->errors);
+	for (char *save = NULL, *a = strtok_r(alts, "|", &save); a; a = strtok_r(NULL, "|", &save))
+		named |= strcasestr(err, a) != NULL;
+	CHECK(named, "%s [buffer]: error \"%s\" names none of '%s'", bm->name, err, bm->errors);
 }
 
 int main(int argc, char **argv)
@@ -646,6 +828,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	verbose = getenv("QV_TEST_VERBOSE") != NULL;
+	setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines between the FAIL lines */
 	int rc = read_manifest(argv[1], &ms, &nm, bad, &nb);
 	if (rc == -ENOENT) {
 		printf("SKIP: no %s/manifest.tsv (graph models not generated: needs /usr/bin/python3 "
@@ -655,6 +838,21 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		fprintf(stderr, "cannot read the manifest in %s: %s\n", argv[1], strerror(-rc));
 		return 1;
+	}
+	/* the float-only reader still refuses ids; the typed one reads them */
+	for (uint32_t i = 0; i < nm; i++) {
+		for (uint32_t k = 0; k < ms[i].n_in; k++) {
+			if (ms[i].in[k].dtype == QV_DT_F32)
+				continue;
+			char path[4096], e[256];
+			struct qv_npy a;
+			snprintf(path, sizeof(path), "%s/%s.in.%s.npy", argv[1], ms[i].name, ms[i].in[k].name);
+			rc = qv_npy_read(path, &a, e, sizeof(e));
+			CHECK(rc == -ENOTSUP, "qv_npy_read(%s) of %s ids returned %d, want -ENOTSUP", path,
+			      qv_dtype_name(ms[i].in[k].dtype), rc);
+			if (rc == 0)
+				qv_npy_free(&a);
+		}
 	}
 	uint32_t ran = 0, ran_bad = 0;
 	for (uint32_t i = 0; i < nm; i++) {
