@@ -71,7 +71,18 @@ struct slot {
 /* A typed request's output buffers, per slot (qv_submit_tensors). */
 struct slot_tens {
 	void *out[QV_MAX_TENSORS_WIRE];
+	size_t cap[QV_MAX_TENSORS_WIRE];
 };
+
+/* Whether every output of l fits its buffer at `rows` rows: checked again at
+ * completion, since a lookup in between may have replaced the layout. */
+static bool tens_fit(const struct qv_layout *l, const struct slot_tens *st, uint32_t rows)
+{
+	for (uint32_t j = 0; j < l->n_out; j++)
+		if (st->cap[j] < (uint64_t)rows * l->out_rb[j])
+			return false;
+	return true;
+}
 
 struct model {
 	uint32_t handle;
@@ -602,7 +613,8 @@ static int complete_one(qv_client *c, const struct qv_cqe *e)
 		/* Exactly rows packed output rows, or nothing: the per-output
 		 * capacities were checked against that size at submit. */
 		const struct qv_layout *l = &c->models[sl->model].lay;
-		if (e->status == QV_OK && e->out_bytes == (uint64_t)sl->rows * l->out_row) {
+		if (e->status == QV_OK && e->out_bytes == (uint64_t)sl->rows * l->out_row &&
+		    tens_fit(l, &c->tens[s], sl->rows)) {
 			qv_tensors_unpack(l, slot_out(c, s), sl->rows, c->tens[s].out);
 			res.out_floats = e->out_bytes / 4;
 		} else if (e->out_bytes != 0 || e->status == QV_OK) {
@@ -720,8 +732,10 @@ static inline int push_req(qv_client *c, const struct qv_request *req, float *ou
 		/* check_req found the model and made it the last one hit. */
 		const struct model *m = &c->models[c->last_model];
 		qv_tensors_pack(&m->lay, t->inputs, req->rows, slot_in(c, s));
-		for (uint32_t j = 0; j < t->n_outputs; j++)
+		for (uint32_t j = 0; j < t->n_outputs; j++) {
 			c->tens[s].out[j] = t->outputs[j];
+			c->tens[s].cap[j] = t->out_caps[j];
+		}
 		c->st[s].model = c->last_model;
 		c->st[s].rows = req->rows;
 	} else {

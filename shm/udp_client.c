@@ -42,7 +42,7 @@ struct pend {
 	uint64_t wire_id;
 	uint64_t sent_ns;
 	float *out;
-	size_t out_cap;
+	size_t out_cap;         /* the plain call: floats; a typed one: bytes of outputs[0] */
 	uint32_t out_want;      /* rows * out_dim: what an OK reply carries */
 	struct qv_result res;   /* res.request_id: the caller's id */
 	uint8_t state;
@@ -64,6 +64,7 @@ struct model {
 /* A typed request's output buffers, per table entry (qv_udp_submit_tensors). */
 struct pend_tens {
 	void *out[QV_MAX_TENSORS_WIRE];
+	size_t cap[QV_MAX_TENSORS_WIRE];
 };
 
 struct qv_udp_client {
@@ -219,8 +220,13 @@ static int recv_one(qv_udp_client *c)
 		const struct qv_layout *l = &c->models[p->model].lay;
 		struct qv_udp_tensors_hdr th;
 
-		/* The count of outputs and exactly rows packed rows, or nothing. */
-		if (h.payload_bytes != sizeof(th) + (uint64_t)p->out_want * sizeof(float)) {
+		/* The count of outputs and exactly rows packed rows, or nothing;
+		 * and the buffers checked again (a lookup may have come between). */
+		bool fit = true;
+		for (uint32_t j = 0; j < l->n_out; j++)
+			fit &= (l->n_out == 1 ? p->out_cap : c->tens[idx].cap[j]) >=
+			       (uint64_t)p->rows * l->out_rb[j];
+		if (!fit || h.payload_bytes != sizeof(th) + (uint64_t)p->out_want * sizeof(float)) {
 			p->res.status = QV_BAD_SHAPE;
 		} else {
 			memcpy(&th, c->rx + sizeof(h), sizeof(th));
@@ -236,7 +242,8 @@ static int recv_one(qv_udp_client *c)
 		}
 	} else if (h.status == QV_OK && p->typed) {
 		/* A version 1 server's one float output. */
-		if (h.payload_bytes != (uint64_t)p->out_want * sizeof(float)) {
+		if (h.payload_bytes != (uint64_t)p->out_want * sizeof(float) ||
+		    h.payload_bytes > p->out_cap) {
 			p->res.status = QV_BAD_SHAPE;
 		} else {
 			memcpy(p->out, c->rx + sizeof(h), h.payload_bytes);
@@ -351,14 +358,16 @@ static int send_req(qv_udp_client *c, const struct qv_request *req, float *out, 
 	p->wire_id = h.request_id;
 	p->sent_ns = now;
 	p->out = t ? t->outputs[0] : out;
-	p->out_cap = out_cap;
+	p->out_cap = t ? t->out_caps[0] : out_cap; /* typed: bytes, checked at the reply */
 	p->proto = proto;
 	p->typed = t != NULL;
 	p->model = (uint32_t)(m - c->models);
 	p->rows = req->rows;
 	if (t && m->lay.n_out > 1)
-		for (uint32_t j = 0; j < m->lay.n_out; j++)
+		for (uint32_t j = 0; j < m->lay.n_out; j++) {
 			c->tens[idx].out[j] = t->outputs[j];
+			c->tens[idx].cap[j] = t->out_caps[j];
+		}
 	p->out_want = (uint32_t)(out_need / sizeof(float));
 	p->sync = sync;
 	p->state = P_INFLIGHT;
