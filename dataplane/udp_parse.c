@@ -118,21 +118,30 @@ size_t qv_udp_put_reply_hdr(void *buf, uint8_t proto, uint8_t type, uint32_t sta
 size_t qv_udp_put_lookup_reply(void *buf, const struct qv_udp_parsed *p,
 			       const struct qv_lookup_reply *lr)
 {
-	const struct qv_model_wire *mw = lr ? &lr->m : NULL;
+	const struct qv_model_wire *mw;
 	struct qv_udp_model m;
 	uint8_t proto = (uint8_t)p->version;
 
-	if (!mw)
+	if (!lr)
 		return qv_udp_put_reply_hdr(buf, proto, QV_UDP_LOOKUP_REPLY, QV_UNKNOWN_MODEL, 0, 0,
 					    p->request_id, 0);
+	mw = &lr->m;
 	if (proto == QV_UDP_VERSION_TENSORS) {
-		/* The record as the socket sends it, its name the one asked for. */
-		size_t n = qv_lookup_reply_bytes(lr->n_inputs, lr->n_outputs);
+		/* The record as the socket sends it, its name the one asked for.
+		 * Copied part by part: the tensors' count is the table's, at most
+		 * QV_WIRE_MAX_TENSORS each. */
+		uint32_t nt = (lr->n_inputs <= QV_WIRE_MAX_TENSORS ? lr->n_inputs : 0) +
+			      (lr->n_outputs <= QV_WIRE_MAX_TENSORS ? lr->n_outputs : 0);
+		size_t n = offsetof(struct qv_lookup_reply, t) + (size_t)nt * sizeof(lr->t[0]);
 		size_t h = qv_udp_put_reply_hdr(buf, proto, QV_UDP_LOOKUP_REPLY, QV_OK, mw->version,
 						0, p->request_id, (uint32_t)n);
-		memcpy((uint8_t *)buf + h, lr, n);
-		memcpy((uint8_t *)buf + h + offsetof(struct qv_model_wire, name), p->name,
-		       sizeof(p->name));
+		uint8_t *d = (uint8_t *)buf + h;
+
+		memcpy(d, mw, sizeof(*mw));
+		memcpy(d + offsetof(struct qv_model_wire, name), p->name, sizeof(p->name));
+		memcpy(d + offsetof(struct qv_lookup_reply, n_inputs), &lr->n_inputs, 4);
+		memcpy(d + offsetof(struct qv_lookup_reply, n_outputs), &lr->n_outputs, 4);
+		memcpy(d + offsetof(struct qv_lookup_reply, t), lr->t, (size_t)nt * sizeof(lr->t[0]));
 		return h + n;
 	}
 	memset(&m, 0, sizeof(m));
