@@ -595,6 +595,57 @@ def graph_model(name, nodes, inits, ins, outs, opset):
     return m
 
 
+def gen_fusion_hazards(out):
+    """Graphs where a fused or in-place step would be wrong: a value that a
+    tail (GELU, LayerNorm, residual Add) could overwrite in place is also
+    read elsewhere, an embedding gathered into a Concat is used again, a
+    residual adds the caller's input, a dense output feeds two steps."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    torch.use_deterministic_algorithms(True)
+
+    class Hazards(nn.Module):
+        def __init__(self, kind):
+            super().__init__()
+            self.kind = kind
+            self.e = nn.Embedding(20, 4)
+            self.fc = nn.Linear(8, 8)
+            self.fc2 = nn.Linear(8, 8)
+            self.fc3 = nn.Linear(12, 8)
+            self.ln = nn.LayerNorm(8)
+            with torch.no_grad():
+                self.ln.weight.uniform_(0.5, 1.5)
+                self.ln.bias.uniform_(-0.2, 0.2)
+
+        def forward(self, x, ids=None):
+            h = self.fc(x)
+            k = self.kind
+            if k == "gelu-and-raw":      # GELU of h and h itself
+                return F.gelu(h), h * 1.0 + 0.5
+            if k == "ln-and-raw":        # LayerNorm of h, and h read after it
+                return self.ln(h) + h, h
+            if k == "residual-input":    # the caller's x in a residual Add
+                return x + self.fc2(F.gelu(h)), x * 2.0
+            if k == "fanout":            # h into two dense steps and a residual
+                return self.fc2(h) + h, torch.relu(self.fc3(torch.cat([h, self.e(ids)], 1)))
+            if k == "emb-twice":         # lookup into a Concat and read again
+                e = self.e(ids)
+                c = self.fc3(torch.cat([x, e], 1))
+                return c, (e * e).sum(1, keepdim=True)
+            if k == "self-add":          # both operands the same dense output
+                return F.gelu(h + h), self.ln(h + h)
+            raise ValueError(k)
+
+    for i, kind in enumerate(["gelu-and-raw", "ln-and-raw", "residual-input", "fanout",
+                              "emb-twice", "self-add"]):
+        n = "fuse-" + kind; r = rng_for(n); torch.manual_seed(40 + i)
+        torch_export(out, n, Hazards(kind), [("x", dense(r, 8), 0), ("ids", ids(r, 20, ()), 20)]
+                     if kind in ("fanout", "emb-twice") else [("x", dense(r, 8), 0)],
+                     ["y", "z"], opset=17)
+
+
 def gen_spec_ops(out):
     # Gather on an embedding table with int64 and int32 ids, negative ids
     # counting from the end (ONNX Gather; torch's Embedding has no such form)
@@ -750,6 +801,7 @@ def main():
 
     gen_families(out)
     gen_torch_ops(out)
+    gen_fusion_hazards(out)
     gen_spec_ops(out)
     gen_bad(out)
     write_repo(out)
