@@ -638,6 +638,53 @@ def gen_fusion_hazards(out):
                 return F.gelu(h + h), self.ln(h + h)
             raise ValueError(k)
 
+    # Ids through views and a cast before their lookups, as exports write
+    # them: [B, 1] viewed as [B], [B, 2] flattened, int32 made int64; one id
+    # input into two tables (its bound is the smaller table's).
+    class IdViews(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Embedding(30, 4)
+            self.b = nn.Embedding(10, 3)
+            self.c = nn.Embedding(25, 2)
+
+        def forward(self, one, pair, small):
+            u = self.a(one.view(-1))
+            v = self.c(torch.flatten(pair, 1)).flatten(1)
+            w = self.b(small.long().squeeze(1)) + self.a(small.long().squeeze(1))[:, :3]
+            return torch.cat([u, v, w], 1)
+
+    n = "ids-views"; r = rng_for(n); torch.manual_seed(50)
+    torch_export(out, n, IdViews(), [("one", ids(r, 30, (1,)), 30), ("pair", ids(r, 25, (2,)), 25),
+                                     ("small", ids(r, 10, (1,), np.int32), 10)], ["y"],
+                 expect_ops=["Gather", "Reshape", "Cast", "Squeeze"])
+
+    # The lookup as DLRM code often writes it: the [B, k] ids flattened
+    # into one [B*k] vector (the batch merged with a row axis, by a shape
+    # subgraph that slices an empty piece of the shape), looked up, and
+    # viewed back as [B, k*d].
+    class FlatLookup(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Embedding(25, 2)
+
+        def forward(self, pair, x):
+            return torch.cat([self.c(pair.flatten()).reshape(pair.shape[0], -1), x], 1)
+
+    n = "ids-flatten-batch"; r = rng_for(n); torch.manual_seed(51)
+    torch_export(out, n, FlatLookup(), [("pair", ids(r, 25, (3,)), 25), ("x", dense(r, 2), 0)],
+                 ["y"], expect_ops=["Gather", "Reshape", "Slice", "Shape"])
+
+    # Gather of a computed tensor at a constant scalar index (x[:, 1]):
+    # the axis disappears
+    class Select(nn.Module):
+        def forward(self, x, t):
+            return x[:, 1] * 2.0, t[:, :, 2] + 1.0, t[:, 0] - 1.0
+
+    n = "op-gather-select"; r = rng_for(n)
+    torch_export(out, n, Select(), [("x", dense(r, 5), 0), ("t", dense(r, (3, 4)), 0)],
+                 ["y", "z", "w"], expect_ops=["Gather"])
+
     for i, kind in enumerate(["gelu-and-raw", "ln-and-raw", "residual-input", "fanout",
                               "emb-twice", "self-add"]):
         n = "fuse-" + kind; r = rng_for(n); torch.manual_seed(40 + i)
