@@ -326,6 +326,27 @@ def gen_families(out):
                   ("item_feats", dense(r, 3), 0)], ["score"], kind="family",
                  expect_ops=["Gather", "ReduceMean", "ReduceSum", "Sqrt", "Div", "Mul"])
 
+    # DeepFM: the factorisation-machine term 0.5 * ((sum_f e)^2 - sum_f e^2)
+    # over the stacked [B, 3, d] embeddings (ReduceSum, Pow, Sub), a deep
+    # MLP on them flattened, a linear part, sigmoid.
+    class DeepFM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.es = nn.ModuleList([emb(n, 6) for n in (15, 25, 35)])
+            self.lin = nn.Linear(4, 1)
+            self.deep = nn.Sequential(nn.Linear(18 + 4, 16), nn.ReLU(), nn.Linear(16, 1))
+
+        def forward(self, dense, f0, f1, f2):
+            e = torch.stack([m(f) for m, f in zip(self.es, (f0, f1, f2))], 1)
+            fm = 0.5 * (e.sum(1).pow(2) - e.pow(2).sum(1)).sum(1, keepdim=True)
+            deep = self.deep(torch.cat([e.flatten(1), dense], 1))
+            return torch.sigmoid(self.lin(dense) + fm + deep)
+
+    n = "deepfm"; r = rng_for(n); torch.manual_seed(19)
+    torch_export(out, n, DeepFM(), [("dense", dense(r, 4), 0), ("f0", ids(r, 15, ()), 15),
+                                    ("f1", ids(r, 25, ()), 25), ("f2", ids(r, 35, ()), 35)],
+                 ["ctr"], expect_ops=["Gather", "ReduceSum", "Pow", "Sub", "Flatten"])
+
     # Ids sent as floats (one float tensor for everything, as older
     # clients do), cast to int64 in the graph: the float input is an id input.
     class FloatIds(nn.Module):
