@@ -347,6 +347,29 @@ def gen_families(out):
                                     ("f1", ids(r, 25, ()), 25), ("f2", ids(r, 35, ()), 35)],
                  ["ctr"], expect_ops=["Gather", "ReduceSum", "Pow", "Sub", "Flatten"])
 
+    # A trading model over a window of ticks: per-tick projection (MatMul
+    # of rank 3 by constants), one head of self-attention
+    # softmax(q k^T / sqrt(d)) v by batched MatMuls, a residual, LayerNorm,
+    # the mean over time, a head; plus the position's float features.
+    class TickAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(6, 16)
+            self.q, self.k, self.v = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+            self.ln = nn.LayerNorm(16)
+            self.head = nn.Sequential(nn.Linear(16 + 3, 16), nn.GELU(), nn.Linear(16, 2))
+
+        def forward(self, ticks, position):
+            h = self.proj(ticks)
+            a = torch.softmax(torch.matmul(self.q(h), self.k(h).transpose(1, 2)) / 4.0, -1)
+            h = self.ln(h + torch.matmul(a, self.v(h)))
+            return self.head(torch.cat([h.mean(1), position], 1))
+
+    n = "tick-attention"; r = rng_for(n); torch.manual_seed(20)
+    torch_export(out, n, TickAttention(), [("ticks", dense(r, (8, 6)), 0), ("position", dense(r, 3), 0)],
+                 ["signal"], opset=17,
+                 expect_ops=["MatMul", "Transpose", "Softmax", "LayerNormalization", "ReduceMean"])
+
     # Ids sent as floats (one float tensor for everything, as older
     # clients do), cast to int64 in the graph: the float input is an id input.
     class FloatIds(nn.Module):
