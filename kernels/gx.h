@@ -133,6 +133,7 @@ struct gx_step {
 	uint64_t *part;               /* CONCAT: elements of each operand an outer block */
 	float *scale, *bias;          /* LN (n each, may be NULL), AFFINE (out_w each) */
 	float rnorm;                  /* REDUCE mean: 1 / count */
+	uint64_t rn;                  /* REDUCE over one run of axes: outer x rn x inner (0: use map) */
 	/* GATHER; ostride / ooff: writing into a Concat's rows (0: own rows) */
 	uint64_t n_idx, D, V;
 	uint64_t ostride, ooff;

@@ -1632,6 +1632,28 @@ static int b_reduce(struct bctx *b, int op)
 		s->map[0][e] = (int32_t)off;
 		next_coord(c, x->dims, x->rank);
 	}
+	/* reduced axes (of size > 1) that are one contiguous run: outer x rn x inner */
+	int32_t a0 = -1, a1 = -1;
+	bool run = true;
+	for (uint32_t i = 0; i < x->rank; i++) {
+		if (x->dims[i] == 1)
+			continue;
+		if (sel[i]) {
+			if (a0 < 0)
+				a0 = (int32_t)i;
+			else if (a1 >= 0)
+				run = false;
+		} else if (a0 >= 0 && a1 < 0) {
+			a1 = (int32_t)i;
+		}
+	}
+	if (run && a0 >= 0) {
+		if (a1 < 0)
+			a1 = (int32_t)x->rank;
+		s->outer = prod(x->dims, 0, (uint32_t)a0);
+		s->rn = prod(x->dims, (uint32_t)a0, (uint32_t)a1);
+		s->inner = prod(x->dims, (uint32_t)a1, x->rank);
+	}
 	return emit(b, s, b->n->out[0], QV_DT_F32, R, d, bp);
 }
 

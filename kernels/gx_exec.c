@@ -392,8 +392,78 @@ static void k_softmax(const struct gx_step *s, const float *x, float *y, uint32_
 	}
 }
 
+/* Sum of n floats in 8 partial sums, so the loop vectorises without
+ * reassociating beyond what the partials do (no fast-math). */
+static inline float sum8(const float *restrict x, uint64_t n)
+{
+	float p[8] = { 0 };
+	uint64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int u = 0; u < 8; u++)
+			p[u] += x[i + u];
+	float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+	for (; i < n; i++)
+		s += x[i];
+	return s;
+}
+
+static inline float sqdev8(const float *restrict x, uint64_t n, float mean)
+{
+	float p[8] = { 0 };
+	uint64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int u = 0; u < 8; u++) {
+			float d = x[i + u] - mean;
+			p[u] += d * d;
+		}
+	float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+	for (; i < n; i++)
+		s += (x[i] - mean) * (x[i] - mean);
+	return s;
+}
+
+/* A reduction over one run of axes: blocks of rn x inner, no scatter. */
+static void k_reduce_run(const struct gx_step *s, const float *x, float *y, uint32_t rows)
+{
+	uint64_t rn = s->rn, inner = s->inner;
+	for (uint64_t blk = 0; blk < (uint64_t)rows * s->outer; blk++) {
+		const float *xb = x + blk * rn * inner;
+		float *restrict yb = y + blk * inner;
+		if (inner == 1 && (s->op == GX_RSUM || s->op == GX_RMEAN)) {
+			yb[0] = sum8(xb, rn) * (s->op == GX_RMEAN ? s->rnorm : 1.0f);
+			continue;
+		}
+		for (uint64_t j = 0; j < inner; j++)
+			yb[j] = xb[j];
+		for (uint64_t i = 1; i < rn; i++) {
+			const float *restrict xi = xb + i * inner;
+			switch (s->op) {
+			case GX_RMAX:
+				for (uint64_t j = 0; j < inner; j++)
+					yb[j] = xi[j] > yb[j] || isnan(xi[j]) ? xi[j] : yb[j];
+				break;
+			case GX_RMIN:
+				for (uint64_t j = 0; j < inner; j++)
+					yb[j] = xi[j] < yb[j] || isnan(xi[j]) ? xi[j] : yb[j];
+				break;
+			default:
+				for (uint64_t j = 0; j < inner; j++)
+					yb[j] += xi[j];
+				break;
+			}
+		}
+		if (s->op == GX_RMEAN)
+			for (uint64_t j = 0; j < inner; j++)
+				yb[j] *= s->rnorm;
+	}
+}
+
 static void k_reduce(const struct gx_step *s, const float *x, float *y, uint32_t rows)
 {
+	if (s->rn) {
+		k_reduce_run(s, x, y, rows);
+		return;
+	}
 	const int32_t *m = s->map[0];
 	uint64_t w = s->out_w, n = s->n;
 	float init = s->op == GX_RMAX ? -INFINITY : s->op == GX_RMIN ? INFINITY : 0.0f;
@@ -428,16 +498,8 @@ static void k_layernorm(const struct gx_step *s, const float *x, float *y, uint3
 	for (uint64_t blk = 0; blk < (uint64_t)rows * s->outer; blk++) {
 		const float *restrict xb = x + blk * n;
 		float *restrict yb = y + blk * n;
-		float mean = 0.0f;
-		for (uint64_t i = 0; i < n; i++)
-			mean += xb[i];
-		mean /= (float)n;
-		float var = 0.0f;
-		for (uint64_t i = 0; i < n; i++) {
-			float d = xb[i] - mean;
-			var += d * d;
-		}
-		var /= (float)n;
+		float mean = sum8(xb, n) / (float)n;
+		float var = sqdev8(xb, n, mean) / (float)n;
 		float inv = 1.0f / sqrtf(var + s->alpha);
 		const float *restrict sc = s->scale, *restrict bi = s->bias;
 		for (uint64_t i = 0; i < n; i++)

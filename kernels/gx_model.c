@@ -181,8 +181,9 @@ int gx_describe(const struct qv_model *m, char *buf, size_t len)
 					       d->use_hand[bi] ? "hand" : "onednn", (unsigned long long)d->ns_dnnl[bi],
 					       (unsigned long long)d->ns_hand[bi]);
 		} else if (s->kind == GX_K_GATHER) {
-			qv_put(buf, len, &k, " %llu ids x %llu of %llu rows", (unsigned long long)s->n_idx,
-			       (unsigned long long)s->D, (unsigned long long)s->V);
+			qv_put(buf, len, &k, " %llu ids x %llu of %llu rows%s", (unsigned long long)s->n_idx,
+			       (unsigned long long)s->D, (unsigned long long)s->V,
+			       s->ostride ? " (written into the concat's rows)" : "");
 		} else if (s->kind == GX_K_BMM) {
 			qv_put(buf, len, &k, " %u x (%ux%u . %ux%u)", s->L, s->M, s->K, s->K, s->N);
 		}

@@ -375,6 +375,10 @@ def gen_torch():
                 h = ln(h + blk(h))
             return s.head(h)
 
+    class GeluAlone(nn.Module):
+        def forward(s, x):
+            return nn.functional.gelu(x) * 2 + nn.functional.gelu(-x, approximate="tanh")
+
     r = rng("torch")
     dense = r.standard_normal((N, 13)).astype(np.float32)
     ids = np.stack([r.integers(0, n, N) for n in (100, 50, 20)], 1).astype(np.int64)
@@ -393,6 +397,7 @@ def gen_torch():
         ("gx-residual-ln17", Residual("none"), [x12], ["x"], ["y"], 17),
         ("gx-residual-ln13", Residual("none"), [x12], ["x"], ["y"], 13),
         ("gx-residual-tanh", Residual("tanh"), [x12], ["x"], ["y"], 17),
+        ("gx-gelu-alone", GeluAlone(), [x12], ["x"], ["y"], 13),
     ]
     for name, mod, ins, inames, onames, opset in cases:
         mod.eval()
