@@ -297,11 +297,12 @@ static void check_info(const struct mref *r, const qv_model *m)
 	      r->name, r->n_in);
 	CHECK(qv_model_tensor(m, 1, r->n_out, &ti) == -ENOENT,
 	      "%s: output %u past the last is not -ENOENT", r->name, r->n_out);
-	if (verbose) {
-		char desc[8192];
-		if (qv_model_describe(m, desc, sizeof(desc)) >= 0)
-			printf("%s: %u steps\n%s\n", r->name, info.n_steps, desc);
-	}
+	char desc[8192] = "";
+	rc = qv_model_describe(m, desc, sizeof(desc));
+	CHECK(rc >= 0 && desc[0] && memchr(desc, '\0', sizeof(desc)),
+	      "%s: qv_model_describe returned %d or an empty or unterminated text", r->name, rc);
+	if (verbose && rc >= 0)
+		printf("%s: %u steps\n%s\n", r->name, info.n_steps, desc);
 }
 
 static int64_t get_int(const void *p, uint32_t dtype)
@@ -827,6 +828,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	verbose = getenv("QV_TEST_VERBOSE") != NULL;
+	setvbuf(stdout, NULL, _IOLBF, 0);   /* progress lines between the FAIL lines */
 	int rc = read_manifest(argv[1], &ms, &nm, bad, &nb);
 	if (rc == -ENOENT) {
 		printf("SKIP: no %s/manifest.tsv (graph models not generated: needs /usr/bin/python3 "
