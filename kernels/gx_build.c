@@ -199,7 +199,8 @@ static int check_dims(struct bctx *b, uint32_t rank, const int64_t *dims, uint64
 	}
 	uint64_t p = 1;
 	for (uint32_t i = 0; i < rank; i++) {
-		if (dims[i] < 1 || dims[i] > QVG_MAX_DIM) {
+		/* 0: an empty constant (Slice of a shape vector to nothing) */
+		if (dims[i] < 0 || dims[i] > QVG_MAX_DIM) {
 			BERR(b, "output dimension %u is %lld", i, (long long)dims[i]);
 			return -EINVAL;
 		}
@@ -220,6 +221,10 @@ static int set_shape(struct bctx *b, struct gx_tensor *o, uint32_t dt, uint32_t 
 	int r = check_dims(b, rank, dims, &numel);
 	if (r < 0)
 		return r;
+	if (bpos >= 0 && !numel) {
+		BERR(b, "gives an empty tensor");
+		return -ENOTSUP;
+	}
 	o->dt = dt;
 	o->rank = rank;
 	memset(o->dims, 0, sizeof(o->dims));
@@ -553,6 +558,11 @@ static int b_constant(struct bctx *b)
 static int b_shape(struct bctx *b)
 {
 	const struct gx_tensor *x = in_t(b, 0);
+	if (x->bpos >= 0 && x->dims[x->bpos] != 1) {
+		BERR(b, "the shape of a tensor whose batch axis is merged with %lld elements is not supported",
+		     (long long)x->dims[x->bpos]);
+		return -ENOTSUP;
+	}
 	int64_t r = x->rank;
 	int64_t st = attr_i(b->n, "start", 0), en = attr_i(b->n, "end", r);
 	st = st < 0 ? st + r : st;
@@ -641,18 +651,16 @@ static int view_to(struct bctx *b, const struct gx_tensor *x, const int64_t *tgt
 	}
 	int32_t bp = sym;
 	if (neg >= 0) {
-		if (sym >= 0) {
-			if (x->numel % known) {
-				BERR(b, "cannot infer -1: %llu elements a row into %llu", (unsigned long long)x->numel,
-				     (unsigned long long)known);
-				return -EINVAL;
-			}
-			d[neg] = (int64_t)(x->numel / known);
-		} else {
-			/* -1 must be exactly the batch */
-			d[neg] = 1;
-			bp = neg;
+		if (!known || x->numel % known) {
+			BERR(b, "cannot infer -1: %llu elements a row into %llu", (unsigned long long)x->numel,
+			     (unsigned long long)known);
+			return -EINVAL;
 		}
+		/* without the batch in the target, -1 takes it (times what is left
+		 * of a row: the batch then merges with the dimensions after it) */
+		d[neg] = (int64_t)(x->numel / known);
+		if (sym < 0)
+			bp = neg;
 	}
 	if (bp < 0 || prod(d, 0, k) != x->numel) {
 		char s1[96];
@@ -660,7 +668,9 @@ static int view_to(struct bctx *b, const struct gx_tensor *x, const int64_t *tgt
 		BERR(b, "reshaping %s would mix rows of the batch (or sizes differ)", s1);
 		return -EINVAL;
 	}
-	if (prod(d, (uint32_t)bp + 1, k) != prod(x->dims, (uint32_t)x->bpos + 1, x->rank)) {
+	/* Rows stay whole when the elements from the batch axis on (its own
+	 * per-row extent included) are as many before and after. */
+	if (prod(d, (uint32_t)bp, k) != prod(x->dims, (uint32_t)x->bpos, x->rank)) {
 		char s1[96];
 		shape_str(x, s1, sizeof(s1));
 		BERR(b, "reshaping %s would mix the batch with other dimensions", s1);
@@ -921,10 +931,12 @@ static int b_slice(struct bctx *b)
 			e0 = e0 < -1 ? -1 : e0 > dim - 1 ? dim - 1 : e0;
 			cnt = s0 > e0 ? (s0 - e0 + (-stp) - 1) / (-stp) : 0;
 		}
-		if (cnt < 1) {
+		if (cnt < 1 && !is_const(x)) {
 			BERR(b, "gives an empty tensor along axis %u", a);
 			return -ENOTSUP;
 		}
+		if (cnt < 0)
+			cnt = 0;
 		start[a] = s0;
 		step[a] = stp;
 		d[a] = cnt;
@@ -2064,6 +2076,22 @@ int gx_build(struct gx_model *g, char *err, size_t err_len)
 		if (strcmp(n->op, "Constant") && (n->n_in < 1 || n->in[0] < 0)) {
 			gx_err(err, err_len, n, "input 0 is missing");
 			return -EINVAL;
+		}
+		/* A batch axis merged with other elements (a Reshape to [-1]) may
+		 * only flow through views, casts and embedding ids. */
+		for (uint32_t j = 0; j < n->n_in; j++) {
+			const struct gx_tensor *t = n->in[j] >= 0 ? &g->t[n->in[j]] : NULL;
+			if (!t || t->bpos < 0 || t->dims[t->bpos] == 1)
+				continue;
+			bool ok = !strcmp(n->op, "Reshape") || !strcmp(n->op, "Identity") || !strcmp(n->op, "Dropout") ||
+				  !strcmp(n->op, "Squeeze") || !strcmp(n->op, "Unsqueeze") || !strcmp(n->op, "Cast") ||
+				  (!strcmp(n->op, "Gather") && j == 1);
+			if (!ok || j > 1) {
+				gx_err(err, err_len, n, "input '%.80s' has its batch merged with %lld other elements "
+				       "on axis %d: only Reshape, Squeeze, Unsqueeze, Cast and Gather's indices take that",
+				       t->name, (long long)t->dims[t->bpos], t->bpos);
+				return -ENOTSUP;
+			}
 		}
 		uint32_t ref0 = g->n_ref;
 		int r = od->fn(&b, od->arg);

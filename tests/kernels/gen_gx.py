@@ -263,6 +263,25 @@ def gen_ops():
     m = model("const-of-shape", nodes, [vi("X", ["N", 4])], [vi("Y", ["N", 4])])
     good("const-of-shape", m, [x2], [x2 + 1.5])
 
+    # ids flattened with the batch (Reshape to [-1]), looked up, reshaped back per row
+    ids = r.integers(0, 50, size=(N, 3)).astype(np.int64)
+    nodes = [helper.make_node("Reshape", ["ids", "m1"], ["flat"], name="flat"),
+             helper.make_node("Gather", ["T", "flat"], ["e"], name="emb"),
+             helper.make_node("Shape", ["ids"], ["s"], name="shape"),
+             helper.make_node("Slice", ["s", "z", "one"], ["b"], name="sl"),
+             helper.make_node("Concat", ["b", "m1"], ["tgt"], name="c", axis=0),
+             helper.make_node("Reshape", ["e", "tgt"], ["Y"], name="back")]
+    m = model("ids-merged-batch", nodes, [vi("ids", ["N", 3], TensorProto.INT64)], [vi("Y", ["N", 24])],
+              [init("T", table), init("m1", np.array([-1], np.int64)), init("z", np.array([0], np.int64)),
+               init("one", np.array([1], np.int64))])
+    good("ids-merged-batch", m, [ids], [table[ids].reshape(N, 24)])
+    bad("bad-gx-merged", model("bad-gx-merged", [helper.make_node("Reshape", ["X", "m1"], ["f"], name="flat"),
+                                                 helper.make_node("Relu", ["f"], ["g"], name="relu_m"),
+                                                 helper.make_node("Reshape", ["g", "s"], ["Y"], name="back")],
+                               [vi("X", ["N", 4])], [vi("Y", ["N", 4])],
+                               [init("m1", np.array([-1], np.int64)), init("s", np.array([-1, 4], np.int64))]),
+        "relu_m")
+
     # bad models: shapes that disagree, unknown op, reducing over the batch, K mismatch
     bad("bad-gx-shapes", model("bad-gx-shapes", [helper.make_node("Add", ["X", "Z"], ["Y"], name="add_bad")],
                                [vi("X", ["N", 4]), vi("Z", ["N", 5])], [vi("Y", ["N", 5])]), "add_bad")
