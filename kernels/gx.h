@@ -20,6 +20,10 @@
  * dimensions after it, changes no byte; every other op works on one row at
  * a time with shapes fixed at load. Constants (bpos -1) have no batch and
  * are read with a row stride of 0 where they meet computed tensors.
+ * dims[bpos] may also be k > 1: the batch merged with the k elements after
+ * it (ids Reshaped to [-1]), the axis then B * k long with row r owning
+ * k consecutive entries; only views, casts and Gather's indices take such
+ * a tensor (gx_build checks), and no output may be one.
  *
  * Shape vectors. A constant int64 tensor may hold GX_SYM, the batch size,
  * where it came from Shape of a computed tensor; data movement carries it,
@@ -68,7 +72,7 @@ struct gx_tensor {
 	uint32_t dt;           /* QV_DT_F32 / QV_DT_I32 / QV_DT_I64 / GX_BOOL */
 	int32_t bpos;          /* batch axis; -1: a constant */
 	uint32_t rank;
-	int64_t dims[QV_MAX_RANK];  /* logical; dims[bpos] == 1 */
+	int64_t dims[QV_MAX_RANK];  /* logical; dims[bpos] == 1 (or k, see above) */
 	uint64_t numel;        /* constants: all elements; computed: one row */
 	void *data;            /* constants (owned) */
 	bool defined;
