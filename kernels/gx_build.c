@@ -1993,57 +1993,59 @@ static int b_gemm(struct bctx *b)
 
 struct op_def {
 	const char *name;
-	int (*fn)(struct bctx *b, int arg);
+	int (*fn)(struct bctx *b);          /* ops without a variant */
+	int (*fn_arg)(struct bctx *b, int arg);
 	int arg;
 };
 
-static int f_bin(struct bctx *b, int a) { return b_binary(b, a); }
-static int f_un(struct bctx *b, int a) { return b_unary(b, a); }
-static int f_red(struct bctx *b, int a) { return b_reduce(b, a); }
-static int f_sm(struct bctx *b, int a) { return b_softmax(b, a); }
-static int f_sq(struct bctx *b, int a) { return b_squeeze(b, a); }
-static int f_ident(struct bctx *b, int a)
+static int b_ident(struct bctx *b)
 {
-	(void)a;
 	const struct gx_tensor *x = in_t(b, 0);
-	if (!x) {
-		BERR(b, "input 0 is missing");
-		return -EINVAL;
-	}
 	return def_view(b, b->n->out[0], x, x->rank, x->dims, x->bpos);
 }
-static int f_max(struct bctx *b, int a)
+
+static int b_max_min(struct bctx *b, int op)
 {
 	if (b->n->n_in == 1)
-		return f_ident(b, 0);
-	return b_binary(b, a);
+		return b_ident(b);
+	return b_binary(b, op);
 }
-#define F0(fn) static int f_##fn(struct bctx *b, int a) { (void)a; return b_##fn(b); }
-F0(constant) F0(shape) F0(reshape) F0(flatten) F0(transpose) F0(slice) F0(split) F0(concat) F0(gather)
-F0(expand) F0(const_of_shape) F0(range) F0(where) F0(cast) F0(layernorm) F0(batchnorm) F0(matmul) F0(gemm)
-#undef F0
+
+static int b_squeeze_v(struct bctx *b, int un)
+{
+	return b_squeeze(b, un != 0);
+}
+
+static int b_softmax_v(struct bctx *b, int lg)
+{
+	return b_softmax(b, lg != 0);
+}
 
 static const struct op_def ops[] = {
-	{ "Constant", f_constant, 0 }, { "Shape", f_shape, 0 }, { "Reshape", f_reshape, 0 },
-	{ "Flatten", f_flatten, 0 }, { "Squeeze", f_sq, 0 }, { "Unsqueeze", f_sq, 1 },
-	{ "Identity", f_ident, 0 }, { "Dropout", f_ident, 0 }, { "Transpose", f_transpose, 0 },
-	{ "Slice", f_slice, 0 }, { "Split", f_split, 0 }, { "Concat", f_concat, 0 },
-	{ "Gather", f_gather, 0 }, { "Expand", f_expand, 0 }, { "ConstantOfShape", f_const_of_shape, 0 },
-	{ "Range", f_range, 0 }, { "Where", f_where, 0 }, { "Cast", f_cast, 0 },
-	{ "Add", f_bin, GX_ADD }, { "Sub", f_bin, GX_SUB }, { "Mul", f_bin, GX_MUL }, { "Div", f_bin, GX_DIV },
-	{ "Pow", f_bin, GX_POW }, { "Max", f_max, GX_MAX }, { "Min", f_max, GX_MIN },
-	{ "Equal", f_bin, GX_EQ }, { "Less", f_bin, GX_LT }, { "Greater", f_bin, GX_GT },
-	{ "LessOrEqual", f_bin, GX_LE }, { "GreaterOrEqual", f_bin, GX_GE }, { "And", f_bin, GX_AND },
-	{ "Or", f_bin, GX_OR }, { "Not", f_un, GX_NOT },
-	{ "Relu", f_un, GX_RELU }, { "LeakyRelu", f_un, GX_LEAKY }, { "Sigmoid", f_un, GX_SIGMOID },
-	{ "Tanh", f_un, GX_TANH }, { "Clip", f_un, GX_CLIP }, { "Erf", f_un, GX_ERF }, { "Exp", f_un, GX_EXP },
-	{ "Log", f_un, GX_LOG }, { "Sqrt", f_un, GX_SQRT }, { "Reciprocal", f_un, GX_RECIP },
-	{ "Neg", f_un, GX_NEG }, { "Abs", f_un, GX_ABS }, { "Floor", f_un, GX_FLOOR }, { "Ceil", f_un, GX_CEIL },
-	{ "Softmax", f_sm, 0 }, { "LogSoftmax", f_sm, 1 },
-	{ "ReduceSum", f_red, GX_RSUM }, { "ReduceMean", f_red, GX_RMEAN }, { "ReduceMax", f_red, GX_RMAX },
-	{ "ReduceMin", f_red, GX_RMIN },
-	{ "LayerNormalization", f_layernorm, 0 }, { "BatchNormalization", f_batchnorm, 0 },
-	{ "MatMul", f_matmul, 0 }, { "Gemm", f_gemm, 0 },
+	{ "Constant", b_constant, NULL, 0 }, { "Shape", b_shape, NULL, 0 }, { "Reshape", b_reshape, NULL, 0 },
+	{ "Flatten", b_flatten, NULL, 0 }, { "Squeeze", NULL, b_squeeze_v, 0 }, { "Unsqueeze", NULL, b_squeeze_v, 1 },
+	{ "Identity", b_ident, NULL, 0 }, { "Dropout", b_ident, NULL, 0 }, { "Transpose", b_transpose, NULL, 0 },
+	{ "Slice", b_slice, NULL, 0 }, { "Split", b_split, NULL, 0 }, { "Concat", b_concat, NULL, 0 },
+	{ "Gather", b_gather, NULL, 0 }, { "Expand", b_expand, NULL, 0 },
+	{ "ConstantOfShape", b_const_of_shape, NULL, 0 }, { "Range", b_range, NULL, 0 },
+	{ "Where", b_where, NULL, 0 }, { "Cast", b_cast, NULL, 0 },
+	{ "Add", NULL, b_binary, GX_ADD }, { "Sub", NULL, b_binary, GX_SUB }, { "Mul", NULL, b_binary, GX_MUL },
+	{ "Div", NULL, b_binary, GX_DIV }, { "Pow", NULL, b_binary, GX_POW }, { "Max", NULL, b_max_min, GX_MAX },
+	{ "Min", NULL, b_max_min, GX_MIN }, { "Equal", NULL, b_binary, GX_EQ }, { "Less", NULL, b_binary, GX_LT },
+	{ "Greater", NULL, b_binary, GX_GT }, { "LessOrEqual", NULL, b_binary, GX_LE },
+	{ "GreaterOrEqual", NULL, b_binary, GX_GE }, { "And", NULL, b_binary, GX_AND },
+	{ "Or", NULL, b_binary, GX_OR }, { "Not", NULL, b_unary, GX_NOT },
+	{ "Relu", NULL, b_unary, GX_RELU }, { "LeakyRelu", NULL, b_unary, GX_LEAKY },
+	{ "Sigmoid", NULL, b_unary, GX_SIGMOID }, { "Tanh", NULL, b_unary, GX_TANH },
+	{ "Clip", NULL, b_unary, GX_CLIP }, { "Erf", NULL, b_unary, GX_ERF }, { "Exp", NULL, b_unary, GX_EXP },
+	{ "Log", NULL, b_unary, GX_LOG }, { "Sqrt", NULL, b_unary, GX_SQRT },
+	{ "Reciprocal", NULL, b_unary, GX_RECIP }, { "Neg", NULL, b_unary, GX_NEG },
+	{ "Abs", NULL, b_unary, GX_ABS }, { "Floor", NULL, b_unary, GX_FLOOR }, { "Ceil", NULL, b_unary, GX_CEIL },
+	{ "Softmax", NULL, b_softmax_v, 0 }, { "LogSoftmax", NULL, b_softmax_v, 1 },
+	{ "ReduceSum", NULL, b_reduce, GX_RSUM }, { "ReduceMean", NULL, b_reduce, GX_RMEAN },
+	{ "ReduceMax", NULL, b_reduce, GX_RMAX }, { "ReduceMin", NULL, b_reduce, GX_RMIN },
+	{ "LayerNormalization", b_layernorm, NULL, 0 }, { "BatchNormalization", b_batchnorm, NULL, 0 },
+	{ "MatMul", b_matmul, NULL, 0 }, { "Gemm", b_gemm, NULL, 0 },
 };
 
 int gx_build(struct gx_model *g, char *err, size_t err_len)
@@ -2094,7 +2096,7 @@ int gx_build(struct gx_model *g, char *err, size_t err_len)
 			}
 		}
 		uint32_t ref0 = g->n_ref;
-		int r = od->fn(&b, od->arg);
+		int r = od->fn ? od->fn(&b) : od->fn_arg(&b, od->arg);
 		if (r < 0) {
 			if (r == -ENOMEM)
 				gx_err(err, err_len, n, "out of memory");
