@@ -6,7 +6,8 @@
  *
  *   gx_load.c   protobuf -> nodes and tensors, topological order
  *   gx_build.c  shape inference with a symbolic batch, constant folding,
- *               one unfused step per surviving node
+ *               one unfused step per surviving node (the op builders in
+ *               gx_ops_shape.c and gx_ops_math.c, sharing gx_build.h)
  *   gx_fuse.c   the fused plan: dense steps on the hand / oneDNN kernels
  *               with bias and activation, GELU and LayerNorm patterns
  *   gx_exec.c   the kernels, run / run_tensors / run_reference, contexts
