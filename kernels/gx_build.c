@@ -511,11 +511,42 @@ static int b_ident(struct bctx *b)
 	return gxb_def_view(b, b->n->out[0], x, x->rank, x->dims, x->bpos);
 }
 
+/* Max / Min of any number of inputs: a chain of two-input steps. */
 static int b_max_min(struct bctx *b, int op)
 {
-	if (b->n->n_in == 1)
+	const struct gx_node *n = b->n;
+	if (n->n_in == 1)
 		return b_ident(b);
-	return gxb_binary(b, op);
+	if (n->n_in == 2)
+		return gxb_binary(b, op);
+	if (n->n_in > GX_MAX_IN) {
+		BERR(b, "has %u inputs (at most %u)", n->n_in, GX_MAX_IN);
+		return -ENOTSUP;
+	}
+	int32_t acc = n->in[0];
+	for (uint32_t i = 1; i < n->n_in; i++) {
+		int32_t out = n->out[0];
+		if (i + 1 < n->n_in) {
+			char nm[160];
+			snprintf(nm, sizeof(nm), "%.100s/%u", n->name, i);
+			int r = gx_tensor_add(b->g, nm, &out);
+			if (r < 0)
+				return r;
+		}
+		int32_t ins[2] = { acc, n->in[i] };
+		struct gx_node sub = *n;
+		sub.n_in = 2;
+		sub.in = ins;
+		sub.n_out = 1;
+		sub.out = &out;
+		struct bctx sb = *b;
+		sb.n = &sub;
+		int r = gxb_binary(&sb, op);
+		if (r < 0)
+			return r;
+		acc = out;
+	}
+	return 0;
 }
 
 static int b_squeeze_v(struct bctx *b, int un)
