@@ -134,6 +134,7 @@ struct gx_step {
 	int op;                       /* gx_binop / gx_unop / gx_redop; SOFTMAX: 1 = log */
 	float alpha, beta;            /* LEAKY alpha, CLIP bounds, LN eps */
 	int32_t *map[GX_MAX_MAPS];      /* MAP: map[0]; BIN / WHERE: per operand, NULL = index i */
+	bool one[GX_MAX_MAPS];        /* BIN: the operand is one element a row (its map all 0) */
 	uint64_t outer, n, inner;     /* SOFTMAX, LN, CONCAT (outer) */
 	uint64_t *part;               /* CONCAT: elements of each operand an outer block */
 	float *scale, *bias;          /* LN (n each, may be NULL), AFFINE (out_w each) */

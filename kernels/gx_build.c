@@ -493,6 +493,7 @@ int gxb_bcast(struct bctx *b, struct gx_step *s, uint32_t k, const int32_t *ids,
 			m[e] = (int32_t)off;
 			gxb_next_coord(c, dims, R);
 		}
+		s->one[i] = t->numel == 1;
 	}
 	*ret_rank = R;
 	*ret_bpos = bp;

@@ -167,6 +167,27 @@ static void k_bin(const struct gx_step *s, const void *const *in, const uint64_t
 			} else if (!ma && !mb && s->op == GX_SUB) {
 				for (uint64_t i = 0; i < w; i++)
 					yr[i] = a[i] - b[i];
+			} else if (!ma && s->one[1] && s->op <= GX_DIV) {
+				/* x op (one value a row): normalisations, scalings */
+				float v = b[0];
+				switch (s->op) {
+				case GX_ADD:
+					for (uint64_t i = 0; i < w; i++)
+						yr[i] = a[i] + v;
+					break;
+				case GX_SUB:
+					for (uint64_t i = 0; i < w; i++)
+						yr[i] = a[i] - v;
+					break;
+				case GX_MUL:
+					for (uint64_t i = 0; i < w; i++)
+						yr[i] = a[i] * v;
+					break;
+				default:
+					for (uint64_t i = 0; i < w; i++)
+						yr[i] = a[i] / v;
+					break;
+				}
 			} else {
 				for (uint64_t i = 0; i < w; i++)
 					yr[i] = fbin(s->op, a[at(ma, i)], b[at(mb, i)]);
