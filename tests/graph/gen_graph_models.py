@@ -842,6 +842,23 @@ def gen_bad(out):
            [], [("x", "float32", [4])], [("y", "float32", [4])])
     write_bad(out, n, m, ["transpose_batch", "'y'"], "an output whose batch is not its first axis")
 
+    # the batch merged with a row axis by Reshape to [-1] (as torch's
+    # flatten() writes it), then computed on, or given out as is
+    n = "bad-merged-batch-computed"
+    m = hm(n, [helper.make_node("Reshape", ["x", "flat"], ["f"], name="flatten_all"),
+               helper.make_node("Relu", ["f"], ["g"], name="relu_merged"),
+               helper.make_node("Reshape", ["g", "back"], ["y"], name="unflatten")],
+           [numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+            numpy_helper.from_array(np.array([-1, 3], np.int64), "back")],
+           [("x", "float32", [3])], [("y", "float32", [3])])
+    write_bad(out, n, m, ["relu_merged", "flatten_all"], "Relu across a batch merged with its rows")
+
+    n = "bad-merged-batch-output"
+    m = hm(n, [helper.make_node("Reshape", ["ids", "flat"], ["y"], name="flatten_out")],
+           [numpy_helper.from_array(np.array([-1], np.int64), "flat")],
+           [("ids", "int64", [2])], [("y", "int64", [])])
+    write_bad(out, n, m, ["flatten_out", "'y'"], "an output of [B*2] for [B, 2] ids")
+
     n = "bad-input-batch-second"
     g = helper.make_graph(
         [helper.make_node("Gather", ["t", "ids"], ["e"], name="lookup", axis=0),
