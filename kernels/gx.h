@@ -6,7 +6,8 @@
  *
  *   gx_load.c   protobuf -> nodes and tensors, topological order
  *   gx_build.c  shape inference with a symbolic batch, constant folding,
- *               one unfused step per surviving node
+ *               one unfused step per surviving node (the op builders in
+ *               gx_ops_shape.c and gx_ops_math.c, sharing gx_build.h)
  *   gx_fuse.c   the fused plan: dense steps on the hand / oneDNN kernels
  *               with bias and activation, GELU and LayerNorm patterns
  *   gx_exec.c   the kernels, run / run_tensors / run_reference, contexts
@@ -20,6 +21,10 @@
  * dimensions after it, changes no byte; every other op works on one row at
  * a time with shapes fixed at load. Constants (bpos -1) have no batch and
  * are read with a row stride of 0 where they meet computed tensors.
+ * dims[bpos] may also be k > 1: the batch merged with the k elements after
+ * it (ids Reshaped to [-1]), the axis then B * k long with row r owning
+ * k consecutive entries; only views, casts and Gather's indices take such
+ * a tensor (gx_build checks), and no output may be one.
  *
  * Shape vectors. A constant int64 tensor may hold GX_SYM, the batch size,
  * where it came from Shape of a computed tensor; data movement carries it,
@@ -68,7 +73,7 @@ struct gx_tensor {
 	uint32_t dt;           /* QV_DT_F32 / QV_DT_I32 / QV_DT_I64 / GX_BOOL */
 	int32_t bpos;          /* batch axis; -1: a constant */
 	uint32_t rank;
-	int64_t dims[QV_MAX_RANK];  /* logical; dims[bpos] == 1 */
+	int64_t dims[QV_MAX_RANK];  /* logical; dims[bpos] == 1 (or k, see above) */
 	uint64_t numel;        /* constants: all elements; computed: one row */
 	void *data;            /* constants (owned) */
 	bool defined;
@@ -129,6 +134,7 @@ struct gx_step {
 	int op;                       /* gx_binop / gx_unop / gx_redop; SOFTMAX: 1 = log */
 	float alpha, beta;            /* LEAKY alpha, CLIP bounds, LN eps */
 	int32_t *map[GX_MAX_MAPS];      /* MAP: map[0]; BIN / WHERE: per operand, NULL = index i */
+	bool one[GX_MAX_MAPS];        /* BIN: the operand is one element a row (its map all 0) */
 	uint64_t outer, n, inner;     /* SOFTMAX, LN, CONCAT (outer) */
 	uint64_t *part;               /* CONCAT: elements of each operand an outer block */
 	float *scale, *bias;          /* LN (n each, may be NULL), AFFINE (out_w each) */

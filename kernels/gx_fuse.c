@@ -548,8 +548,6 @@ static int gather_into_concat(struct fctx *f)
 			p->out = c->out;
 			p->ostride = c->out_w;
 			p->ooff = off;
-			label_add(p, "->");
-			label_add(p, c->label);
 		}
 	}
 	return 0;

@@ -62,9 +62,16 @@ int gx_model_load(const void *buf, size_t len, const struct qv_model_opts *o, st
 			r = -ENOTSUP;
 			goto fail;
 		}
+		const struct gx_node *pn = t->producer >= 0 ? &g->nodes[t->producer] : NULL;
 		if (t->bpos != 0) {
-			gx_err(err, err_len, NULL, "output '%.100s': its batch is axis %d, not the first "
+			gx_err(err, err_len, pn, "output '%.100s': its batch is axis %d, not the first "
 			       "(transpose it back before the output)", t->name, t->bpos);
+			r = -ENOTSUP;
+			goto fail;
+		}
+		if (t->dims[0] != 1) {
+			gx_err(err, err_len, pn, "output '%.100s': its batch axis is merged with %lld other "
+			       "elements (rows of the batch would mix)", t->name, (long long)t->dims[0]);
 			r = -ENOTSUP;
 			goto fail;
 		}
@@ -181,8 +188,9 @@ int gx_describe(const struct qv_model *m, char *buf, size_t len)
 					       d->use_hand[bi] ? "hand" : "onednn", (unsigned long long)d->ns_dnnl[bi],
 					       (unsigned long long)d->ns_hand[bi]);
 		} else if (s->kind == GX_K_GATHER) {
-			qv_put(buf, len, &k, " %llu ids x %llu of %llu rows", (unsigned long long)s->n_idx,
-			       (unsigned long long)s->D, (unsigned long long)s->V);
+			qv_put(buf, len, &k, " %llu ids x %llu of %llu rows%s", (unsigned long long)s->n_idx,
+			       (unsigned long long)s->D, (unsigned long long)s->V,
+			       s->ostride ? " (written into the concat's rows)" : "");
 		} else if (s->kind == GX_K_BMM) {
 			qv_put(buf, len, &k, " %u x (%ux%u . %ux%u)", s->L, s->M, s->K, s->K, s->N);
 		}

@@ -326,6 +326,50 @@ def gen_families(out):
                   ("item_feats", dense(r, 3), 0)], ["score"], kind="family",
                  expect_ops=["Gather", "ReduceMean", "ReduceSum", "Sqrt", "Div", "Mul"])
 
+    # DeepFM: the factorisation-machine term 0.5 * ((sum_f e)^2 - sum_f e^2)
+    # over the stacked [B, 3, d] embeddings (ReduceSum, Pow, Sub), a deep
+    # MLP on them flattened, a linear part, sigmoid.
+    class DeepFM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.es = nn.ModuleList([emb(n, 6) for n in (15, 25, 35)])
+            self.lin = nn.Linear(4, 1)
+            self.deep = nn.Sequential(nn.Linear(18 + 4, 16), nn.ReLU(), nn.Linear(16, 1))
+
+        def forward(self, dense, f0, f1, f2):
+            e = torch.stack([m(f) for m, f in zip(self.es, (f0, f1, f2))], 1)
+            fm = 0.5 * (e.sum(1).pow(2) - e.pow(2).sum(1)).sum(1, keepdim=True)
+            deep = self.deep(torch.cat([e.flatten(1), dense], 1))
+            return torch.sigmoid(self.lin(dense) + fm + deep)
+
+    n = "deepfm"; r = rng_for(n); torch.manual_seed(19)
+    torch_export(out, n, DeepFM(), [("dense", dense(r, 4), 0), ("f0", ids(r, 15, ()), 15),
+                                    ("f1", ids(r, 25, ()), 25), ("f2", ids(r, 35, ()), 35)],
+                 ["ctr"], expect_ops=["Gather", "ReduceSum", "Pow", "Sub", "Flatten"])
+
+    # A trading model over a window of ticks: per-tick projection (MatMul
+    # of rank 3 by constants), one head of self-attention
+    # softmax(q k^T / sqrt(d)) v by batched MatMuls, a residual, LayerNorm,
+    # the mean over time, a head; plus the position's float features.
+    class TickAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(6, 16)
+            self.q, self.k, self.v = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+            self.ln = nn.LayerNorm(16)
+            self.head = nn.Sequential(nn.Linear(16 + 3, 16), nn.GELU(), nn.Linear(16, 2))
+
+        def forward(self, ticks, position):
+            h = self.proj(ticks)
+            a = torch.softmax(torch.matmul(self.q(h), self.k(h).transpose(1, 2)) / 4.0, -1)
+            h = self.ln(h + torch.matmul(a, self.v(h)))
+            return self.head(torch.cat([h.mean(1), position], 1))
+
+    n = "tick-attention"; r = rng_for(n); torch.manual_seed(20)
+    torch_export(out, n, TickAttention(), [("ticks", dense(r, (8, 6)), 0), ("position", dense(r, 3), 0)],
+                 ["signal"], opset=17,
+                 expect_ops=["MatMul", "Transpose", "Softmax", "LayerNormalization", "ReduceMean"])
+
     # Ids sent as floats (one float tensor for everything, as older
     # clients do), cast to int64 in the graph: the float input is an id input.
     class FloatIds(nn.Module):
@@ -595,6 +639,104 @@ def graph_model(name, nodes, inits, ins, outs, opset):
     return m
 
 
+def gen_fusion_hazards(out):
+    """Graphs where a fused or in-place step would be wrong: a value that a
+    tail (GELU, LayerNorm, residual Add) could overwrite in place is also
+    read elsewhere, an embedding gathered into a Concat is used again, a
+    residual adds the caller's input, a dense output feeds two steps."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    torch.use_deterministic_algorithms(True)
+
+    class Hazards(nn.Module):
+        def __init__(self, kind):
+            super().__init__()
+            self.kind = kind
+            self.e = nn.Embedding(20, 4)
+            self.fc = nn.Linear(8, 8)
+            self.fc2 = nn.Linear(8, 8)
+            self.fc3 = nn.Linear(12, 8)
+            self.ln = nn.LayerNorm(8)
+            with torch.no_grad():
+                self.ln.weight.uniform_(0.5, 1.5)
+                self.ln.bias.uniform_(-0.2, 0.2)
+
+        def forward(self, x, ids=None):
+            h = self.fc(x)
+            k = self.kind
+            if k == "gelu-and-raw":      # GELU of h and h itself
+                return F.gelu(h), h * 1.0 + 0.5
+            if k == "ln-and-raw":        # LayerNorm of h, and h read after it
+                return self.ln(h) + h, h
+            if k == "residual-input":    # the caller's x in a residual Add
+                return x + self.fc2(F.gelu(h)), x * 2.0
+            if k == "fanout":            # h into two dense steps and a residual
+                return self.fc2(h) + h, torch.relu(self.fc3(torch.cat([h, self.e(ids)], 1)))
+            if k == "emb-twice":         # lookup into a Concat and read again
+                e = self.e(ids)
+                c = self.fc3(torch.cat([x, e], 1))
+                return c, (e * e).sum(1, keepdim=True)
+            if k == "self-add":          # both operands the same dense output
+                return F.gelu(h + h), self.ln(h + h)
+            raise ValueError(k)
+
+    # Ids through views and a cast before their lookups, as exports write
+    # them: [B, 1] viewed as [B], [B, 2] flattened, int32 made int64; one id
+    # input into two tables (its bound is the smaller table's).
+    class IdViews(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Embedding(30, 4)
+            self.b = nn.Embedding(10, 3)
+            self.c = nn.Embedding(25, 2)
+
+        def forward(self, one, pair, small):
+            u = self.a(one.view(-1))
+            v = self.c(torch.flatten(pair, 1)).flatten(1)
+            w = self.b(small.long().squeeze(1)) + self.a(small.long().squeeze(1))[:, :3]
+            return torch.cat([u, v, w], 1)
+
+    n = "ids-views"; r = rng_for(n); torch.manual_seed(50)
+    torch_export(out, n, IdViews(), [("one", ids(r, 30, (1,)), 30), ("pair", ids(r, 25, (2,)), 25),
+                                     ("small", ids(r, 10, (1,), np.int32), 10)], ["y"],
+                 expect_ops=["Gather", "Reshape", "Cast", "Squeeze"])
+
+    # The lookup as DLRM code often writes it: the [B, k] ids flattened
+    # into one [B*k] vector (the batch merged with a row axis, by a shape
+    # subgraph that slices an empty piece of the shape), looked up, and
+    # viewed back as [B, k*d].
+    class FlatLookup(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Embedding(25, 2)
+
+        def forward(self, pair, x):
+            return torch.cat([self.c(pair.flatten()).reshape(pair.shape[0], -1), x], 1)
+
+    n = "ids-flatten-batch"; r = rng_for(n); torch.manual_seed(51)
+    torch_export(out, n, FlatLookup(), [("pair", ids(r, 25, (3,)), 25), ("x", dense(r, 2), 0)],
+                 ["y"], expect_ops=["Gather", "Reshape", "Slice", "Shape"])
+
+    # Gather of a computed tensor at a constant scalar index (x[:, 1]):
+    # the axis disappears
+    class Select(nn.Module):
+        def forward(self, x, t):
+            return x[:, 1] * 2.0, t[:, :, 2] + 1.0, t[:, 0] - 1.0
+
+    n = "op-gather-select"; r = rng_for(n)
+    torch_export(out, n, Select(), [("x", dense(r, 5), 0), ("t", dense(r, (3, 4)), 0)],
+                 ["y", "z", "w"], expect_ops=["Gather"])
+
+    for i, kind in enumerate(["gelu-and-raw", "ln-and-raw", "residual-input", "fanout",
+                              "emb-twice", "self-add"]):
+        n = "fuse-" + kind; r = rng_for(n); torch.manual_seed(40 + i)
+        torch_export(out, n, Hazards(kind), [("x", dense(r, 8), 0), ("ids", ids(r, 20, ()), 20)]
+                     if kind in ("fanout", "emb-twice") else [("x", dense(r, 8), 0)],
+                     ["y", "z"], opset=17)
+
+
 def gen_spec_ops(out):
     # Gather on an embedding table with int64 and int32 ids, negative ids
     # counting from the end (ONNX Gather; torch's Embedding has no such form)
@@ -700,6 +842,23 @@ def gen_bad(out):
            [], [("x", "float32", [4])], [("y", "float32", [4])])
     write_bad(out, n, m, ["transpose_batch", "'y'"], "an output whose batch is not its first axis")
 
+    # the batch merged with a row axis by Reshape to [-1] (as torch's
+    # flatten() writes it), then computed on, or given out as is
+    n = "bad-merged-batch-computed"
+    m = hm(n, [helper.make_node("Reshape", ["x", "flat"], ["f"], name="flatten_all"),
+               helper.make_node("Relu", ["f"], ["g"], name="relu_merged"),
+               helper.make_node("Reshape", ["g", "back"], ["y"], name="unflatten")],
+           [numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+            numpy_helper.from_array(np.array([-1, 3], np.int64), "back")],
+           [("x", "float32", [3])], [("y", "float32", [3])])
+    write_bad(out, n, m, ["relu_merged", "flatten_all"], "Relu across a batch merged with its rows")
+
+    n = "bad-merged-batch-output"
+    m = hm(n, [helper.make_node("Reshape", ["ids", "flat"], ["y"], name="flatten_out")],
+           [numpy_helper.from_array(np.array([-1], np.int64), "flat")],
+           [("ids", "int64", [2])], [("y", "int64", [])])
+    write_bad(out, n, m, ["flatten_out", "'y'"], "an output of [B*2] for [B, 2] ids")
+
     n = "bad-input-batch-second"
     g = helper.make_graph(
         [helper.make_node("Gather", ["t", "ids"], ["e"], name="lookup", axis=0),
@@ -750,6 +909,7 @@ def main():
 
     gen_families(out)
     gen_torch_ops(out)
+    gen_fusion_hazards(out)
     gen_spec_ops(out)
     gen_bad(out)
     write_repo(out)

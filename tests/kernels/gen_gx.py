@@ -263,6 +263,86 @@ def gen_ops():
     m = model("const-of-shape", nodes, [vi("X", ["N", 4])], [vi("Y", ["N", 4])])
     good("const-of-shape", m, [x2], [x2 + 1.5])
 
+    # ids flattened with the batch (Reshape to [-1]), looked up, reshaped back per row
+    ids = r.integers(0, 50, size=(N, 3)).astype(np.int64)
+    nodes = [helper.make_node("Reshape", ["ids", "m1"], ["flat"], name="flat"),
+             helper.make_node("Gather", ["T", "flat"], ["e"], name="emb"),
+             helper.make_node("Shape", ["ids"], ["s"], name="shape"),
+             helper.make_node("Slice", ["s", "z", "one"], ["b"], name="sl"),
+             helper.make_node("Concat", ["b", "m1"], ["tgt"], name="c", axis=0),
+             helper.make_node("Reshape", ["e", "tgt"], ["Y"], name="back")]
+    m = model("ids-merged-batch", nodes, [vi("ids", ["N", 3], TensorProto.INT64)], [vi("Y", ["N", 24])],
+              [init("T", table), init("m1", np.array([-1], np.int64)), init("z", np.array([0], np.int64)),
+               init("one", np.array([1], np.int64))])
+    good("ids-merged-batch", m, [ids], [table[ids].reshape(N, 24)])
+    bad("bad-gx-merged", model("bad-gx-merged", [helper.make_node("Reshape", ["X", "m1"], ["f"], name="flat"),
+                                                 helper.make_node("Relu", ["f"], ["g"], name="relu_m"),
+                                                 helper.make_node("Reshape", ["g", "s"], ["Y"], name="back")],
+                               [vi("X", ["N", 4])], [vi("Y", ["N", 4])],
+                               [init("m1", np.array([-1], np.int64)), init("s", np.array([-1, 4], np.int64))]),
+        "relu_m")
+
+    # comparisons and logic into Where
+    x2, y2 = f32(r, N, 6), f32(r, N, 6)
+    y2[:, 0] = x2[:, 0]
+    nodes = [helper.make_node("Less", ["X", "Z"], ["lt"], name="lt"),
+             helper.make_node("Equal", ["X", "Z"], ["eq"], name="eq"),
+             helper.make_node("Not", ["eq"], ["ne"], name="not"),
+             helper.make_node("And", ["lt", "ne"], ["c1"], name="and"),
+             helper.make_node("Greater", ["X", "half"], ["gt"], name="gt"),
+             helper.make_node("LessOrEqual", ["Z", "mhalf"], ["le"], name="le"),
+             helper.make_node("Or", ["gt", "le"], ["c2"], name="or"),
+             helper.make_node("Where", ["c1", "X", "Z"], ["a"], name="w1"),
+             helper.make_node("Where", ["c2", "one", "zero"], ["b"], name="w2"),
+             helper.make_node("Concat", ["a", "b"], ["Y"], name="cat", axis=1)]
+    m = model("logic", nodes, [vi("X", ["N", 6]), vi("Z", ["N", 6])], [vi("Y", ["N", 12])],
+              [init("half", np.array(0.5, np.float32)), init("mhalf", np.array(-0.5, np.float32)),
+               init("one", np.array([1.0], np.float32)), init("zero", np.array([0.0], np.float32))])
+    c1 = (x2 < y2) & ~(x2 == y2)
+    c2 = (x2 > 0.5) | (y2 <= -0.5)
+    good("logic", m, [x2, y2], [np.concatenate([np.where(c1, x2, y2), np.where(c2, 1.0, 0.0)], 1)])
+
+    # Floor, Ceil, LeakyRelu, Clip with bound inputs, a constant Range, Min / Max of one and three inputs
+    x2 = f32(r, N, 4, lo=-3, hi=3)
+    nodes = [helper.make_node("Floor", ["X"], ["f"], name="floor"),
+             helper.make_node("Ceil", ["X"], ["c"], name="ceil"),
+             helper.make_node("LeakyRelu", ["X"], ["l"], name="leaky", alpha=0.2),
+             helper.make_node("Clip", ["X", "lo", "hi"], ["k"], name="clip"),
+             helper.make_node("Range", ["r0", "r1", "r2"], ["rg"], name="range"),
+             helper.make_node("Cast", ["rg"], ["rgf"], name="castr", to=TensorProto.FLOAT),
+             helper.make_node("Add", ["X", "rgf"], ["xr"], name="addr"),
+             helper.make_node("Max", ["xr"], ["m1"], name="max1"),
+             helper.make_node("Min", ["f", "c", "l"], ["m3"], name="min3"),
+             helper.make_node("Concat", ["m1", "m3", "k"], ["Y"], name="cat", axis=1)]
+    m = model("misc-unary", nodes, [vi("X", ["N", 4])], [vi("Y", ["N", 12])],
+              [init("lo", np.array(-1.0, np.float32)), init("hi", np.array(1.5, np.float32)),
+               init("r0", np.array(0, np.int64)), init("r1", np.array(4, np.int64)),
+               init("r2", np.array(1, np.int64))])
+    leaky = np.where(x2 < 0, 0.2 * x2, x2)
+    good("misc-unary", m, [x2], [np.concatenate([x2 + np.arange(4, dtype=np.float32),
+                                                 np.minimum(np.minimum(np.floor(x2), np.ceil(x2)), leaky),
+                                                 np.clip(x2, -1.0, 1.5)], 1)])
+
+    # BatchNormalization and Gemm (transB, alpha, beta) in a graph of two inputs
+    x3, z2 = f32(r, N, 3, 5), f32(r, N, 7)
+    sc, bi, mu, var = f32(r, 3), f32(r, 3), f32(r, 3), f32(r, 3, lo=0.5, hi=2.0)
+    w, cb = f32(r, 4, 7), f32(r, 4)
+    nodes = [helper.make_node("BatchNormalization", ["X", "sc", "bi", "mu", "var"], ["bn"], name="bn",
+                              epsilon=1e-3),
+             helper.make_node("Gemm", ["Z", "W", "C"], ["Y2"], name="gemm", transB=1, alpha=0.5, beta=2.0)]
+    m = model("bn-gemm", nodes, [vi("X", ["N", 3, 5]), vi("Z", ["N", 7])], [vi("bn", ["N", 3, 5]), vi("Y2", ["N", 4])],
+              [init("sc", sc), init("bi", bi), init("mu", mu), init("var", var), init("W", w), init("C", cb)])
+    bn = (x3 - mu[:, None]) / np.sqrt(var[:, None] + 1e-3) * sc[:, None] + bi[:, None]
+    good("bn-gemm", m, [x3, z2], [bn, 0.5 * z2 @ w.T + 2.0 * cb])
+
+    # Squeeze / Unsqueeze with the axes attribute (opset 11)
+    x4 = f32(r, N, 1, 6)
+    m = model("squeeze11", [helper.make_node("Squeeze", ["X"], ["s"], name="sq", axes=[1]),
+                            helper.make_node("Unsqueeze", ["s"], ["u"], name="us", axes=[2]),
+                            helper.make_node("Transpose", ["u"], ["Y"], name="tr", perm=[0, 2, 1])],
+              [vi("X", ["N", 1, 6]), vi("K", ["N", 2], TensorProto.INT64)], [vi("Y", ["N", 1, 6])], opset=11)
+    good("squeeze11", m, [x4, np.zeros((N, 2), np.int64)], [x4])
+
     # bad models: shapes that disagree, unknown op, reducing over the batch, K mismatch
     bad("bad-gx-shapes", model("bad-gx-shapes", [helper.make_node("Add", ["X", "Z"], ["Y"], name="add_bad")],
                                [vi("X", ["N", 4]), vi("Z", ["N", 5])], [vi("Y", ["N", 5])]), "add_bad")
@@ -375,6 +455,10 @@ def gen_torch():
                 h = ln(h + blk(h))
             return s.head(h)
 
+    class GeluAlone(nn.Module):
+        def forward(s, x):
+            return nn.functional.gelu(x) * 2 + nn.functional.gelu(-x, approximate="tanh")
+
     r = rng("torch")
     dense = r.standard_normal((N, 13)).astype(np.float32)
     ids = np.stack([r.integers(0, n, N) for n in (100, 50, 20)], 1).astype(np.int64)
@@ -393,6 +477,7 @@ def gen_torch():
         ("gx-residual-ln17", Residual("none"), [x12], ["x"], ["y"], 17),
         ("gx-residual-ln13", Residual("none"), [x12], ["x"], ["y"], 13),
         ("gx-residual-tanh", Residual("tanh"), [x12], ["x"], ["y"], 17),
+        ("gx-gelu-alone", GeluAlone(), [x12], ["x"], ["y"], 13),
     ]
     for name, mod, ins, inames, onames, opset in cases:
         mod.eval()

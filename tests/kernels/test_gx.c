@@ -128,8 +128,20 @@ static void check_good(const char *dir, const char *name, uint32_t rows, double 
 				rc = qv_run_reference(m, (const float *)(const void *)in, rows, out);
 				CHECK(rc == 0, "%s: reference %d", name, rc);
 				close_to("reference", name, out, want, out_b / 4, rtol, atol);
-				char desc[8192];
+				char desc[16384];
 				CHECK(qv_model_describe(m, desc, sizeof(desc)) == 0, "%s: describe", name);
+				/* the fusions these models exist for */
+				static const char *const fused[][3] = {
+					{ "gx-residual-ln13", "+gelu+residual+layernorm", NULL },
+					{ "gx-residual-ln17", "+gelu+residual+layernorm", NULL },
+					{ "gx-residual-tanh", "+gelu_tanh+residual+layernorm", NULL },
+					{ "gx-dlrm", "written into the concat", "act=1" },
+					{ "gx-gelu-alone", " Gelu ", " GeluTanh " },
+				};
+				for (size_t w = 0; w < sizeof(fused) / sizeof(fused[0]); w++)
+					for (int j = 1; j < 3 && !strcmp(fused[w][0], name); j++)
+						CHECK(!fused[w][j] || strstr(desc, fused[w][j]), "%s: plan lacks \"%s\":\n%s",
+						      name, fused[w][j], desc);
 			}
 		}
 		free(out);
