@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "bench_drive.h"
+#include "bench_io.h"
 #include "bench_stats.h"
 
 /* A request id carries the index of its output buffer in the low bits so a
@@ -73,6 +74,13 @@ int qv_bench_conn_infer(struct qv_bench_conn *c, const struct qv_request *q, flo
 {
 	return c->udp ? qv_udp_infer(c->udp, q, out, out_cap, TIMEOUT_MS, ret_result)
 		      : qv_infer(c->shm, q, out, out_cap, TIMEOUT_MS, ret_result);
+}
+
+int qv_bench_conn_infer_tensors(struct qv_bench_conn *c, const struct qv_request *q,
+				const struct qv_tensors *t, struct qv_result *ret_result)
+{
+	return c->udp ? qv_udp_infer_tensors(c->udp, q, t, TIMEOUT_MS, ret_result)
+		      : qv_infer_tensors(c->shm, q, t, TIMEOUT_MS, ret_result);
 }
 
 static int conn_submit(struct qv_bench_conn *c, const struct qv_request *q, float *out,
@@ -227,7 +235,12 @@ static void *thread_main(void *arg)
 		lp.free_bufs = calloc(k, sizeof(uint32_t));
 		lp.t_due = calloc(n_due + 1, sizeof(uint64_t));
 		o->lat_ns = calloc(l->iters, sizeof(uint64_t));
-		if (in) {
+		struct qv_bench_layout lay;
+		qv_bench_layout_of_desc(&c.desc, &lay);
+		if (in && !qv_bench_layout_plain(&lay)) {
+			/* Packed rows of typed tensors, ids inside their tables. */
+			qv_bench_fill_packed(&lay, in, l->rows, 0x9E3779B97F4A7C15ull);
+		} else if (in) {
 			/* A fixed, non-trivial input: [-1, 1) in a fixed pattern. */
 			for (size_t i = 0; i < (size_t)l->rows * c.desc.in_dim; i++)
 				in[i] = (float)((int)((i * 2654435761u) >> 8 & 255) - 128) / 128.0f;

@@ -40,6 +40,10 @@ void qv_bench_conn_close(struct qv_bench_conn *c);
 int qv_bench_conn_infer(struct qv_bench_conn *c, const struct qv_request *q, float *out,
 			size_t out_cap, struct qv_result *ret_result);
 
+/* The same with one buffer per tensor (qv_infer_tensors / qv_udp_infer_tensors). */
+int qv_bench_conn_infer_tensors(struct qv_bench_conn *c, const struct qv_request *q,
+				const struct qv_tensors *t, struct qv_result *ret_result);
+
 struct qv_bench_load {
 	const struct qv_bench_target *target;
 	const char *model;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "bench_drive.h"
+#include "bench_io.h"
 #include "bench_remote.h"
 #include "bench_stats.h"
 #include "floor_ring.h"
@@ -38,7 +39,8 @@ static const double sweep_fractions[SWEEP_N] = {0.10, 0.50, 0.80, 0.95};
 
 struct ropts {
 	struct qv_bench_target target;
-	const char *model, *repo, *input, *output;
+	const char *model, *repo, *input, *output;  /* the first given of each */
+	struct qv_bench_io io;
 	uint32_t batches[MAX_BATCHES];
 	unsigned n_batches;
 	uint32_t threads, inflight, iters, warmup;
@@ -77,6 +79,9 @@ static void usage(FILE *f)
 		"  --json            one JSON object a line\n"
 		"  --input X.npy --output Y.npy\n"
 		"                    run every row of X through the daemon and write Y\n"
+		"  --input NAME=X.npy --output NAME=Y.npy\n"
+		"                    the same per named tensor (typed requests; float32,\n"
+		"                    int32 or int64 .npy), once for each input\n"
 		"Latency is per request in ns (" QV_BENCH_TIMER_NAME "); throughput is\n"
 		"requests/s and rows/s over all threads.\n");
 }
@@ -193,10 +198,12 @@ static int parse_args(int argc, char **argv, struct ropts *o)
 			o->rate = strtod(val, &end);
 			if (errno || *end || !(o->rate >= 1 && o->rate <= 1e9))
 				return qv_bench_bad_arg("--rate '%s': want requests/s, 1..1e9", val);
-		} else if (!strcmp(name, "--input")) {
-			o->input = val;
 		} else {
-			o->output = val;
+			int is_out = !strcmp(name, "--output");
+			if (qv_bench_io_add(&o->io, is_out, val))
+				return 2;
+			if (!*(is_out ? &o->output : &o->input))
+				*(is_out ? &o->output : &o->input) = val;
 		}
 	}
 	if (!o->target.shm_socket == !o->target.udp_addr)
@@ -308,8 +315,12 @@ static int inproc_bench(struct inproc *ip, uint32_t rows, uint32_t warmup, uint3
 	int r = -ENOMEM;
 	if (!in || !out || !s)
 		goto out;
-	for (size_t i = 0; i < (size_t)rows * ip->info.in_dim; i++)
-		in[i] = (float)((int)((i * 2654435761u) >> 8 & 255) - 128) / 128.0f;
+	struct qv_bench_layout lay;
+	if (qv_bench_layout_of_model(ip->m, &lay) == 0 && !qv_bench_layout_plain(&lay))
+		qv_bench_fill_packed(&lay, in, rows, 0x9E3779B97F4A7C15ull);
+	else
+		for (size_t i = 0; i < (size_t)rows * ip->info.in_dim; i++)
+			in[i] = (float)((int)((i * 2654435761u) >> 8 & 255) - 128) / 128.0f;
 	for (uint32_t i = 0; i < warmup; i++)
 		if ((r = qv_run(ip->ctx, in, rows, out)))
 			goto out;
@@ -422,6 +433,71 @@ static void print_row(const struct ropts *o, const char *path, uint32_t rows,
 
 /* ---- --input / --output through the daemon ---- */
 
+/* Rows a request: the model's max batch, and for UDP what fits one
+ * datagram each way (after version 2's 16-byte prefix). */
+static uint32_t npy_chunk(const struct ropts *o, const struct qv_model_desc *d)
+{
+	uint32_t chunk = d->max_batch ? d->max_batch : 1;
+	if (o->target.udp_addr) {
+		uint32_t dim = d->in_dim > d->out_dim ? d->in_dim : d->out_dim;
+		uint32_t fit = (QV_UDP_MAX_DATAGRAM - 64 - 16) / (dim * (uint32_t)sizeof(float));
+		chunk = fit < chunk ? fit : chunk;
+	} else {
+		/* libquiver's default slot: 64 KiB in, 16 KiB out. */
+		uint32_t fit_in = (64u << 10) / (d->in_dim * 4u), fit_out = (16u << 10) / (d->out_dim * 4u);
+		chunk = fit_in < chunk ? fit_in : chunk;
+		chunk = fit_out < chunk ? fit_out : chunk;
+	}
+	return chunk;
+}
+
+/* Through the daemon with typed requests, one buffer per named tensor. */
+static int run_npy_tensors(const struct ropts *o, struct qv_bench_conn *c)
+{
+	void *in[QV_BENCH_MAX_TENSORS] = {0}, *out[QV_BENCH_MAX_TENSORS] = {0};
+	const void *ip[QV_BENCH_MAX_TENSORS];
+	void *op[QV_BENCH_MAX_TENSORS];
+	size_t caps[QV_BENCH_MAX_TENSORS];
+	struct qv_bench_layout l;
+	size_t n = 0;
+	uint32_t chunk = npy_chunk(o, &c->desc);
+	int rc;
+
+	qv_bench_layout_of_desc(&c->desc, &l);
+	rc = qv_bench_io_check_out(&l, &o->io);
+	if (!rc)
+		rc = qv_bench_io_read(&l, &o->io, in, &n);
+	if (!rc)
+		rc = qv_bench_io_alloc_out(&l, n, out);
+	if (!rc && !chunk) {
+		fprintf(stderr, "quiver-bench: a row of %s does not fit one request\n", o->model);
+		rc = 1;
+	}
+	for (size_t row = 0; !rc && row < n; row += chunk) {
+		uint32_t rows = (uint32_t)(n - row < chunk ? n - row : chunk);
+		struct qv_request q = {.handle = c->desc.handle, .rows = rows, .request_id = row};
+		struct qv_tensors t = {l.n_in, l.n_out, ip, op, caps};
+		struct qv_result res;
+		for (uint32_t i = 0; i < l.n_in; i++)
+			ip[i] = (const uint8_t *)in[i] + row * l.in[i].row_bytes;
+		for (uint32_t j = 0; j < l.n_out; j++) {
+			op[j] = (uint8_t *)out[j] + row * l.out[j].row_bytes;
+			caps[j] = (size_t)rows * l.out[j].row_bytes;
+		}
+		int r = qv_bench_conn_infer_tensors(c, &q, &t, &res);
+		if (r || res.status != QV_OK) {
+			fprintf(stderr, "quiver-bench: %s: rows %zu..%zu: %s\n", o->model, row,
+				row + rows - 1, r ? strerror(-r) : qv_strerror((int)res.status));
+			rc = 1;
+		}
+	}
+	if (!rc)
+		rc = qv_bench_io_write(&l, &o->io, out, n);
+	qv_bench_io_free(in, l.n_in);
+	qv_bench_io_free(out, l.n_out);
+	return rc;
+}
+
 static int run_npy(const struct ropts *o)
 {
 	struct qv_bench_conn c;
@@ -429,6 +505,21 @@ static int run_npy(const struct ropts *o)
 	char err[256];
 	float *y = NULL;
 	int rc = 1, r;
+	struct qv_bench_layout lay;
+	r = qv_bench_conn_open(&o->target, o->model, 1, &c);
+	if (r) {
+		fprintf(stderr, "quiver-bench: %s: connect / lookup '%s': %s\n", mode_path(o),
+			o->model, strerror(-r));
+		return 1;
+	}
+	qv_bench_layout_of_desc(&c.desc, &lay);
+	if (!qv_bench_layout_plain(&lay) || o->io.n_in != 1 || o->io.n_out != 1 ||
+	    o->io.in[0].name || o->io.out[0].name) {
+		rc = run_npy_tensors(o, &c);
+		qv_bench_conn_close(&c);
+		return rc;
+	}
+	qv_bench_conn_close(&c);
 	r = qv_npy_read(o->input, &x, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "quiver-bench: %s\n", err);

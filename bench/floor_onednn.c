@@ -13,6 +13,8 @@ struct floor_layer {
 	dnnl_primitive_t prim;
 	dnnl_memory_t src, wei, bias, dst; /* src of layer i+1 is dst of layer i */
 	float *hidden;                     /* dst buffer unless this is the last layer */
+	dnnl_memory_t own_src;             /* a layer that does not read the previous one's output */
+	float *own_src_buf;
 	dnnl_exec_arg_t args[4];
 	int nargs;
 };
@@ -21,6 +23,7 @@ struct qv_floor {
 	dnnl_engine_t eng;
 	dnnl_stream_t stream;
 	uint32_t n;
+	int own_io;   /* made without the caller's in / out: runs on its own buffers */
 	struct floor_layer *l;
 };
 
@@ -73,7 +76,10 @@ static void layer_free(struct floor_layer *l)
 		dnnl_memory_destroy(l->bias);
 	if (l->dst)
 		dnnl_memory_destroy(l->dst);
+	if (l->own_src)
+		dnnl_memory_destroy(l->own_src);
 	free(l->hidden);
+	free(l->own_src_buf);
 }
 
 void qv_floor_free(struct qv_floor *f)
@@ -81,7 +87,7 @@ void qv_floor_free(struct qv_floor *f)
 	if (!f)
 		return;
 	if (f->l) {
-		if (f->n && f->l[0].src)
+		if (f->n && f->l[0].src && f->l[0].src != f->l[0].own_src)
 			dnnl_memory_destroy(f->l[0].src);
 		for (uint32_t i = 0; i < f->n; i++)
 			layer_free(&f->l[i]);
@@ -197,7 +203,7 @@ static int make_layer(struct qv_floor *f, uint32_t i, const struct qv_dense_laye
 		memcpy(bh, d->b, (size_t)d->N * sizeof(float));
 	}
 	float *dst_buf = user_out;
-	if (!last) {
+	if (!last || !user_out) {
 		l->hidden = aligned_alloc(64, ((size_t)rows * d->N * sizeof(float) + 63) & ~(size_t)63);
 		if (!l->hidden) {
 			r = -ENOMEM;
@@ -227,19 +233,38 @@ out:
 	return r;
 }
 
+static uint32_t layer_rows(const struct qv_dense_layer *d, uint32_t rows)
+{
+	return rows * (d->rows_mult ? d->rows_mult : 1);
+}
+
+/* A source buffer of its own for a layer that reads something other than
+ * the previous layer's output (a graph's dense layers are not always a chain). */
+static int own_src(struct qv_floor *f, uint32_t i, uint32_t rows, uint32_t K, dnnl_memory_t *ret,
+		   char *err, size_t err_len)
+{
+	struct floor_layer *l = &f->l[i];
+	size_t n = (size_t)rows * K;
+	l->own_src_buf = aligned_alloc(64, (n * sizeof(float) + 63) & ~(size_t)63);
+	if (!l->own_src_buf)
+		return -ENOMEM;
+	for (size_t j = 0; j < n; j++)
+		l->own_src_buf[j] = (float)(j % 7) * 0.125f - 0.375f;
+	dnnl_memory_desc_t md;
+	dnnl_dims_t dd = {rows, K};
+	if (dnnl_memory_desc_init_by_tag(&md, 2, dd, dnnl_f32, dnnl_ab) != dnnl_success ||
+	    dnnl_memory_create(&l->own_src, &md, f->eng, l->own_src_buf) != dnnl_success)
+		return fail(err, err_len, "layer %u: source memory", i);
+	*ret = l->own_src;
+	return 0;
+}
+
 int qv_floor_create(const struct qv_dense_layer *layers, uint32_t n_layers, uint32_t rows,
 		    const float *in, float *out, struct qv_floor **ret_floor,
 		    char *err, size_t err_len)
 {
-	if (!layers || !n_layers || !rows || !in || !out)
+	if (!layers || !n_layers || !rows)
 		return -EINVAL;
-	for (uint32_t i = 1; i < n_layers; i++)
-		if (layers[i].K != layers[i - 1].N) {
-			fail(err, err_len, "layer %u: K=%u does not match previous N=%u", i,
-			     layers[i].K, layers[i - 1].N);
-			return -EINVAL;
-		}
-
 	struct qv_floor *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
@@ -250,21 +275,31 @@ int qv_floor_create(const struct qv_dense_layer *layers, uint32_t n_layers, uint
 		goto fail;
 	}
 	f->n = n_layers;
+	f->own_io = !in || !out;
 	if (dnnl_engine_create(&f->eng, dnnl_cpu, 0) != dnnl_success ||
 	    dnnl_stream_create(&f->stream, f->eng, dnnl_stream_default_flags) != dnnl_success) {
 		fail(err, err_len, "oneDNN CPU engine or stream");
 		goto fail;
 	}
-	dnnl_memory_desc_t in_md;
-	dnnl_dims_t id = {rows, layers[0].K};
-	if (dnnl_memory_desc_init_by_tag(&in_md, 2, id, dnnl_f32, dnnl_ab) != dnnl_success ||
-	    dnnl_memory_create(&f->l[0].src, &in_md, f->eng, (void *)in) != dnnl_success) {
-		fail(err, err_len, "input memory");
-		goto fail;
+	dnnl_memory_t src = NULL;
+	if (in) {
+		dnnl_memory_desc_t in_md;
+		dnnl_dims_t id = {layer_rows(&layers[0], rows), layers[0].K};
+		if (dnnl_memory_desc_init_by_tag(&in_md, 2, id, dnnl_f32, dnnl_ab) != dnnl_success ||
+		    dnnl_memory_create(&f->l[0].src, &in_md, f->eng, (void *)in) != dnnl_success) {
+			fail(err, err_len, "input memory");
+			goto fail;
+		}
+		src = f->l[0].src;
 	}
-	dnnl_memory_t src = f->l[0].src;
 	for (uint32_t i = 0; i < n_layers; i++) {
-		r = make_layer(f, i, &layers[i], rows, src, out, i + 1 == n_layers, err, err_len);
+		uint32_t lr = layer_rows(&layers[i], rows);
+		if (!src || (i && (layers[i].K != layers[i - 1].N || lr != layer_rows(&layers[i - 1], rows)))) {
+			r = own_src(f, i, lr, layers[i].K, &src, err, err_len);
+			if (r)
+				goto fail;
+		}
+		r = make_layer(f, i, &layers[i], lr, src, out, i + 1 == n_layers, err, err_len);
 		if (r)
 			goto fail;
 		src = f->l[i].dst;
@@ -278,6 +313,8 @@ fail:
 
 int qv_floor_set_io(struct qv_floor *f, const float *in, float *out)
 {
+	if (f->own_io)
+		return -EINVAL;
 	if (dnnl_memory_set_data_handle(f->l[0].src, (void *)in) != dnnl_success ||
 	    dnnl_memory_set_data_handle(f->l[f->n - 1].dst, out) != dnnl_success)
 		return -EIO;

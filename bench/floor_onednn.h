@@ -25,7 +25,10 @@ struct qv_floor;
 
 /*
  * Builds the primitives for `rows` rows, reading `in` (rows x layers[0].K)
- * and writing `out` (rows x layers[n-1].N). The layers' weights are copied
+ * and writing `out` (rows x layers[n-1].N). A layer whose K (or matrix
+ * rows, rows * rows_mult) differs from the previous layer's output reads a
+ * buffer of its own - a graph's dense layers, back to back, need not be a
+ * chain; with in and out NULL the floor uses its own buffers throughout. The layers' weights are copied
  * (reordered), so the floor does not depend on the model staying alive.
  * Returns 0 or -errno; on failure err names the layer and the oneDNN call.
  */

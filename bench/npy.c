@@ -33,7 +33,8 @@ static const char *dict_value(const char *hdr, const char *key)
 	return p;
 }
 
-int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len)
+static int npy_read(const char *path, int any_dtype, struct qv_npy *ret, char *err,
+		    size_t err_len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -43,7 +44,7 @@ int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len)
 	}
 	unsigned char pre[10];
 	char *hdr = NULL;
-	float *data = NULL;
+	void *data = NULL;
 	int r = -EINVAL;
 	if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
 		fail(err, err_len, "%s: not a .npy file", path);
@@ -78,8 +79,16 @@ int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len)
 		goto out;
 	}
 	const char *d = dict_value(hdr, "descr");
-	if (!d || strncmp(d, "'<f4'", 5) != 0) {
-		fail(err, err_len, "%s: dtype is not little-endian float32 ('<f4')", path);
+	uint32_t dtype = 0, esize = 4;
+	if (d && strncmp(d, "'<f4'", 5) == 0)
+		dtype = QV_NPY_F32;
+	else if (any_dtype && d && strncmp(d, "'<i4'", 5) == 0)
+		dtype = QV_NPY_I32;
+	else if (any_dtype && d && strncmp(d, "'<i8'", 5) == 0)
+		dtype = QV_NPY_I64, esize = 8;
+	if (!dtype) {
+		fail(err, err_len, any_dtype ? "%s: dtype is not little-endian float32, int32 or int64"
+			 : "%s: dtype is not little-endian float32 ('<f4')", path);
 		r = -ENOTSUP;
 		goto out;
 	}
@@ -95,6 +104,8 @@ int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len)
 		goto out;
 	}
 	struct qv_npy a = {0};
+	a.dtype = dtype;
+	a.elem_size = esize;
 	a.count = 1;
 	s++;
 	while (*s && *s != ')') {
@@ -108,7 +119,7 @@ int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len)
 			fail(err, err_len, "%s: bad shape", path);
 			goto out;
 		}
-		if (v != 0 && a.count > (SIZE_MAX / sizeof(float)) / (size_t)v) {
+		if (v != 0 && a.count > (SIZE_MAX / esize) / (size_t)v) {
 			fail(err, err_len, "%s: shape too large", path);
 			goto out;
 		}
@@ -116,16 +127,16 @@ int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len)
 		a.count *= (size_t)v;
 		s = end;
 	}
-	data = malloc(a.count ? a.count * sizeof(float) : 1);
+	data = malloc(a.count ? a.count * esize : 1);
 	if (!data) {
 		r = -ENOMEM;
 		goto out;
 	}
-	if (fread(data, sizeof(float), a.count, f) != a.count) {
-		fail(err, err_len, "%s: truncated data (%zu floats expected)", path, a.count);
+	if (fread(data, esize, a.count, f) != a.count) {
+		fail(err, err_len, "%s: truncated data (%zu elements expected)", path, a.count);
 		goto out;
 	}
-	a.data = data;
+	a.raw = data;
 	data = NULL;
 	*ret = a;
 	r = 0;
@@ -136,12 +147,32 @@ out:
 	return r;
 }
 
+int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len)
+{
+	return npy_read(path, 0, ret, err, err_len);
+}
+
+int qv_npy_read_typed(const char *path, struct qv_npy *ret, char *err, size_t err_len)
+{
+	return npy_read(path, 1, ret, err, err_len);
+}
+
 int qv_npy_write(const char *path, const float *data, uint32_t rank, const int64_t *shape)
 {
-	if (rank > QV_NPY_MAX_RANK)
+	return qv_npy_write_typed(path, data, QV_NPY_F32, rank, shape);
+}
+
+int qv_npy_write_typed(const char *path, const void *data, uint32_t dtype, uint32_t rank,
+		       const int64_t *shape)
+{
+	const char *descr = dtype == QV_NPY_F32 ? "<f4" : dtype == QV_NPY_I32 ? "<i4" :
+			    dtype == QV_NPY_I64 ? "<i8" : NULL;
+	size_t esz = dtype == QV_NPY_I64 ? 8 : 4;
+	if (rank > QV_NPY_MAX_RANK || !descr)
 		return -EINVAL;
 	char dict[256];
-	int n = snprintf(dict, sizeof(dict), "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+	int n = snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (",
+			 descr);
 	size_t count = 1;
 	for (uint32_t i = 0; i < rank; i++) {
 		n += snprintf(dict + n, sizeof(dict) - (size_t)n, "%lld,%s", (long long)shape[i],
@@ -162,7 +193,7 @@ int qv_npy_write(const char *path, const float *data, uint32_t rank, const int64
 	for (size_t i = 0; ok && i < pad; i++)
 		ok = fputc(' ', f) != EOF;
 	ok = ok && fputc('\n', f) != EOF;
-	ok = ok && fwrite(data, sizeof(float), count, f) == count;
+	ok = ok && fwrite(data, esz, count, f) == count;
 	if (fclose(f) != 0)
 		ok = 0;
 	return ok ? 0 : -EIO;

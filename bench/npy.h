@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * npy.h - read and write NumPy .npy files holding float32 arrays in C order
- * (format versions 1.0-3.0). Just enough of the format for model inputs
- * and outputs; anything else ('<f8', Fortran order, object arrays) is
- * refused with -ENOTSUP. Hand-written because Debian ships no C library for
+ * (format versions 1.0-3.0); qv_npy_read_typed also reads int32 and int64
+ * arrays (embedding ids). Just enough of the format for model inputs and
+ * outputs; anything else ('<f8', Fortran order, object arrays) is refused
+ * with -ENOTSUP. Hand-written because Debian ships no C library for
  * .npy and the format is one small header plus raw data.
  */
 #ifndef QV_NPY_H
@@ -14,17 +15,34 @@
 
 #define QV_NPY_MAX_RANK 8
 
+/* Element types, numbered as ONNX's TensorProto.DataType (and qv_dtype). */
+enum qv_npy_dtype {
+	QV_NPY_F32 = 1,   /* '<f4' */
+	QV_NPY_I32 = 6,   /* '<i4' */
+	QV_NPY_I64 = 7,   /* '<i8' */
+};
+
 struct qv_npy {
 	uint32_t rank;
 	int64_t shape[QV_NPY_MAX_RANK];
 	size_t count;   /* elements */
-	float *data;    /* malloc'ed, count floats */
+	union {
+		float *data;  /* malloc'ed, count floats (dtype QV_NPY_F32) */
+		void *raw;    /* malloc'ed, count elements of dtype */
+	};
+	uint32_t dtype;      /* enum qv_npy_dtype */
+	uint32_t elem_size;  /* bytes an element */
 };
 
-/* Returns 0 or -errno; on failure err holds a message. */
+/* Returns 0 or -errno; on failure err holds a message. float32 only. */
 int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len);
+/* The same for float32, int32 and int64 arrays: see ret->dtype. */
+int qv_npy_read_typed(const char *path, struct qv_npy *ret, char *err, size_t err_len);
 /* Writes a float32 C-order array. */
 int qv_npy_write(const char *path, const float *data, uint32_t rank, const int64_t *shape);
+/* Writes a C-order array of dtype (enum qv_npy_dtype). */
+int qv_npy_write_typed(const char *path, const void *data, uint32_t dtype, uint32_t rank,
+		       const int64_t *shape);
 void qv_npy_free(struct qv_npy *a);
 
 #endif

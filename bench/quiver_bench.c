@@ -7,7 +7,9 @@
  * same run, interleaved chunk by chunk so machine noise hits both alike.
  *
  * With --input X.npy --output Y.npy it runs the model on every row of X
- * instead and writes Y, so quiver's outputs can be checked against numpy.
+ * instead and writes Y, so quiver's outputs can be checked against numpy;
+ * a model of several inputs or outputs takes --input NAME=X.npy and
+ * --output NAME=Y.npy once per tensor (bench_io.c).
  *
  * With --shm SOCKET or --udp ADDR:PORT it benchmarks a running quiverd
  * instead (bench_remote.c).
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_io.h"
 #include "bench_remote.h"
 #include "bench_stats.h"
 #include "floor_onednn.h"
@@ -55,7 +58,8 @@ struct bench_opts {
 	int json;
 	enum qv_kernel_choice kernels;
 	int core;  /* -1: the core we start on */
-	const char *input, *output;
+	const char *input, *output;  /* the first given of each */
+	struct qv_bench_io io;
 	enum path_sel path;
 };
 
@@ -84,6 +88,9 @@ static void usage(FILE *f)
 		"  --core N          pin to core N (default: the core quiver-bench starts on)\n"
 		"  --input X.npy --output Y.npy\n"
 		"                    run the model on every row of X and write Y [N, out_dim]\n"
+		"  --input NAME=X.npy --output NAME=Y.npy\n"
+		"                    the same per named tensor, once for each input (float32,\n"
+		"                    int32 or int64 .npy) and for each output wanted\n"
 		"  --path P          with --input: inproc (default) or floor-onednn\n"
 		"  -h, --help        this text\n"
 		"quiver-bench --shm SOCKET | --udp ADDR:PORT --model NAME ... benchmarks a\n"
@@ -180,10 +187,12 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			if (qv_bench_parse_u32(val, 0, CPU_SETSIZE - 1, &u))
 				return qv_bench_bad_arg("--core '%s': want a core number", val);
 			o->core = (int)u;
-		} else if (!strcmp(name, "--input")) {
-			o->input = val;
-		} else if (!strcmp(name, "--output")) {
-			o->output = val;
+		} else if (!strcmp(name, "--input") || !strcmp(name, "--output")) {
+			int is_out = !strcmp(name, "--output");
+			if (qv_bench_io_add(&o->io, is_out, val))
+				return 2;
+			if (!*(is_out ? &o->output : &o->input))
+				*(is_out ? &o->output : &o->input) = val;
 		} else {
 			path_given = 1;
 			if (!strcmp(val, "inproc"))
@@ -224,6 +233,36 @@ static void fill_random(float *x, size_t n, uint64_t seed)
 	}
 }
 
+/* Integer inputs (embedding ids) of packed rows: drawn inside the bound
+ * the model declares (index_bound), 0 where it declares none. */
+static void fill_ids(const qv_model *m, float *x, uint32_t rows, uint64_t seed)
+{
+	struct qv_model_info inf;
+	struct qv_tensor_info ti;
+	uint64_t s = seed | 1;
+	if (qv_model_get_info(m, &inf))
+		return;
+	for (uint32_t t = 0; qv_model_tensor(m, 0, t, &ti) == 0; t++) {
+		if (ti.dtype == QV_DT_F32)
+			continue;
+		for (uint32_t r = 0; r < rows; r++) {
+			char *p = (char *)x + (size_t)r * inf.in_dim * 4 + ti.packed_off;
+			for (uint32_t i = 0; i < ti.row_elems; i++) {
+				s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
+				uint64_t v = ti.index_bound > 0 ? (s * 0x2545F4914F6CDD1Dull >> 11) %
+								      (uint64_t)ti.index_bound : 0;
+				if (ti.dtype == QV_DT_I64) {
+					int64_t w = (int64_t)v;
+					memcpy(p + (size_t)i * 8, &w, 8);
+				} else {
+					int32_t w = (int32_t)v;
+					memcpy(p + (size_t)i * 4, &w, 4);
+				}
+			}
+		}
+	}
+}
+
 static void *xalloc(size_t bytes)
 {
 	/* 64-byte aligned like the runtime's own buffers; rounded for aligned_alloc. */
@@ -258,6 +297,7 @@ struct model_run {
 	struct qv_model_info info;
 	struct qv_dense_layer layers[MAX_LAYERS];
 	uint32_t n_layers;  /* 0: no floor */
+	int floor_own_io;   /* the layers do not read the model's input: no output diff */
 	int chain_err;
 };
 
@@ -292,11 +332,12 @@ static int load_model(const struct bench_opts *o, const char *path, uint32_t max
 		ret->n_layers = 0;
 		ret->chain_err = r;
 	} else if (ret->n_layers && (ret->layers[0].K != ret->info.in_dim ||
-				     ret->layers[ret->n_layers - 1].N != ret->info.out_dim)) {
-		fprintf(stderr, "quiver-bench: %s: dense chain %ux..x%u does not match the "
-			"model's in_dim %u, out_dim %u\n", path, ret->layers[0].K,
-			ret->layers[ret->n_layers - 1].N, ret->info.in_dim, ret->info.out_dim);
-		goto fail;
+				     ret->layers[ret->n_layers - 1].N != ret->info.out_dim ||
+				     ret->info.n_inputs != 1 || ret->info.n_outputs != 1 ||
+				     ret->info.n_steps != ret->n_layers)) {
+		/* A graph's dense layers (embeddings, interactions around them):
+		 * the floor runs them back to back on buffers of its own. */
+		ret->floor_own_io = 1;
 	}
 	return 0;
 fail:
@@ -313,14 +354,65 @@ static void unload_model(struct model_run *mr)
 
 /* ---- --input / --output ---- */
 
+/* In process, one buffer per named tensor: qv_run_tensors on slices. */
+static int run_npy_tensors(const struct bench_opts *o, struct model_run *mr,
+			   const struct qv_bench_layout *l)
+{
+	void *in[QV_BENCH_MAX_TENSORS] = {0}, *out[QV_BENCH_MAX_TENSORS] = {0};
+	const void *ip[QV_BENCH_MAX_TENSORS];
+	void *op[QV_BENCH_MAX_TENSORS];
+	size_t n = 0;
+	const uint32_t mb = mr->info.max_batch ? mr->info.max_batch : 1;
+	int rc = qv_bench_io_check_out(l, &o->io);
+	if (!rc && o->path != PATH_INPROC) {
+		fprintf(stderr, "quiver-bench: %s: --path floor-onednn takes a model of one float "
+			"input and output\n", mr->path);
+		rc = 2;
+	}
+	if (!rc)
+		rc = qv_bench_io_read(l, &o->io, in, &n);
+	if (!rc)
+		rc = qv_bench_io_alloc_out(l, n, out);
+	for (size_t row = 0; !rc && row < n; row += mb) {
+		uint32_t rows = (uint32_t)(n - row < mb ? n - row : mb);
+		for (uint32_t i = 0; i < l->n_in; i++)
+			ip[i] = (const uint8_t *)in[i] + row * l->in[i].row_bytes;
+		for (uint32_t j = 0; j < l->n_out; j++)
+			op[j] = (uint8_t *)out[j] + row * l->out[j].row_bytes;
+		int r = qv_run_tensors(mr->ctx, rows, ip, op);
+		if (r) {
+			fprintf(stderr, "quiver-bench: %s: run failed at row %zu: %s\n", mr->path, row,
+				r == -ERANGE ? "an id is outside its table" : strerror(-r));
+			rc = 1;
+		}
+	}
+	if (!rc)
+		rc = qv_bench_io_write(l, &o->io, out, n);
+	qv_bench_io_free(in, l->n_in);
+	qv_bench_io_free(out, l->n_out);
+	return rc;
+}
+
 static int run_npy(const struct bench_opts *o)
 {
 	struct model_run mr;
+	struct qv_bench_layout lay;
 	struct qv_npy x = {0};
 	char err[QV_ERR_LEN];
 	int rc = 1;
 	if (load_model(o, o->models[0], 0, &mr))
 		return 1;
+	if (qv_bench_layout_of_model(mr.m, &lay)) {
+		fprintf(stderr, "quiver-bench: %s: cannot read its tensors\n", mr.path);
+		unload_model(&mr);
+		return 1;
+	}
+	if (!qv_bench_layout_plain(&lay) || o->io.n_in != 1 || o->io.n_out != 1 ||
+	    o->io.in[0].name || o->io.out[0].name) {
+		rc = run_npy_tensors(o, &mr, &lay);
+		unload_model(&mr);
+		return rc;
+	}
 	const uint32_t in_dim = mr.info.in_dim, out_dim = mr.info.out_dim;
 	const uint32_t mb = mr.info.max_batch ? mr.info.max_batch : 1;
 	struct qv_floor *fl_full = NULL, *fl_tail = NULL;
@@ -344,6 +436,11 @@ static int run_npy(const struct bench_opts *o)
 	y = xalloc(n * out_dim * sizeof(float));
 	if (!y) {
 		fprintf(stderr, "quiver-bench: out of memory\n");
+		goto out;
+	}
+	if (o->path == PATH_FLOOR && mr.floor_own_io) {
+		fprintf(stderr, "quiver-bench: %s: floor-onednn: the dense layers do not read the "
+			"model's input alone\n", mr.path);
 		goto out;
 	}
 	if (o->path == PATH_FLOOR && !mr.n_layers) {
@@ -445,8 +542,10 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 	if (!in || !out_q || !out_f || !s_q || !s_f)
 		goto out;
 	fill_random(in, (size_t)rows * in_dim, 0x9E3779B97F4A7C15ull ^ rows);
+	fill_ids(mr->m, in, rows, 0x9E3779B97F4A7C15ull ^ rows);
 	if (mr->n_layers) {
-		r = qv_floor_create(mr->layers, mr->n_layers, rows, in, out_f, &fl, err, sizeof(err));
+		r = qv_floor_create(mr->layers, mr->n_layers, rows, mr->floor_own_io ? NULL : in,
+				    mr->floor_own_io ? NULL : out_f, &fl, err, sizeof(err));
 		if (r) {
 			fprintf(stderr, "quiver-bench: %s: floor-onednn batch %u: %s\n", mr->path,
 				rows, err);
@@ -488,7 +587,7 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 		r = qv_bench_summarise(s_f, o->iters, rows, chunk, &res->floor);
 	if (r)
 		goto out;
-	if (fl) {
+	if (fl && !mr->floor_own_io) {
 		for (size_t i = 0; i < (size_t)rows * out_dim; i++) {
 			double d = fabs((double)out_q[i] - (double)out_f[i]);
 			if (!(d <= res->max_abs_diff))  /* also catches NaN */

@@ -302,6 +302,12 @@ static int on_hello(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, c
 	for (char *s = hello.client_name; *s; s++)
 		if (*s < 0x20 || *s > 0x7e)
 			*s = '?';
+	if (hello.abi_version != QV_ABI_VERSION) {
+		qv_log(QV_LOG_WARN,
+		       "HELLO from pid %d ('%s') refused: client speaks channel ABI %u, this quiverd ABI %u",
+		       (int)c->pid, hello.client_name, hello.abi_version, QV_ABI_VERSION);
+		return send_error(c->fd, h->seq, -EPROTONOSUPPORT, "channel ABI not supported");
+	}
 	r = qv_chan_layout_compute(&hello, QV_CHAN_MAX_SEG_BYTES, &l);
 	if (r < 0) {
 		qv_log(QV_LOG_WARN, "HELLO from pid %d refused: slots %u in %u out %u: %s",
@@ -359,15 +365,27 @@ static int on_hello(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, c
 static int on_lookup(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, const void *p)
 {
 	struct qv_lookup q;
-	struct qv_model_wire wire;
+	struct qv_lookup_reply wire;
 
+	uint32_t abi = 1; /* the 64-byte layout is ABI 1's */
+
+	if (h->len == sizeof(q))
+		memcpy(&abi, (const uint8_t *)p + offsetof(struct qv_lookup, abi_version), sizeof(abi));
+	/* An ABI 1 client would read the ABI 2 reply as garbage: refuse it. */
+	if ((h->len == QV_LOOKUP_V1_BYTES || h->len == sizeof(q)) && abi != QV_ABI_VERSION) {
+		qv_log(QV_LOG_WARN,
+		       "LOOKUP from pid %d refused: client speaks channel ABI %u, this quiverd ABI %u",
+		       (int)c->pid, abi, QV_ABI_VERSION);
+		return send_error(c->fd, h->seq, -EPROTONOSUPPORT, "channel ABI not supported");
+	}
 	if (h->len != sizeof(q))
 		return send_error(c->fd, h->seq, -EPROTO, "LOOKUP payload has the wrong size");
 	memcpy(&q, p, sizeof(q));
 	q.name[sizeof(q.name) - 1] = '\0';
 	if (qv_reg_lookup(&t->d->reg, q.name, &wire) < 0)
 		return send_msg(c->fd, QV_MSG_LOOKUP_OK, h->seq, QV_UNKNOWN_MODEL, NULL, 0, -1);
-	return send_msg(c->fd, QV_MSG_LOOKUP_OK, h->seq, 0, &wire, sizeof(wire), -1);
+	return send_msg(c->fd, QV_MSG_LOOKUP_OK, h->seq, 0, &wire,
+			(uint32_t)qv_lookup_reply_bytes(wire.n_inputs, wire.n_outputs), -1);
 }
 
 /* Sends what fits of c's pending reply. 0 (done, or the rest waits for

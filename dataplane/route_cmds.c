@@ -339,6 +339,7 @@ static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, str
 	cJSON_AddNumberToObject(e, "shadow_disagree", (double)s->shadow_disagree);
 	cJSON_AddNumberToObject(e, "batches", (double)s->batches);
 	cJSON_AddNumberToObject(e, "batch_rows", (double)s->batch_rows);
+	cJSON_AddNumberToObject(e, "split_batches", (double)s->split_batches);
 	/* Model runs by rows, keyed by the bucket's smallest row count. */
 	rn = cJSON_AddObjectToObject(e, "runs_by_rows");
 	for (uint32_t i = 0; rn && i < QV_RUN_HIST; i++) {
@@ -425,7 +426,8 @@ static cJSON *do_metrics(struct qv_daemon *d)
 		}
 	}
 	static const char *const cnames[] = { "fallback", "canary",  "shadow",
-					      "shadow_disagree", "batches", "batch_rows" };
+					      "shadow_disagree", "batches", "batch_rows",
+					      "split_batches" };
 	static const char *const chelp[] = {
 		"Requests answered by this version as a fallback.",
 		"Requests answered by this version as the canary.",
@@ -433,8 +435,9 @@ static cJSON *do_metrics(struct qv_daemon *d)
 		"Mirrored requests whose shadow output disagreed with the answer given.",
 		"Model runs of more than one request gathered together.",
 		"Rows in those runs.",
+		"Batches an id out of range split, every member run again alone.",
 	};
-	for (uint32_t c = 0; c < 6; c++) {
+	for (uint32_t c = 0; c < 7; c++) {
 		fprintf(f, "# HELP quiver_%s_total %s\n# TYPE quiver_%s_total counter\n", cnames[c],
 			chelp[c], cnames[c]);
 		for (uint32_t i = 0; i < d->reg.n; i++) {
@@ -443,7 +446,8 @@ static cJSON *do_metrics(struct qv_daemon *d)
 				uint64_t n;
 				qv_reg_version_stats(&d->reg, r->vers[k], s);
 				n = c == 0 ? s->fallback : c == 1 ? s->canary : c == 2 ? s->shadow :
-				    c == 3 ? s->shadow_disagree : c == 4 ? s->batches : s->batch_rows;
+				    c == 3 ? s->shadow_disagree : c == 4 ? s->batches :
+				    c == 5 ? s->batch_rows : s->split_batches;
 				fprintf(f, "quiver_%s_total{model=\"%s\",version=\"%u\"} %llu\n",
 					cnames[c], r->name, r->vers[k]->version, (unsigned long long)n);
 			}

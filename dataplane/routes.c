@@ -64,6 +64,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "outcheck.h"
 #include "worker.h"
 
 /* Workers a node plan covers: QV_MAX_WORKERS (quiverd.h); more get copy 0. */
@@ -407,6 +408,7 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 		r = -EIO;
 		goto fail;
 	}
+	qv_version_out_spans(v);
 	/* The runtime rounds max_batch up to a power of two; we serve what was asked. */
 	v->max_batch = mb < v->info.max_batch ? mb : v->info.max_batch;
 	v->preferred_batch = cfg->preferred_batch && cfg->preferred_batch < v->max_batch
@@ -492,10 +494,53 @@ static void table_free(void *arg)
 	free(t);
 }
 
-void qv_version_to_wire(const struct qv_version *v, const char *name, struct qv_model_wire *ret)
+/* One tensor of the model for the wire; a model that describes none (a
+ * stand-in without a runtime model) is one float tensor of its dims. */
+static void tensor_to_wire(const struct qv_version *v, int is_output, uint32_t idx,
+			   uint32_t off, struct qv_tensor_wire *ret)
+{
+	struct qv_tensor_info ti;
+	struct qv_tensor_wire t;
+	uint32_t rank;
+
+	memset(&t, 0, sizeof(t));
+	if (v->model && qv_model_tensor(v->model, is_output, idx, &ti) == 0) {
+		snprintf(t.name, sizeof(t.name), "%s", ti.name);
+		t.dtype = ti.dtype;
+		rank = ti.rank <= 8 ? ti.rank : 8;
+		t.rank = rank;
+		for (uint32_t k = 0; k < rank; k++)
+			t.shape[k] = ti.shape[k];
+		t.row_bytes = ti.row_bytes;
+		t.packed_off = ti.packed_off;
+		t.index_bound = ti.index_bound;
+	} else {
+		snprintf(t.name, sizeof(t.name), "%s", is_output ? v->info.out_name : v->info.in_name);
+		t.dtype = QV_DT_F32;
+		t.rank = 2;
+		t.shape[0] = -1;
+		t.shape[1] = is_output ? v->info.out_dim : v->info.in_dim;
+		t.row_bytes = (uint32_t)t.shape[1] * 4;
+		t.packed_off = off;
+	}
+	*ret = t;
+}
+
+void qv_version_to_wire(const struct qv_version *v, const char *name, struct qv_lookup_reply *ret)
 {
 	struct qv_model_wire w;
+	uint32_t nin = v->info.n_inputs, nout = v->info.n_outputs;
 
+	if (!v->model || nin == 0 || nin > QV_WIRE_MAX_TENSORS || nout == 0 ||
+	    nout > QV_WIRE_MAX_TENSORS)
+		nin = nout = 1;
+	memset(ret, 0, sizeof(*ret));
+	ret->n_inputs = nin;
+	ret->n_outputs = nout;
+	for (uint32_t i = 0; i < nin; i++)
+		tensor_to_wire(v, 0, i, 0, &ret->t[i]);
+	for (uint32_t j = 0; j < nout; j++)
+		tensor_to_wire(v, 1, j, 0, &ret->t[nin + j]);
 	memset(&w, 0, sizeof(w));
 	w.handle = v->handle;
 	w.version = v->version;
@@ -509,7 +554,7 @@ void qv_version_to_wire(const struct qv_version *v, const char *name, struct qv_
 	for (uint32_t i = 0; i < w.out_rank; i++)
 		w.out_shape[i] = v->info.out_shape[i];
 	snprintf(w.name, sizeof(w.name), "%s", name);
-	*ret = w;
+	ret->m = w;
 }
 
 static void fill_hot(const struct qv_route *r, struct qv_route_hot *h)
@@ -524,6 +569,8 @@ static void fill_hot(const struct qv_route *r, struct qv_route_hot *h)
 	h->state = QV_ROUTE_READY;
 	h->in_dim = p->info.in_dim;
 	h->out_dim = p->info.out_dim;
+	h->n_inputs = p->info.n_inputs ? p->info.n_inputs : 1;
+	h->n_outputs = p->info.n_outputs ? p->info.n_outputs : 1;
 	h->max_batch = p->max_batch;
 	h->primary = p;
 	if ((v = qv_route_version(r, r->canary)) && r->canary_ppm) {
@@ -694,9 +741,9 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
 		return rc;
 	}
 	p = r ? qv_route_version(r, r->primary) : NULL;
-	if (p && (p->info.in_dim != v->info.in_dim || p->info.out_dim != v->info.out_dim)) {
+	if (p && !qv_version_same_tensors(p, v)) {
 		snprintf(err, err_len,
-			 "load %s/%u: shapes differ from the route's (in %u out %u, primary has in %u out %u)",
+			 "load %s/%u: shapes or tensors differ from the route's (in %u out %u, primary has in %u out %u)",
 			 name, version, v->info.in_dim, v->info.out_dim, p->info.in_dim,
 			 p->info.out_dim);
 		version_destroy(reg, v);
@@ -964,7 +1011,7 @@ int qv_reg_reload_repo(struct qv_registry *reg, uint32_t *ret_loaded)
 	return r;
 }
 
-int qv_reg_lookup(struct qv_registry *reg, const char *name, struct qv_model_wire *ret)
+int qv_reg_lookup(struct qv_registry *reg, const char *name, struct qv_lookup_reply *ret)
 {
 	const struct qv_route *r = qv_reg_find(reg, name);
 	const struct qv_version *p = r ? qv_route_version(r, r->primary) : NULL;

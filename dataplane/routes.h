@@ -71,6 +71,14 @@ struct qv_version {
 	struct qv_version **steps;  /* [nsteps], NULL for a plain model */
 	struct qv_model_info info;
 	double load_ms;
+	/* Float32 output words of a packed output row, as spans: the nonfinite
+	 * check and the shadow comparison read only these (outcheck.h).
+	 * out_mixed 0: the whole row is floats. */
+	uint32_t out_mixed;
+	uint32_t n_fspans;
+	struct {
+		uint32_t off, n;    /* 4-byte words */
+	} fspans[QV_MAX_TENSORS];
 	uint32_t nctx;
 	qv_exec_ctx **ctx;          /* [nctx], by worker id, memory on its node */
 	char *dir;                  /* where it was loaded from (control thread, state file) */
@@ -83,11 +91,13 @@ struct qv_route_hot {
 	uint32_t in_dim;
 	uint32_t out_dim;
 	uint32_t max_batch;         /* min over the versions in a role */
-	uint32_t pad0;
+	uint32_t n_inputs;          /* input tensors of a packed row (UDP 2 says how many it sent) */
 	const struct qv_version *primary;
 	const struct qv_version *canary;
 	const struct qv_version *fallback;
 	uint64_t canary_thr;
+	uint32_t n_outputs;         /* output tensors of a packed row */
+	uint32_t pad1;
 	/* line 1: only with QV_RT_SHADOW */
 	alignas(64) const struct qv_version *shadow;
 	uint64_t shadow_thr;
@@ -98,7 +108,7 @@ struct qv_table {
 	uint32_t n;                 /* routes (handles 0..n-1) */
 	uint64_t gen;
 	struct qv_route_hot *hot;   /* [n], 64-byte aligned */
-	struct qv_model_wire *wire; /* [n], for name lookups */
+	struct qv_lookup_reply *wire; /* [n], for name lookups */
 };
 
 /* The control thread's description of one route. */
@@ -177,13 +187,13 @@ struct qv_version *qv_route_version(const struct qv_route *r, uint32_t version);
 const char *qv_route_role(const struct qv_route *r, uint32_t v);
 
 /* Name -> wire description of a route with a primary, or -ENOENT. */
-int qv_reg_lookup(struct qv_registry *reg, const char *name, struct qv_model_wire *ret);
+int qv_reg_lookup(struct qv_registry *reg, const char *name, struct qv_lookup_reply *ret);
 
 /* Sum of a version's stats over every worker, since it was loaded. */
 void qv_reg_version_stats(const struct qv_registry *reg, const struct qv_version *v,
 			  struct qv_vsum *ret);
 
 void qv_version_to_wire(const struct qv_version *v, const char *name,
-			struct qv_model_wire *ret);
+			struct qv_lookup_reply *ret);
 
 #endif /* QV_DP_ROUTES_H */

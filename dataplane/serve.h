@@ -22,7 +22,11 @@ struct qv_serve_req {
 	uint64_t deadline_ns;   /* absolute CLOCK_MONOTONIC, 0 = route default */
 	uint64_t routing_key;
 	uint64_t request_id;
-	const float *in;        /* read in place */
+	/* Input tensors the request says it packed (UDP version 2): must be the
+	 * route's; 0 when the transport does not say (shared memory, UDP 1). */
+	uint32_t n_inputs;
+	uint32_t pad;
+	const float *in;        /* packed rows, read in place */
 	float *out;             /* written in place */
 };
 
@@ -31,14 +35,17 @@ struct qv_serve_res {
 	uint32_t version;
 	uint32_t flags;         /* QV_FLAG_* */
 	uint32_t out_bytes;
+	uint32_t n_outputs;     /* QV_OK: output tensors in the packed rows at out */
 };
 
 /*
  * Validates the request against the route (handle, rows <= max_batch,
- * in_bytes == rows * in_dim * 4, out_cap >= rows * out_dim * 4), picks the
+ * in_bytes == rows * in_dim * 4, n_inputs 0 or the route's, out_cap >=
+ * rows * out_dim * 4: else QV_BAD_SHAPE), picks the
  * version (canary share, manual / deadline fallback), runs it on the
  * worker's table of this turn (reruns on the fallback on error or
- * nonfinite output when so configured) and fills *ret: version answered,
+ * nonfinite output when so configured; an id input out of its table's
+ * range is QV_BAD_REQUEST) and fills *ret: version answered,
  * QV_FLAG_CANARY / QV_FLAG_FALLBACK. A shadow copy, if drawn, waits in
  * the worker until qv_worker_shadow_flush(), which the transport's poll
  * loop calls after pushing the answer. Hot path: no allocation, lock,
@@ -47,8 +54,9 @@ struct qv_serve_res {
 void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 		     struct qv_serve_res *ret);
 
-/* Name -> route handle and shapes, for transports' lookup messages.
- * Returns 0 or -ENOENT. May be called from the worker (reads the table). */
-int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret);
+/* Name -> route handle, shapes and tensors, for transports' lookup
+ * messages: *ret points into this turn's table (valid until the worker's
+ * next quiescent state). Returns 0 or -ENOENT. Called from the worker. */
+int qv_worker_lookup(struct qv_worker *w, const char *name, const struct qv_lookup_reply **ret);
 
 #endif /* QV_SERVE_H */

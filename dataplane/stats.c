@@ -33,6 +33,7 @@ void qv_vsum_add(struct qv_vsum *s, const struct qv_vstats *v)
 	s->shadow_disagree += atomic_load_explicit(&v->shadow_disagree, memory_order_relaxed);
 	s->batches += atomic_load_explicit(&v->batches, memory_order_relaxed);
 	s->batch_rows += atomic_load_explicit(&v->batch_rows, memory_order_relaxed);
+	s->split_batches += atomic_load_explicit(&v->split_batches, memory_order_relaxed);
 	for (uint32_t i = 0; i < QV_RUN_HIST; i++)
 		s->runs[i] += atomic_load_explicit(&v->runs[i], memory_order_relaxed);
 	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)
@@ -50,6 +51,7 @@ void qv_vsum_sub(struct qv_vsum *s, const struct qv_vsum *base)
 	s->shadow_disagree -= base->shadow_disagree;
 	s->batches -= base->batches;
 	s->batch_rows -= base->batch_rows;
+	s->split_batches -= base->split_batches;
 	for (uint32_t i = 0; i < QV_RUN_HIST; i++)
 		s->runs[i] -= base->runs[i];
 	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)

@@ -59,6 +59,8 @@ struct qv_vstats {
 	_Atomic uint64_t shadow_disagree;
 	_Atomic uint64_t batches;   /* runs of more than one request gathered together */
 	_Atomic uint64_t batch_rows;/* rows in those runs */
+	/* batches that an id out of range split: each member ran again alone */
+	_Atomic uint64_t split_batches;
 	_Atomic uint64_t runs[QV_RUN_HIST]; /* every model run (alone or batched) by rows */
 	uint64_t ewma_cycles;       /* worker-private: recent service time (OK answers) */
 	uint64_t ewma_tag;          /* worker-private: handle << 32 | version it belongs to */
@@ -71,7 +73,7 @@ struct qv_vsum {
 	uint64_t requests;
 	uint64_t status[QV_STATUS_COUNT];
 	uint64_t canary, fallback, shadow, shadow_disagree;
-	uint64_t batches, batch_rows;
+	uint64_t batches, batch_rows, split_batches;
 	uint64_t runs[QV_RUN_HIST];
 	uint64_t hist[QV_HIST_BUCKETS];
 };

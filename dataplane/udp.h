@@ -72,8 +72,10 @@ struct qv_udp_parsed {
 	uint32_t handle;
 	uint32_t rows;
 	uint32_t in_bytes;
-	uint32_t in_off;        /* payload offset in the datagram (48) */
+	uint32_t in_off;        /* input rows' offset in the datagram (48; 64 in version 2) */
 	uint32_t reply_type;    /* QV_UDP_*_REPLY to answer with */
+	uint32_t version;       /* protocol version to answer in (1 or 2) */
+	uint32_t n_tensors;     /* version 2 INFER: input tensors packed; 0 in version 1 */
 	char name[QV_UDP_NAME_MAX]; /* LOOKUP: NUL-terminated */
 };
 
@@ -86,22 +88,25 @@ struct qv_udp_parsed {
 enum qv_udp_verdict qv_udp_parse_request(const void *buf, size_t len, bool truncated,
 					 struct qv_udp_parsed *ret);
 
-/* Writes a reply header; returns its size. */
-size_t qv_udp_put_reply_hdr(void *buf, uint8_t type, uint32_t status, uint32_t version,
-			    uint32_t flags, uint64_t request_id, uint32_t payload_bytes);
+/* Writes a reply header of protocol version `proto`; returns its size. */
+size_t qv_udp_put_reply_hdr(void *buf, uint8_t proto, uint8_t type, uint32_t status,
+			    uint32_t version, uint32_t flags, uint64_t request_id,
+			    uint32_t payload_bytes);
 
-/* Writes a whole LOOKUP reply for p: the model record from mw, or
- * UNKNOWN_MODEL when mw is NULL. Returns the reply's size. Shared by
- * every back end so the record is built one way. */
+/* Writes a whole LOOKUP reply for p in p's version: the model record (and
+ * in version 2 the tensors) from lr, or UNKNOWN_MODEL when lr is NULL.
+ * Returns the reply's size. Shared by every back end so the record is
+ * built one way. */
 size_t qv_udp_put_lookup_reply(void *buf, const struct qv_udp_parsed *p,
-			       const struct qv_model_wire *mw);
+			       const struct qv_lookup_reply *lr);
 
 /* ---- serving parsed datagrams (udp_serve.c) --------------------------- */
 
 /*
  * Fills `it` (worker.h) for the INFER p: its input read in place at
  * dgram + p->in_off (16-byte aligned by the back end's buffer layout), its
- * outputs, at most out_cap bytes, written after the reply header at `out`;
+ * outputs, at most out_cap bytes (all that follows the reply header),
+ * written after the reply header (and version 2's prefix) at `out`;
  * the deadline is now + p->budget_ns. chan = NULL, done = 0. Hot path.
  */
 void qv_udp_serve_prepare(struct qv_batch_item *it, const struct qv_udp_parsed *p,

@@ -551,7 +551,7 @@ static void handle_udp(struct qv_udp_dpdk_queue *q, struct qv_worker *w,
 		cnt_add(&q->cnt.lookups, 1);
 		break;
 	default:
-		rlen = (uint32_t)qv_udp_put_reply_hdr(out, (uint8_t)p.reply_type, QV_BAD_REQUEST, 0,
+		rlen = (uint32_t)qv_udp_put_reply_hdr(out, (uint8_t)p.version, (uint8_t)p.reply_type, QV_BAD_REQUEST, 0,
 						      0, p.request_id, 0);
 		cnt_add(&q->cnt.bad_request, 1);
 		break;

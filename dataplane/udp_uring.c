@@ -440,7 +440,7 @@ static void handle_datagram(struct qv_udp_uring *u, struct qv_worker *w, uint8_t
 		cnt_add(&u->cnt.lookups, 1);
 		break;
 	default:
-		rlen = qv_udp_put_reply_hdr(s->data, (uint8_t)p.reply_type, QV_BAD_REQUEST, 0, 0,
+		rlen = qv_udp_put_reply_hdr(s->data, (uint8_t)p.version, (uint8_t)p.reply_type, QV_BAD_REQUEST, 0, 0,
 					    p.request_id, 0);
 		cnt_add(&u->cnt.bad_request, 1);
 		break;

@@ -29,7 +29,11 @@
  * fallback, deadline fallback by the version's recent service time), then
  * requests are grouped by the version picked. Error and nonfinite
  * fallbacks are checked per request after the batch and only the requests
- * they fire for run again, alone, on the fallback. A request drawn for its
+ * they fire for run again, alone, on the fallback (the nonfinite check
+ * reads float32 outputs only, outcheck.h). A run that finds an id outside
+ * its table (-ERANGE) is the request's fault, never a fallback trigger: it
+ * is answered BAD_REQUEST, and a batch it was part of runs again request by
+ * request so that only the offending requests get it (split_batches). A request drawn for its
  * route's shadow has its input and answer copied into the worker's mirror
  * buffers; after the turn's answers are pushed the shadow runs once on all
  * of them (one shadow version a turn; mirror_add()).
@@ -57,6 +61,7 @@
 #endif
 
 #include "numa_mem.h"
+#include "outcheck.h"
 #include "route_pick.h"
 #include "sqe_check.h"
 
@@ -149,7 +154,7 @@ static inline uint64_t ewma_of(const struct qv_worker *w, const struct qv_versio
  * Runs v on this worker's context: 0, or nonzero when the run failed (or
  * the version's failpoint is set: one relaxed load from the version's first
  * line, which the worker reads anyway for its slot and max batch; see
- * struct qv_version).
+ * struct qv_version). -ERANGE: an id input outside its table.
  */
 static inline int run_v(const struct qv_worker *w, const struct qv_version *v, const float *in,
 			uint32_t rows, float *out)
@@ -159,28 +164,13 @@ static inline int run_v(const struct qv_worker *w, const struct qv_version *v, c
 	return qv_run(v->ctx[w->id], in, rows, out);
 }
 
-static int has_nonfinite(const float *p, uint64_t n)
+/*
+ * A run's status: an id out of range is the request's fault (BAD_REQUEST,
+ * never a fallback trigger), anything else the model's (INTERNAL).
+ */
+static inline uint32_t run_status(int r)
 {
-	int bad = 0;
-
-	for (uint64_t i = 0; i < n; i++)
-		bad |= !isfinite(p[i]);
-	return bad;
-}
-
-/* rtol 1e-3, atol 1e-5; two NaNs agree, any other nonfinite must be equal. */
-static int outputs_disagree(const float *a, const float *b, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++) {
-		float x = a[i], y = b[i];
-		if (isfinite(x) && isfinite(y)) {
-			if (fabsf(x - y) > 1e-5f + 1e-3f * fabsf(y))
-				return 1;
-		} else if (!(isnan(x) && isnan(y)) && x != y) {
-			return 1;
-		}
-	}
-	return 0;
+	return r == 0 ? QV_OK : r == -ERANGE ? QV_BAD_REQUEST : QV_INTERNAL;
 }
 
 /*
@@ -226,9 +216,8 @@ void qv_worker_shadow_flush(struct qv_worker *w)
 	failed = run_v(w, s, w->sh_in, w->sh_rows, w->sh_out) != 0;
 	for (uint32_t k = 0, r = 0; k < w->sh_n; r += w->sh_req_rows[k], k++) {
 		qv_stat_inc(&vs->shadow);
-		if (failed || outputs_disagree(w->sh_out + (uint64_t)r * od,
-					       w->sh_ref + (uint64_t)r * od,
-					       (uint64_t)w->sh_req_rows[k] * od))
+		if (failed || qv_out_disagree(s, w->sh_out + (uint64_t)r * od,
+					      w->sh_ref + (uint64_t)r * od, w->sh_req_rows[k]))
 			qv_stat_inc(&vs->shadow_disagree);
 	}
 	w->sh_n = 0;
@@ -248,6 +237,7 @@ static inline int fb_fits(const struct qv_version *fb, const struct qv_version *
 static inline int req_fits(const struct qv_route_hot *h, const struct qv_serve_req *req)
 {
 	return req->rows != 0 && req->rows <= h->max_batch &&
+	       (req->n_inputs == 0 || req->n_inputs == h->n_inputs) &&
 	       (uint64_t)req->in_bytes == (uint64_t)req->rows * h->in_dim * sizeof(float) &&
 	       (uint64_t)req->out_cap >= (uint64_t)req->rows * h->out_dim * sizeof(float);
 }
@@ -319,19 +309,19 @@ static uint32_t serve_routed(struct qv_worker *w, const struct qv_route_hot *h,
 		goto out;
 	mirror = (h->flags & QV_RT_SHADOW) && qv_xorshift64(&w->rng) < h->shadow_thr;
 	run_record(w, v, req->rows);
-	if (run_v(w, v, req->in, req->rows, req->out) != 0) {
-		st = QV_INTERNAL;
-		if (!(h->flags & QV_RT_FB_ERROR) || (flags & QV_FLAG_FALLBACK) || !fb_fits(fb, v, req))
+	st = run_status(run_v(w, v, req->in, req->rows, req->out));
+	if (st != QV_OK) {
+		if (st == QV_BAD_REQUEST || !(h->flags & QV_RT_FB_ERROR) ||
+		    (flags & QV_FLAG_FALLBACK) || !fb_fits(fb, v, req))
 			goto out;
 	} else if (!(h->flags & QV_RT_FB_NONFINITE) || (flags & QV_FLAG_FALLBACK) ||
-		   !fb_fits(fb, v, req) ||
-		   !has_nonfinite(req->out, (uint64_t)req->rows * h->out_dim)) {
+		   !fb_fits(fb, v, req) || !qv_out_nonfinite(v, req->out, req->rows)) {
 		goto mirror;
 	}
 	v = fb;
 	flags = QV_FLAG_FALLBACK;
 	run_record(w, v, req->rows);
-	st = run_v(w, v, req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
+	st = run_status(run_v(w, v, req->in, req->rows, req->out));
 mirror:
 	if (mirror && st == QV_OK)
 		mirror_add(w, h->shadow, v, req);
@@ -353,6 +343,7 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 	ret->version = 0;
 	ret->flags = 0;
 	ret->out_bytes = 0;
+	ret->n_outputs = 0;
 	/* A transport that serves bursts (UDP) runs the previous mirror now. */
 	if (w->sh_ver)
 		qv_worker_shadow_flush(w);
@@ -380,10 +371,12 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 		st = QV_DEADLINE_EXCEEDED;
 	} else {
 		run_record(w, v, req->rows);
-		st = run_v(w, v, req->in, req->rows, req->out) != 0 ? QV_INTERNAL : QV_OK;
+		st = run_status(run_v(w, v, req->in, req->rows, req->out));
 	}
-	if (st == QV_OK)
+	if (st == QV_OK) {
 		ret->out_bytes = (uint32_t)out_need;
+		ret->n_outputs = h->n_outputs;
+	}
 	ret->version = v->version;
 	ret->flags = flags;
 	t0 = qv_tsc() - t0;
@@ -437,6 +430,7 @@ static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch
 	it->res.version = v->version;
 	it->res.flags = flags;
 	it->res.out_bytes = 0;
+	it->res.n_outputs = 0;
 	vs_record(w, v, st, flags, qv_tsc() - it->t0, 0);
 	count_status(w, st);
 	return NULL;
@@ -462,14 +456,13 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 
 	if (__builtin_expect(h->flags != 0, 0) && !(flags & QV_FLAG_FALLBACK) &&
 	    fb_fits(h->fallback, v, &it->req) &&
-	    (st != QV_OK ? (h->flags & QV_RT_FB_ERROR)
+	    (st != QV_OK ? st == QV_INTERNAL && (h->flags & QV_RT_FB_ERROR)
 			 : ((h->flags & QV_RT_FB_NONFINITE) &&
-			    has_nonfinite(it->req.out, (uint64_t)it->req.rows * h->out_dim)))) {
+			    qv_out_nonfinite(v, it->req.out, it->req.rows)))) {
 		v = h->fallback;
 		flags = QV_FLAG_FALLBACK;
 		run_record(w, v, it->req.rows);
-		st = run_v(w, v, it->req.in, it->req.rows, it->req.out) != 0 ? QV_INTERNAL
-										       : QV_OK;
+		st = run_status(run_v(w, v, it->req.in, it->req.rows, it->req.out));
 		now = qv_tsc();
 	}
 	it->res.status = st;
@@ -477,6 +470,7 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 	it->res.flags = flags;
 	it->res.out_bytes = st == QV_OK ? it->req.rows * v->info.out_dim * (uint32_t)sizeof(float)
 					: 0;
+	it->res.n_outputs = st == QV_OK ? h->n_outputs : 0;
 	/* The estimate is of running, not of waiting: from this turn's start at most. */
 	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0));
 	count_status(w, st);
@@ -514,12 +508,28 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 	}
 	run_record(w, v, rows);
 	if (cnt == 1) {
-		st = run_v(w, v, items[i].req.in, rows, items[i].req.out) != 0 ? QV_INTERNAL
-											: QV_OK;
+		st = run_status(run_v(w, v, items[i].req.in, rows, items[i].req.out));
 		batch_answer(w, &items[i], v, st, qv_tsc());
 		return;
 	}
-	st = run_v(w, v, in, rows, out) != 0 ? QV_INTERNAL : QV_OK;
+	st = run_status(run_v(w, v, in, rows, out));
+	if (__builtin_expect(st == QV_BAD_REQUEST, 0)) {
+		/* Some member's id is out of range and the batch's outputs are
+		 * undefined: each member runs again alone, in place, so only
+		 * the offending ones are answered BAD_REQUEST. */
+		qv_stat_inc(&w->vs[v->slot].split_batches);
+		for (uint32_t j = i; j <= last; j++) {
+			struct qv_batch_item *it = &items[j];
+
+			if (j != i && it->v != &batch_member)
+				continue;
+			it->v = NULL;
+			run_record(w, v, it->req.rows);
+			st = run_status(run_v(w, v, it->req.in, it->req.rows, it->req.out));
+			batch_answer(w, it, v, st, qv_tsc());
+		}
+		return;
+	}
 	now = qv_tsc();
 	qv_stat_inc(&w->vs[v->slot].batches);
 	cnt_add(&w->vs[v->slot].batch_rows, rows);
@@ -561,13 +571,13 @@ void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uin
 	batch_run_all(w, items, n);
 }
 
-int qv_worker_lookup(struct qv_worker *w, const char *name, struct qv_model_wire *ret)
+int qv_worker_lookup(struct qv_worker *w, const char *name, const struct qv_lookup_reply **ret)
 {
 	const struct qv_table *t = w->tab;
 
 	for (uint32_t i = 0; i < t->n; i++) {
-		if (t->hot[i].state == QV_ROUTE_READY && strcmp(t->wire[i].name, name) == 0) {
-			*ret = t->wire[i];
+		if (t->hot[i].state == QV_ROUTE_READY && strcmp(t->wire[i].m.name, name) == 0) {
+			*ret = &t->wire[i];
 			return 0;
 		}
 	}

@@ -116,6 +116,16 @@ static int check_names(struct ens_build *b)
 		int r = qv_model_get_info(s->model, &b->info[i]);
 		if (r < 0)
 			return r;
+		/* Steps pass one float tensor a row between them; named tensors
+		 * between steps are not wired yet. */
+		if (b->info[i].n_inputs != 1 || b->info[i].n_outputs != 1 ||
+		    s->model->tin[0].dtype != QV_DT_F32 || s->model->tout[0].dtype != QV_DT_F32) {
+			qvg_err(b->err, b->err_len, "%s: step '%s': its model has %u inputs and %u outputs (%s in, "
+				"%s out); an ensemble step takes one float32 tensor and gives one", ens_name(d),
+				s->name, b->info[i].n_inputs, b->info[i].n_outputs,
+				qv_dtype_name(s->model->tin[0].dtype), qv_dtype_name(s->model->tout[0].dtype));
+			return -ENOTSUP;
+		}
 	}
 	return 0;
 }

@@ -219,8 +219,8 @@ void qv_step_run_other(const struct qv_step *st, float *const *bufs, uint32_t ro
 	}
 }
 
-static int run_dense(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc, const float *x,
-		     uint32_t rows, float *y)
+int qv_dense_step_run(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc, const float *x,
+		      uint32_t rows, float *y)
 {
 	if (st->all_hand || rows < st->hand_below) {
 		qv_hand_dense_run(st->hand, x, rows, y);
@@ -270,7 +270,7 @@ int qv_run(qv_exec_ctx *ctx, const float *in, uint32_t rows, float *out)
 	for (uint32_t i = 0; i < m->n_steps; i++) {
 		const struct qv_step *st = &m->steps[i];
 		if (st->kind == QV_STEP_DENSE) {
-			int r = run_dense(st, ctx->dctx[i], bufs[st->src], rows, bufs[st->dst]);
+			int r = qv_dense_step_run(st, ctx->dctx[i], bufs[st->src], rows, bufs[st->dst]);
 			if (__builtin_expect(r < 0, 0))
 				return r;
 		} else {

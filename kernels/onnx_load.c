@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "graph.h"
-#include "onnx.pb-c.h"
+#include "onnx_tensor.h"
 
 #define DT_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
 #define DT_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
@@ -38,23 +38,28 @@ static bool is_default_domain(const char *d)
 	return !d || !d[0] || !strcmp(d, "ai.onnx");
 }
 
-/* Copies a TensorProto's data into a constant tensor. `what` names it in errors. */
-static int load_tensor(struct qvg_graph *g, struct qvg_tensor *t, const Onnx__TensorProto *tp,
-		       const char *what, char *err, size_t err_len)
+int qv_onnx_tensor_decode(const Onnx__TensorProto *tp, unsigned flags, uint64_t budget,
+			  const char *what, struct qv_onnx_tensor *ret, char *err, size_t err_len)
 {
+	bool wide = flags & QV_ONNX_WIDE;
 	if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
 		qvg_err(err, err_len, "%s: external data is not supported", what);
 		return -ENOTSUP;
 	}
-	if (!tp->has_data_type || (tp->data_type != DT_FLOAT && tp->data_type != DT_INT64)) {
-		qvg_err(err, err_len, "%s: data type %d is not supported (float32 or int64 only)", what,
-			tp->has_data_type ? tp->data_type : 0);
+	int32_t dt = tp->has_data_type ? tp->data_type : 0;
+	bool ok = dt == DT_FLOAT || dt == DT_INT64 ||
+		  (wide && (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
+			    dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL));
+	if (!ok) {
+		qvg_err(err, err_len, "%s: data type %d is not supported (float32 or int64%s only)", what,
+			dt, wide ? ", int32, bool" : "");
 		return -ENOTSUP;
 	}
 	if (tp->n_dims > QV_MAX_RANK || (tp->n_dims && !tp->dims)) {
 		qvg_err(err, err_len, "%s: rank %zu exceeds %d", what, tp->n_dims, QV_MAX_RANK);
 		return -EINVAL;
 	}
+	struct qv_onnx_tensor t = { .dtype = (uint32_t)dt };
 	uint64_t numel = 1;
 	for (size_t i = 0; i < tp->n_dims; i++) {
 		int64_t d = tp->dims[i];
@@ -68,50 +73,92 @@ static int load_tensor(struct qvg_graph *g, struct qvg_tensor *t, const Onnx__Te
 			qvg_err(err, err_len, "%s: too many elements", what);
 			return -E2BIG;
 		}
-		t->shape[i] = d;
+		t.shape[i] = d;
 	}
-	t->rank = (uint32_t)tp->n_dims;
-	size_t esz = tp->data_type == DT_FLOAT ? 4 : 8;
-	if (g->param_bytes + numel * esz > QVG_MAX_PARAM_BYTES) {
+	t.rank = (uint32_t)tp->n_dims;
+	/* the size each element has in the file, and in memory after widening */
+	size_t fsz = dt == DT_INT64 ? 8 : dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL ? 1 : 4;
+	size_t esz = dt == DT_FLOAT ? 4 : dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL ? 1 : 8;
+	if (numel * esz > budget) {
 		qvg_err(err, err_len, "%s: parameters exceed %llu bytes", what,
 			(unsigned long long)QVG_MAX_PARAM_BYTES);
 		return -E2BIG;
 	}
 	const void *src;
 	size_t have;
+	const int32_t *i32 = NULL; /* int32 and bool outside raw_data live in int32_data */
 	if (tp->has_raw_data) {
 		src = tp->raw_data.data;
-		have = tp->raw_data.len / esz;
-		if (tp->raw_data.len % esz || (tp->raw_data.len && !src)) {
+		have = tp->raw_data.len / fsz;
+		if (tp->raw_data.len % fsz || (tp->raw_data.len && !src)) {
 			qvg_err(err, err_len, "%s: raw_data size %zu is not a multiple of %zu", what,
-				tp->raw_data.len, esz);
+				tp->raw_data.len, fsz);
 			return -EINVAL;
 		}
-	} else if (esz == 4) {
+	} else if (dt == DT_FLOAT) {
 		src = tp->float_data;
 		have = tp->n_float_data;
-	} else {
+	} else if (dt == DT_INT64) {
 		src = tp->int64_data;
 		have = tp->n_int64_data;
+	} else {
+		src = i32 = tp->int32_data;
+		have = tp->n_int32_data;
 	}
 	if (have != numel || (numel && !src)) {
 		qvg_err(err, err_len, "%s: holds %zu values, shape needs %llu", what, have,
 			(unsigned long long)numel);
 		return -EINVAL;
 	}
-	void *data = malloc(numel * esz);
+	void *data = malloc(numel ? numel * esz : 1);
 	if (!data)
 		return -ENOMEM;
 	/* raw_data is little-endian, as is every machine we run on. */
-	memcpy(data, src, numel * esz);
-	if (esz == 4)
-		t->data = data;
+	if (fsz == esz && !i32) {
+		memcpy(data, src, numel * esz);
+	} else {
+		for (uint64_t i = 0; i < numel; i++) {
+			int64_t v;
+			if (i32) {
+				v = i32[i];
+			} else if (fsz == 1) {
+				v = ((const uint8_t *)src)[i];
+			} else {
+				int32_t w;
+				memcpy(&w, (const char *)src + i * 4, 4);
+				v = w;
+			}
+			if (esz == 1)
+				((uint8_t *)data)[i] = v != 0;
+			else
+				((int64_t *)data)[i] = v;
+		}
+	}
+	t.numel = numel;
+	t.esz = (uint32_t)esz;
+	t.data = data;
+	*ret = t;
+	return 0;
+}
+
+/* Copies a TensorProto's data into a constant tensor. `what` names it in errors. */
+static int load_tensor(struct qvg_graph *g, struct qvg_tensor *t, const Onnx__TensorProto *tp,
+		       const char *what, char *err, size_t err_len)
+{
+	struct qv_onnx_tensor ot;
+	int r = qv_onnx_tensor_decode(tp, 0, QVG_MAX_PARAM_BYTES - g->param_bytes, what, &ot, err, err_len);
+	if (r < 0)
+		return r;
+	memcpy(t->shape, ot.shape, sizeof(t->shape));
+	t->rank = ot.rank;
+	if (ot.dtype == DT_FLOAT)
+		t->data = ot.data;
 	else
-		t->i64 = data;
-	t->numel = numel;
+		t->i64 = ot.data;
+	t->numel = ot.numel;
 	t->is_const = true;
 	t->defined = true;
-	g->param_bytes += numel * esz;
+	g->param_bytes += ot.numel * ot.esz;
 	return 0;
 }
 

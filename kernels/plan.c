@@ -61,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gx.h"
 #include "plan.h"
 
 static void step_free(struct qv_step *st)
@@ -617,9 +618,9 @@ static uint64_t time_one(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc,
 	return best;
 }
 
-static int tune_step(struct qv_model *m, struct qv_step *st, uint32_t iters)
+static int tune_step(uint32_t n_buckets, struct qv_step *st, uint32_t iters)
 {
-	uint32_t nt = m->n_buckets < QV_TUNED_BUCKETS ? m->n_buckets : QV_TUNED_BUCKETS;
+	uint32_t nt = n_buckets < QV_TUNED_BUCKETS ? n_buckets : QV_TUNED_BUCKETS;
 	uint32_t rows = 1u << (nt - 1);
 	float *x = malloc((size_t)rows * st->K * sizeof(float));
 	float *y = malloc((size_t)rows * st->N * sizeof(float));
@@ -672,40 +673,51 @@ out:
 	return r;
 }
 
+int qv_dense_step_kernels(struct qv_step *st, uint32_t max_rows, enum qv_kernel_choice kernels,
+			  uint32_t iters, char *err, size_t err_len)
+{
+	uint32_t nb = 1;
+	while ((1u << (nb - 1)) < max_rows)
+		nb++;
+	int r;
+	if (kernels != QV_KERNEL_ONEDNN) {
+		r = qv_hand_dense_create(st->W, st->K, st->N, st->b, st->act, -1, &st->hand);
+		if (r < 0)
+			st->hand = NULL; /* no hand kernel for this shape: oneDNN runs it */
+	}
+	if (kernels == QV_KERNEL_HAND && st->hand) {
+		st->all_hand = st->any_hand = true;
+		return 0;
+	}
+	r = qv_dnnl_dense_create(st->W, st->K, st->N, st->b, st->act, max_rows, &st->dnnl);
+	if (r < 0) {
+		qvg_err(err, err_len, "step '%s' (dense %ux%u): oneDNN primitive: %s", st->label,
+			st->K, st->N, strerror(-r));
+		return r;
+	}
+	if (kernels == QV_KERNEL_AUTO && st->hand) {
+		r = tune_step(nb, st, iters ? iters : 100);
+		if (r < 0) {
+			qvg_err(err, err_len, "step '%s': tuning: %s", st->label, strerror(-r));
+			return r;
+		}
+	}
+	if (!st->any_hand && st->hand) {
+		qv_hand_dense_free(st->hand);
+		st->hand = NULL;
+	}
+	return 0;
+}
+
 static int make_kernels(struct qv_model *m, const struct qv_model_opts *o, char *err, size_t err_len)
 {
-	uint32_t iters = o->tune_iters ? o->tune_iters : 100;
 	for (uint32_t i = 0; i < m->n_steps; i++) {
 		struct qv_step *st = &m->steps[i];
 		if (st->kind != QV_STEP_DENSE)
 			continue;
-		int r;
-		if (m->kernels != QV_KERNEL_ONEDNN) {
-			r = qv_hand_dense_create(st->W, st->K, st->N, st->b, st->act, -1, &st->hand);
-			if (r < 0)
-				st->hand = NULL; /* no hand kernel for this shape: oneDNN runs it */
-		}
-		if (m->kernels == QV_KERNEL_HAND && st->hand) {
-			st->all_hand = st->any_hand = true;
-			continue;
-		}
-		r = qv_dnnl_dense_create(st->W, st->K, st->N, st->b, st->act, m->info.max_batch, &st->dnnl);
-		if (r < 0) {
-			qvg_err(err, err_len, "step '%s' (dense %ux%u): oneDNN primitive: %s", st->label,
-				st->K, st->N, strerror(-r));
+		int r = qv_dense_step_kernels(st, m->info.max_batch, m->kernels, o->tune_iters, err, err_len);
+		if (r < 0)
 			return r;
-		}
-		if (m->kernels == QV_KERNEL_AUTO && st->hand) {
-			r = tune_step(m, st, iters);
-			if (r < 0) {
-				qvg_err(err, err_len, "step '%s': tuning: %s", st->label, strerror(-r));
-				return r;
-			}
-		}
-		if (!st->any_hand && st->hand) {
-			qv_hand_dense_free(st->hand);
-			st->hand = NULL;
-		}
 	}
 	return 0;
 }
@@ -897,6 +909,11 @@ int qv_model_load_buffer(const void *buf, size_t len, const struct qv_model_opts
 		r = make_kernels(m, &o, err, err_len);
 	if (r < 0) {
 		qv_model_free(m);
+		/* What the MLP plan refuses (several or integer tensors, ops it
+		 * lacks) may be a general graph (gx_*.c); if that fails too,
+		 * its error - naming the node and op - is the one reported. */
+		if (r != -ENOMEM)
+			r = gx_model_load(buf, len, &o, ret_model, err, err_len);
 		return r;
 	}
 	*ret_model = m;
@@ -1031,6 +1048,8 @@ int qv_model_dense_chain(const struct qv_model *m, struct qv_dense_layer *layers
 {
 	if (!m || !ret_n)
 		return -EINVAL;
+	if (m->ops == &gx_ops)
+		return gx_dense_chain(m, layers, max_layers, ret_n);
 	uint32_t prev = QV_BUF_IN;
 	for (uint32_t i = 0; i < m->n_steps; i++) {
 		const struct qv_step *st = &m->steps[i];
@@ -1044,7 +1063,7 @@ int qv_model_dense_chain(const struct qv_model *m, struct qv_dense_layer *layers
 		return -ENOBUFS;
 	for (uint32_t i = 0; i < m->n_steps; i++) {
 		const struct qv_step *st = &m->steps[i];
-		layers[i] = (struct qv_dense_layer){ st->K, st->N, st->W, st->b, st->act };
+		layers[i] = (struct qv_dense_layer){ st->K, st->N, st->W, st->b, st->act, 1 };
 	}
 	*ret_n = m->n_steps;
 	return 0;

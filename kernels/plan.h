@@ -131,6 +131,15 @@ void qv_model_single_io(struct qv_model *m);
  * info from tin/tout and info.n_inputs / n_outputs. -E2BIG past 2^30 bytes a row. */
 int qv_model_pack_io(struct qv_model *m);
 
+/* plan.c: makes a dense step's kernels for up to max_rows rows: the hand
+ * kernel and / or oneDNN primitives, timed per bucket under AUTO (also
+ * used by the general graph runtime, gx_fuse.c). err names st->label. */
+int qv_dense_step_kernels(struct qv_step *st, uint32_t max_rows, enum qv_kernel_choice kernels,
+			  uint32_t iters, char *err, size_t err_len);
+/* exec.c: runs a dense step made by qv_dense_step_kernels on rows rows. Hot path. */
+int qv_dense_step_run(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc, const float *x,
+		      uint32_t rows, float *y);
+
 /* exec.c: runs one non-dense step (also used by tuning-free tests). */
 void qv_step_run_other(const struct qv_step *st, float *const *bufs, uint32_t rows);
 

@@ -85,6 +85,7 @@ struct qv_dense_layer {
 	const float *W;   /* K x N row-major */
 	const float *b;   /* N or NULL */
 	struct qv_act_desc act;
+	uint32_t rows_mult;  /* matrix rows a batch row (a MatMul of rank > 2); 0 means 1 */
 };
 struct qv_model;
 int qv_model_dense_chain(const struct qv_model *m, struct qv_dense_layer *layers,

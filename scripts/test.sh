@@ -3,11 +3,12 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in the
 # first build, and in the sanitizer build the unit suite plus the
 # end-to-end tests that drive the worker's batching, holding, routing,
-# ensemble and UDP paths and a garbage-writing client through a sanitized
-# quiverd; then a ThreadSanitizer build of the tests whose threads share
-# memory (rings, QSBR, libquiver against a fake server thread, the UDP client
-# and loopback, quiverctl against a fake daemon thread); ends with one line
-# "N passed, N failed, N skipped" computed from meson's results.
+# ensemble and UDP paths, typed multi-tensor requests and a garbage-writing
+# client through a sanitized quiverd; then a ThreadSanitizer build of the
+# tests whose threads share memory (rings, QSBR, libquiver against a fake
+# server thread, the UDP client and loopback, quiverctl against a fake daemon
+# thread); ends with one line "N passed, N failed, N skipped" computed from
+# meson's results.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -34,7 +35,7 @@ if build build-san -Db_sanitize=address,undefined -Db_lundef=false; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-san --logbase testlog-e2e --print-errorlogs --num-processes 2 \
       --timeout-multiplier 4 e2e_garbage e2e_canary e2e_ensemble dataplane_batch_e2e \
-      dataplane_queue_delay_e2e udp_batch_e2e || status=1
+      dataplane_queue_delay_e2e udp_batch_e2e e2e_graph || status=1
 else
   echo "sanitizer build failed"; status=1
 fi

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "quiver.h"
+#include "qv_desc.h"
 #include "qv_proto.h"
 #include "qv_ring.h"
 #include "qv_seg.h"
@@ -43,8 +44,9 @@
 /* Slow-path socket replies; a wedged (not dead) server must not hang us. */
 #define QV_CTL_TIMEOUT_S 10
 #define QV_MAX_MODELS_INIT 8u
-/* Largest reply payload the client reads (an error's text may be cut). */
-#define QV_CTL_RECV_MAX 1024u
+/* Largest reply payload the client reads (an error's text may be cut): a
+ * lookup reply describing the most tensors a model may have. */
+#define QV_CTL_RECV_MAX ((uint32_t)sizeof(struct qv_lookup_reply))
 /* Heartbeat silence after which we also ask the socket (one poll per check). */
 #define QV_STALE_NS (5ull * 1000000ull)
 
@@ -62,11 +64,31 @@ struct slot {
 	uint32_t state;         /* enum slot_state */
 	uint64_t request_id;
 	struct qv_result res;   /* valid in SLOT_DONE */
+	uint32_t rows;
+	uint32_t model;         /* typed: index in models[] (stable: never removed) */
+	uint32_t typed;         /* 1: unpack into tens[slot].out at completion */
 };
+
+/* A typed request's output buffers, per slot (qv_submit_tensors). */
+struct slot_tens {
+	void *out[QV_MAX_TENSORS_WIRE];
+	size_t cap[QV_MAX_TENSORS_WIRE];
+};
+
+/* Whether every output of l fits its buffer at `rows` rows: checked again at
+ * completion, since a lookup in between may have replaced the layout. */
+static bool tens_fit(const struct qv_layout *l, const struct slot_tens *st, uint32_t rows)
+{
+	for (uint32_t j = 0; j < l->n_out; j++)
+		if (st->cap[j] < (uint64_t)rows * l->out_rb[j])
+			return false;
+	return true;
+}
 
 struct model {
 	uint32_t handle;
 	uint32_t in_dim, out_dim, max_batch;
+	struct qv_layout lay;
 };
 
 struct qv_client {
@@ -87,6 +109,7 @@ struct qv_client {
 	uint64_t poll_check_coarse; /* coarse time of qv_poll's last server check */
 	uint32_t pushed;        /* requests sent, wrapping; paces the client heartbeat */
 	struct slot *st;
+	struct slot_tens *tens; /* [nslots] */
 	struct model *models;
 	uint32_t nmodels, models_cap, last_model;
 	bool gone;              /* hung up, closed the channel or broke a ring: for good */
@@ -289,7 +312,8 @@ static int alloc_slots(qv_client *c)
 	c->st = calloc(c->nslots, sizeof(*c->st));
 	c->free_stack = calloc(c->nslots, sizeof(*c->free_stack));
 	c->done_q = calloc(c->nslots, sizeof(*c->done_q));
-	if (!c->st || !c->free_stack || !c->done_q)
+	c->tens = calloc(c->nslots, sizeof(*c->tens));
+	if (!c->st || !c->free_stack || !c->done_q || !c->tens)
 		return -ENOMEM;
 	/* Lowest slot on top: a lightly loaded client keeps reusing warm lines. */
 	for (uint32_t i = 0; i < c->nslots; i++)
@@ -414,6 +438,7 @@ void qv_close(qv_client *c)
 	free(c->st);
 	free(c->free_stack);
 	free(c->done_q);
+	free(c->tens);
 	free(c->models);
 	free(c);
 }
@@ -422,10 +447,12 @@ void qv_close(qv_client *c)
 
 static int remember_model(qv_client *c, const struct qv_model_desc *d)
 {
+	struct model nm = { d->handle, d->in_dim, d->out_dim, d->max_batch, { 0 } };
+
+	qv_layout_of(d, &nm.lay);
 	for (uint32_t i = 0; i < c->nmodels; i++) {
 		if (c->models[i].handle == d->handle) {
-			c->models[i] = (struct model){ d->handle, d->in_dim, d->out_dim,
-						       d->max_batch };
+			c->models[i] = nm;
 			return 0;
 		}
 	}
@@ -437,14 +464,14 @@ static int remember_model(qv_client *c, const struct qv_model_desc *d)
 		c->models = m;
 		c->models_cap = cap;
 	}
-	c->models[c->nmodels++] = (struct model){ d->handle, d->in_dim, d->out_dim, d->max_batch };
+	c->models[c->nmodels++] = nm;
 	return 0;
 }
 
 int qv_model_lookup(qv_client *c, const char *name, struct qv_model_desc *ret_desc)
 {
-	struct qv_lookup q = { { 0 } };
-	struct qv_model_wire w;
+	struct qv_lookup q = { .abi_version = QV_ABI_VERSION };
+	struct qv_lookup_reply w;
 	struct qv_model_desc d;
 	struct qv_msg_hdr rh;
 	size_t len;
@@ -466,24 +493,11 @@ int qv_model_lookup(qv_client *c, const char *name, struct qv_model_desc *ret_de
 		return -ENOENT;
 	if (rh.status != 0)
 		return rh.status < 0 ? rh.status : -EPROTO;
-	if (rh.type != QV_MSG_LOOKUP_OK || r != sizeof(w))
+	if (rh.type != QV_MSG_LOOKUP_OK)
 		return -EPROTO;
-	/* Dims bounded so rows * dim * 4 cannot overflow 64 bits later. */
-	if (w.in_rank > QV_MAX_RANK_WIRE || w.out_rank > QV_MAX_RANK_WIRE ||
-	    w.in_dim == 0 || w.out_dim == 0 || w.max_batch == 0)
-		return -EPROTO;
-
-	memset(&d, 0, sizeof(d));
-	d.handle = w.handle;
-	d.version = w.version;
-	d.in_dim = w.in_dim;
-	d.out_dim = w.out_dim;
-	d.max_batch = w.max_batch;
-	d.in_rank = w.in_rank;
-	d.out_rank = w.out_rank;
-	memcpy(d.in_shape, w.in_shape, sizeof(d.in_shape));
-	memcpy(d.out_shape, w.out_shape, sizeof(d.out_shape));
-	memcpy(d.name, w.name, sizeof(d.name) - 1);
+	r = qv_desc_from_wire(&w, (size_t)r, &d);
+	if (r < 0)
+		return r;
 	r = remember_model(c, &d);
 	if (r < 0)
 		return r;
@@ -615,6 +629,17 @@ static int complete_one(qv_client *c, const struct qv_cqe *e)
 	    e->out_bytes > c->slot_out_bytes || e->out_bytes > sl->out_cap_bytes ||
 	    (e->out_bytes & 3u) != 0) {
 		res.status = QV_INTERNAL;
+	} else if (sl->typed) {
+		/* Exactly rows packed output rows, or nothing: the per-output
+		 * capacities were checked against that size at submit. */
+		const struct qv_layout *l = &c->models[sl->model].lay;
+		if (e->status == QV_OK && e->out_bytes == (uint64_t)sl->rows * l->out_row &&
+		    tens_fit(l, &c->tens[s], sl->rows)) {
+			qv_tensors_unpack(l, slot_out(c, s), sl->rows, c->tens[s].out);
+			res.out_floats = e->out_bytes / 4;
+		} else if (e->out_bytes != 0 || e->status == QV_OK) {
+			res.status = QV_INTERNAL;
+		}
 	} else if (e->out_bytes) {
 		memcpy(sl->out, slot_out(c, s), e->out_bytes);
 		res.out_floats = e->out_bytes / 4;
@@ -659,12 +684,13 @@ static int reap(qv_client *c, uint32_t sync_slot)
 
 /* Validates a request and returns the bytes it moves, or a negative errno. */
 static inline int check_req(qv_client *c, const struct qv_request *req, size_t out_cap,
-			    uint32_t *ret_in_bytes, uint32_t *ret_out_cap)
+			    const struct qv_tensors *t, uint32_t *ret_in_bytes,
+			    uint32_t *ret_out_cap)
 {
 	const struct model *m;
 	uint64_t in_bytes, out_need, cap;
 
-	if (!req || (!req->input && req->rows))
+	if (!req || (!t && !req->input && req->rows))
 		return -EINVAL;
 	m = find_model(c, req->handle);
 	if (!m)
@@ -675,9 +701,17 @@ static inline int check_req(qv_client *c, const struct qv_request *req, size_t o
 	out_need = (uint64_t)req->rows * m->out_dim * 4;
 	if (in_bytes > c->slot_in_bytes || out_need > c->slot_out_bytes)
 		return -EMSGSIZE;
-	cap = (uint64_t)out_cap * 4 < c->slot_out_bytes ? (uint64_t)out_cap * 4 : c->slot_out_bytes;
-	if (cap < out_need)
-		return -ENOBUFS;
+	if (t) {
+		int r = qv_tensors_check(&m->lay, t, req->rows);
+		if (r < 0)
+			return r;
+		cap = out_need;
+	} else {
+		cap = (uint64_t)out_cap * 4 < c->slot_out_bytes ? (uint64_t)out_cap * 4 :
+								  c->slot_out_bytes;
+		if (cap < out_need)
+			return -ENOBUFS;
+	}
 	*ret_in_bytes = (uint32_t)in_bytes;
 	*ret_out_cap = (uint32_t)cap;
 	return 0;
@@ -688,7 +722,8 @@ static inline int check_req(qv_client *c, const struct qv_request *req, size_t o
  * is left in `state`. Returns the slot or a negative errno.
  */
 static inline int push_req(qv_client *c, const struct qv_request *req, float *out,
-			   uint32_t in_bytes, uint32_t out_cap, uint32_t state)
+			   const struct qv_tensors *t, uint32_t in_bytes, uint32_t out_cap,
+			   uint32_t state)
 {
 	struct qv_sqe *e;
 	uint32_t s;
@@ -712,7 +747,20 @@ static inline int push_req(qv_client *c, const struct qv_request *req, float *ou
 		return -EPIPE;
 	}
 	s = c->free_stack[--c->nfree];
-	memcpy(slot_in(c, s), req->input, in_bytes);
+	c->st[s].typed = t != NULL;
+	if (t) {
+		/* check_req found the model and made it the last one hit. */
+		const struct model *m = &c->models[c->last_model];
+		qv_tensors_pack(&m->lay, t->inputs, req->rows, slot_in(c, s));
+		for (uint32_t j = 0; j < t->n_outputs; j++) {
+			c->tens[s].out[j] = t->outputs[j];
+			c->tens[s].cap[j] = t->out_caps[j];
+		}
+		c->st[s].model = c->last_model;
+		c->st[s].rows = req->rows;
+	} else {
+		memcpy(slot_in(c, s), req->input, in_bytes);
+	}
 	e = qv_ring_prod_entry(&c->sq, 0);
 	*e = (struct qv_sqe){
 		.slot = s,
@@ -750,8 +798,8 @@ static inline uint32_t server_state(const qv_client *c)
 	return atomic_load_explicit(&c->hdr->server_state, memory_order_relaxed);
 }
 
-int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_cap,
-	     uint32_t timeout_ms, struct qv_result *ret_result)
+static int infer(qv_client *c, const struct qv_request *req, float *out, size_t out_cap,
+		 const struct qv_tensors *t, uint32_t timeout_ms, struct qv_result *ret_result)
 {
 	uint32_t in_bytes, cap, spins = 0;
 	uint64_t deadline = 0;
@@ -759,7 +807,7 @@ int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_
 
 	if (!c || !ret_result || (!out && out_cap))
 		return -EINVAL;
-	r = check_req(c, req, out_cap, &in_bytes, &cap);
+	r = check_req(c, req, out_cap, t, &in_bytes, &cap);
 	if (r < 0)
 		return r;
 	if (!server_reachable(c) || server_state(c) != QV_SRV_RUNNING) {
@@ -768,7 +816,7 @@ int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_
 						  .status = QV_UNAVAILABLE };
 		return 0;
 	}
-	s = push_req(c, req, out, in_bytes, cap, SLOT_SYNC);
+	s = push_req(c, req, out, t, in_bytes, cap, SLOT_SYNC);
 	if (s < 0)
 		return s;
 
@@ -805,14 +853,29 @@ int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_
 	return 0;
 }
 
-int qv_submit(qv_client *c, const struct qv_request *req, float *out, size_t out_cap)
+int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_cap,
+	     uint32_t timeout_ms, struct qv_result *ret_result)
+{
+	return infer(c, req, out, out_cap, NULL, timeout_ms, ret_result);
+}
+
+int qv_infer_tensors(qv_client *c, const struct qv_request *req, const struct qv_tensors *t,
+		     uint32_t timeout_ms, struct qv_result *ret_result)
+{
+	if (!t)
+		return -EINVAL;
+	return infer(c, req, NULL, 0, t, timeout_ms, ret_result);
+}
+
+static int submit(qv_client *c, const struct qv_request *req, float *out, size_t out_cap,
+		  const struct qv_tensors *t)
 {
 	uint32_t in_bytes, cap;
 	int s, r;
 
 	if (!c || (!out && out_cap))
 		return -EINVAL;
-	r = check_req(c, req, out_cap, &in_bytes, &cap);
+	r = check_req(c, req, out_cap, t, &in_bytes, &cap);
 	if (r < 0)
 		return r;
 	if (!server_reachable(c))
@@ -827,11 +890,23 @@ int qv_submit(qv_client *c, const struct qv_request *req, float *out, size_t out
 		c->gone = true;
 		return -EPIPE;
 	}
-	s = push_req(c, req, out, in_bytes, cap, SLOT_INFLIGHT);
+	s = push_req(c, req, out, t, in_bytes, cap, SLOT_INFLIGHT);
 	if (s < 0)
 		return s;
 	c->inflight++;
 	return 0;
+}
+
+int qv_submit(qv_client *c, const struct qv_request *req, float *out, size_t out_cap)
+{
+	return submit(c, req, out, out_cap, NULL);
+}
+
+int qv_submit_tensors(qv_client *c, const struct qv_request *req, const struct qv_tensors *t)
+{
+	if (!t)
+		return -EINVAL;
+	return submit(c, req, NULL, 0, t);
 }
 
 int qv_poll(qv_client *c, struct qv_result *results, int max)

@@ -59,15 +59,50 @@ struct qv_connect_opts {
 	uint32_t dead_after_ms;   /* server heartbeat silence => UNAVAILABLE; 0 = 100 */
 };
 
+/* Element type of a tensor, numbered as ONNX's TensorProto.DataType. */
+enum qv_tensor_dtype {
+	QV_TENSOR_FLOAT32 = 1,
+	QV_TENSOR_INT32 = 6,
+	QV_TENSOR_INT64 = 7,
+};
+#define QV_MAX_TENSORS_WIRE 16   /* inputs, and outputs, of a model at most */
+
+/* One named input or output of a model. */
+struct qv_tensor_desc {
+	char name[QV_NAME_MAX];
+	uint32_t dtype;           /* enum qv_tensor_dtype */
+	uint32_t rank;            /* with the batch dimension */
+	int64_t shape[QV_MAX_RANK_WIRE];      /* [0] == -1: batch */
+	uint32_t row_bytes;       /* bytes of one row of this tensor */
+	uint32_t packed_off;      /* its byte offset in a packed row */
+	/* An id input (embedding lookup): every value must be in
+	 * [0, index_bound), or the request is answered QV_BAD_REQUEST.
+	 * 0: not an id input. */
+	int64_t index_bound;
+};
+
+/*
+ * A model as a lookup reports it. A request is `rows` packed rows: one row
+ * of every input tensor, in declared order, back to back, no padding; its
+ * answer is packed rows of every output the same way. in_dim / out_dim
+ * count the 4-byte words of a packed row: the floats of a row for a model
+ * with one float input and one float output, which qv_infer() serves as
+ * is. Models with other inputs or outputs are served with the *_tensors
+ * calls, which pack and unpack one buffer per tensor.
+ */
 struct qv_model_desc {
 	uint32_t handle;          /* names a route, survives version swaps */
 	uint32_t version;         /* primary version at lookup time */
-	uint32_t in_dim, out_dim; /* floats a row */
+	uint32_t in_dim, out_dim; /* 4-byte words of a packed row (floats for float models) */
 	uint32_t max_batch;
-	uint32_t in_rank, out_rank;
+	uint32_t in_rank, out_rank;           /* of the first input and output */
 	int64_t in_shape[QV_MAX_RANK_WIRE];   /* [0] == -1: batch */
 	int64_t out_shape[QV_MAX_RANK_WIRE];
 	char name[QV_NAME_MAX];
+	/* Every input and output, in declared order. */
+	uint32_t n_inputs, n_outputs;
+	struct qv_tensor_desc inputs[QV_MAX_TENSORS_WIRE];
+	struct qv_tensor_desc outputs[QV_MAX_TENSORS_WIRE];
 };
 
 struct qv_request {
@@ -85,12 +120,32 @@ struct qv_request {
 	uint64_t request_id;      /* caller's id, echoed in the result */
 };
 
+/*
+ * The tensors of a typed request (qv_infer_tensors, qv_submit_tensors and
+ * their qv_udp_* twins): one buffer per input, n_inputs == the model's, in
+ * declared order, each rows * row_bytes of that input's dtype; one buffer
+ * per output, n_outputs == the model's, each receiving rows * row_bytes and
+ * holding out_caps[j] bytes. Inputs are packed straight into the request
+ * (slot or datagram) and outputs unpacked straight from the answer: no
+ * other copy. The pointer arrays are read during the call only; the output
+ * buffers must stay valid until the result is reaped.
+ */
+struct qv_tensors {
+	uint32_t n_inputs;
+	uint32_t n_outputs;
+	const void *const *inputs;
+	void *const *outputs;
+	const size_t *out_caps;   /* bytes */
+};
+
 struct qv_result {
 	uint64_t request_id;
 	enum qv_status status;
 	uint32_t version;         /* version that answered */
 	uint32_t flags;           /* QV_FLAG_* */
-	uint32_t out_floats;      /* floats written to the caller's buffer */
+	uint32_t out_floats;      /* 4-byte words answered: floats written to the caller's
+				   * buffer, or for a typed request the packed output words
+				   * spread over its output buffers */
 };
 
 /*
@@ -139,6 +194,20 @@ int qv_infer(qv_client *c, const struct qv_request *req, float *out, size_t out_
  * (server draining), and the misuse errors of qv_infer.
  */
 int qv_submit(qv_client *c, const struct qv_request *req, float *out, size_t out_cap);
+
+/*
+ * Typed requests: as qv_infer / qv_submit, with one buffer per tensor
+ * (struct qv_tensors) instead of req->input / out (req->input is ignored).
+ * For a model with one float input and one float output they are the same
+ * request as the plain calls. Misuse, besides qv_infer's: -EINVAL (NULL t,
+ * a NULL buffer, n_inputs or n_outputs not the model's), -ENOBUFS (an
+ * out_caps[j] below rows * row_bytes of output j). An answer whose size is
+ * not rows packed output rows completes with QV_INTERNAL and writes
+ * nothing.
+ */
+int qv_infer_tensors(qv_client *c, const struct qv_request *req, const struct qv_tensors *t,
+		     uint32_t timeout_ms, struct qv_result *ret_result);
+int qv_submit_tensors(qv_client *c, const struct qv_request *req, const struct qv_tensors *t);
 
 /*
  * Reap up to max completions without blocking. Returns how many were
@@ -202,6 +271,17 @@ int qv_udp_infer(qv_udp_client *c, const struct qv_request *req, float *out, siz
 /* Asynchronous: 0, -EAGAIN (max_inflight reached: poll first), -EMSGSIZE.
  * `out` (out_cap floats) must stay valid until the result is polled. */
 int qv_udp_submit(qv_udp_client *c, const struct qv_request *req, float *out, size_t out_cap);
+
+/*
+ * Typed requests over UDP (protocol version 2, see qv_udp_proto.h): the
+ * datagram carries the packed rows of every input, the reply those of every
+ * output, unpacked into t->outputs. Same misuse errors as qv_infer_tensors.
+ */
+int qv_udp_infer_tensors(qv_udp_client *c, const struct qv_request *req,
+			 const struct qv_tensors *t, uint32_t timeout_ms,
+			 struct qv_result *ret_result);
+int qv_udp_submit_tensors(qv_udp_client *c, const struct qv_request *req,
+			  const struct qv_tensors *t);
 
 /* Reap up to max results without blocking; returns how many (0 if none).
  * result.request_id is the caller's qv_request.request_id. */

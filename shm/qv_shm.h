@@ -24,7 +24,13 @@
 
 #define QV_CACHELINE 64
 #define QV_SEG_MAGIC 0x4d48535155495651ull /* "QVIUQSHM" little-endian */
-#define QV_ABI_VERSION 1u
+/*
+ * 2: lookups describe every input and output tensor (qv_proto.h's
+ * qv_lookup / qv_lookup_reply); slots carry packed rows of typed tensors.
+ * A client of another ABI is refused at HELLO (and LOOKUP) with
+ * -EPROTONOSUPPORT.
+ */
+#define QV_ABI_VERSION 2u
 
 /* Submission descriptor: client -> server. 64 bytes, one cache line. */
 struct qv_sqe {

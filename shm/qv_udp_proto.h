@@ -42,6 +42,37 @@
  *                          LOOKUP + QV_OK: struct qv_udp_model (224 bytes)
  *                          any other status: nothing
  *
+ * Version 2 (QV_UDP_VERSION_TENSORS) carries models with several typed
+ * inputs and outputs. Same headers, version byte 2; the reply's version
+ * byte is the request's (a version 1 request gets a version 1 reply, as
+ * before). The payloads differ:
+ *
+ *   INFER request payload (version 2):
+ *    48   4  n_tensors     input tensors packed, == the model's n_inputs
+ *    52  12  reserved      0
+ *    64   .  rows packed input rows: each row is one row of every input
+ *            tensor in the model's declared order, back to back, no
+ *            padding; a tensor's row is its row_bytes (float32 and int32:
+ *            4 bytes an element, int64: 8, little-endian), at its
+ *            packed_off in the row. rows * in_dim * 4 bytes in all.
+ *   INFER reply payload (version 2, QV_OK):
+ *    32   4  n_tensors     output tensors, the model's n_outputs
+ *    36  12  reserved      0
+ *    48   .  rows packed output rows, the outputs laid out the same way
+ *   LOOKUP request (version 2): as version 1.
+ *   LOOKUP reply payload (version 2, QV_OK): struct qv_lookup_reply's
+ *            first qv_lookup_reply_bytes() bytes (qv_proto.h): the 224-byte
+ *            model record of version 1, n_inputs (4), n_outputs (4), then
+ *            n_inputs + n_outputs 152-byte tensor records (name[64], dtype,
+ *            rank, shape[8] int64, row_bytes, packed_off, index_bound
+ *            int64), inputs first, each list in declared order.
+ *
+ * The 16-byte prefix keeps the packed rows 16-byte aligned in the datagram
+ * as version 1's floats are, so the server still runs them in place. A
+ * version 2 INFER with n_tensors 0 or over 16, reserved bytes not 0, or
+ * rows not dividing what follows the prefix is QV_BAD_REQUEST; with
+ * n_tensors not the model's, or a size not rows packed rows, QV_BAD_SHAPE.
+ *
  * Rules the server applies (see qv_udp_parse_request):
  *  - shorter than a header, wrong magic, or a reply type: dropped silently
  *    and counted as junk (never answer what might be a reply: two servers
@@ -66,7 +97,8 @@
 #endif
 
 #define QV_UDP_MAGIC 0x50445551u /* "QUDP" in memory order */
-#define QV_UDP_VERSION 1u
+#define QV_UDP_VERSION 1u           /* float rows of single-input models */
+#define QV_UDP_VERSION_TENSORS 2u   /* packed rows of typed, named tensors */
 
 /*
  * Largest datagram either side sends or accepts, header included. 16 KiB
@@ -133,6 +165,14 @@ struct qv_udp_model {
 _Static_assert(sizeof(struct qv_udp_model) == 224, "udp model layout");
 _Static_assert(offsetof(struct qv_udp_model, in_shape) == 32, "udp model shape offset");
 _Static_assert(offsetof(struct qv_udp_model, name) == 160, "udp model name offset");
+
+/* What follows a version 2 INFER header (request) or INFER_REPLY header
+ * (reply, QV_OK) before the packed rows. */
+struct qv_udp_tensors_hdr {
+	uint32_t n_tensors;
+	uint32_t reserved[3];
+};
+_Static_assert(sizeof(struct qv_udp_tensors_hdr) == 16, "udp v2 prefix layout");
 
 #define QV_UDP_MAX_IN_BYTES (QV_UDP_MAX_DATAGRAM - sizeof(struct qv_udp_req_hdr))
 #define QV_UDP_MAX_OUT_BYTES (QV_UDP_MAX_DATAGRAM - sizeof(struct qv_udp_rep_hdr))

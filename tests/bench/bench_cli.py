@@ -28,6 +28,44 @@ def expect(p, code, words, what):
     print(f"ok {what}")
 
 
+def listed_names(p):
+    """The names quiver-bench lists after 'no such input/output (...)'."""
+    assert p.returncode == 2 and "no such" in p.stderr, (p.returncode, p.stderr)
+    return p.stderr[p.stderr.rindex("(") + 1:p.stderr.rindex(")")].split(", ")
+
+
+def check_named(bench, mdir, trade):
+    """--input NAME=X --output NAME=Y in process equals the lone form's output
+    and the torch reference; misnamed tensors exit 2 listing the real ones."""
+    import tempfile
+    import numpy as np
+    x = os.path.join(mdir, "trade-mlp.x.npy")
+    if not os.path.exists(x):
+        x = os.path.join(mdir, "repo", "trade-mlp", "1", "x.npy")
+    yref = os.path.join(os.path.dirname(x), os.path.basename(x).replace("x.npy", "y.npy"))
+    with tempfile.TemporaryDirectory(prefix="qv-bench-cli-") as tmp:
+        y = os.path.join(tmp, "y.npy")
+        (iname,) = listed_names(run(bench, trade, "--input", "nope=" + x, "--output", y))
+        (oname,) = listed_names(run(bench, trade, "--input", x, "--output", "nope=" + y))
+        expect(run(bench, trade, "--input", f"{iname}={x}", "--input", f"{iname}={x}",
+                   "--output", y), 2, ["given twice"], "an input named twice")
+        expect(run(bench, trade, "--input", f"{iname}={x}", "--input", x, "--output", y), 2,
+               ["name each"], "a lone --input beside a named one")
+        yn = os.path.join(tmp, "yn.npy")
+        p = run(bench, trade, "--input", f"{iname}={x}", "--output", f"{oname}={yn}")
+        assert p.returncode == 0, p.stderr
+        p = run(bench, trade, "--input", x, "--output", y)
+        assert p.returncode == 0, p.stderr
+        got, lone = np.load(yn), np.load(y)
+        # Two loads may time different kernels (AUTO): equal within tolerance.
+        assert got.shape == lone.shape, (got.shape, lone.shape)
+        np.testing.assert_allclose(got, lone, rtol=1e-4, atol=1e-5)
+        if os.path.exists(yref):
+            want = np.load(yref)
+            np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-5)
+    print("ok named --input/--output in process")
+
+
 def main():
     bench, mdir = sys.argv[1], sys.argv[2]
     trade = os.path.join(mdir, "trade-mlp.onnx")
@@ -75,6 +113,8 @@ def main():
             # same input through both paths; sigmoid outputs in [0, 1]
             assert r["max_abs_diff_vs_floor"] <= 1e-4, r
     print(f"ok json: {len(rows)} lines")
+
+    check_named(bench, mdir, trade)
 
     t = run(bench, trade, "--batch", "2", "--iters", "50", "--warmup", "0")
     assert t.returncode == 0, t.stderr

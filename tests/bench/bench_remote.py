@@ -65,6 +65,35 @@ def check_npy(bench, target, repo, tmp, what):
     print(f"ok {what}: {got.shape[0]} rows match the torch reference")
 
 
+def tensor_names(bench, target, opt, vdir, tmp):
+    """The model's input (or output) names, as quiver-bench lists them when
+    asked for one it does not have (exit 2, before anything runs)."""
+    x, y = os.path.join(vdir, "x.npy"), os.path.join(tmp, "never.npy")
+    args = (["--input", "no-such=" + x, "--output", y] if opt == "--input"
+            else ["--input", x, "--output", "no-such=" + y])
+    p = run(bench, *target, *args)
+    assert p.returncode == 2 and "no such" in p.stderr, (opt, p.returncode, p.stderr)
+    inner = p.stderr[p.stderr.rindex("(") + 1:p.stderr.rindex(")")]
+    return inner.split(", ")
+
+
+def check_npy_named(bench, target, repo, tmp, what):
+    """--input NAME=X --output NAME=Y: typed requests (over UDP, version 2)."""
+    import numpy as np
+    vers = sorted(int(v) for v in os.listdir(os.path.join(repo, "trade-mlp")) if v.isdigit())
+    vdir = os.path.join(repo, "trade-mlp", str(vers[-1]))
+    (iname,) = tensor_names(bench, target, "--input", vdir, tmp)
+    (oname,) = tensor_names(bench, target, "--output", vdir, tmp)
+    out = os.path.join(tmp, what.split()[0] + "-named-y.npy")
+    p = run(bench, *target, "--input", f"{iname}={os.path.join(vdir, 'x.npy')}",
+            "--output", f"{oname}={out}")
+    assert p.returncode == 0, (what, p.stderr)
+    got, want = np.load(out), np.load(os.path.join(vdir, "y.npy"))
+    np.testing.assert_allclose(got.reshape(want.shape[0], -1), want.reshape(want.shape[0], -1),
+                               rtol=1e-4, atol=1e-5)
+    print(f"ok {what}: {got.shape[0]} rows through typed requests match the torch reference")
+
+
 def main():
     bench, quiverd, repo = sys.argv[1:4]
     # Bad arguments: exit 2, before any connection is tried.
@@ -76,6 +105,12 @@ def main():
                        (["--shm", "s", "--model", "m", "--rate", "5", "--rate-sweep"], "exclude"),
                        (["--shm", "s", "--model", "m", "--bogus"], "unknown"),
                        (["--shm", "s", "--model", "m", "--input", "x.npy"], "together"),
+                       (["--shm", "s", "--model", "m", "--input", "a=x.npy", "--input",
+                         "y.npy", "--output", "z.npy"], "name each"),
+                       (["--shm", "s", "--model", "m", "--input", "a=x.npy", "--input",
+                         "a=y.npy", "--output", "z.npy"], "given twice"),
+                       (["--shm", "s", "--model", "m", "--input", "=x.npy", "--output",
+                         "z.npy"], "NAME=FILE"),
                        (["--shm", "s", "--model", "m", "--batch", "0"], "--batch"),
                        (["--shm"], "needs a value")):
         p = run(bench, *args)
@@ -159,6 +194,10 @@ def main():
 
             check_npy(bench, ["--shm", sock], repo, tmp, "shm --input/--output")
             check_npy(bench, ["--udp", udp], repo, tmp, "udp --input/--output")
+            check_npy_named(bench, ["--shm", sock, "--model", "trade-mlp"], repo, tmp,
+                            "shm --input NAME=/--output NAME=")
+            check_npy_named(bench, ["--udp", udp, "--model", "trade-mlp"], repo, tmp,
+                            "udp --input NAME=/--output NAME=")
         finally:
             if d.poll() is None:
                 d.send_signal(signal.SIGTERM)

@@ -5,7 +5,8 @@
  *
  *   dpdk_client serve  ADDR:PORT REPO     trade-mlp against the torch
  *       references (every row alone, multi-row requests that fit one
- *       Ethernet frame, all rows asynchronously), junk datagrams dropped or
+ *       Ethernet frame, all rows asynchronously, typed requests in protocol
+ *       version 2), junk datagrams dropped or
  *       answered BAD_REQUEST, an oversize (IP-fragmented) request dropped,
  *       and the daemon still serving afterwards;
  *   dpdk_client denied ADDR:PORT          no answer at all (allow-list);
@@ -114,7 +115,7 @@ static void junk(const char *addr_port, const struct qv_model_desc *d, const str
 	put_req(dg, d, d->in_dim + 1, 11, in_bytes); /* rows do not divide the payload */
 	(void)send(fd, dg, sizeof(struct qv_udp_req_hdr) + in_bytes, 0);
 	put_req(dg, d, 1, 12, in_bytes);
-	dg[4] = QV_UDP_VERSION + 1;
+	dg[4] = QV_UDP_VERSION_TENSORS + 1; /* a version nobody speaks */
 	(void)send(fd, dg, sizeof(struct qv_udp_req_hdr) + in_bytes, 0);
 	put_req(dg, d, 4, 13, 4 * 1024);     /* > one frame: fragmented */
 	(void)send(fd, dg, sizeof(struct qv_udp_req_hdr) + 4 * 1024, 0);
@@ -148,6 +149,40 @@ static void junk(const char *addr_port, const struct qv_model_desc *d, const str
 	if (poll(&p, 1, 300) == 1)
 		qvt_fail("junk: an unexpected extra reply arrived");
 	close(fd);
+}
+
+/* Typed requests (UDP version 2: the tensor count, then packed rows) of
+ * 1 and `fit` - 1 rows (the 16-byte prefix must fit the frame too). */
+static void typed(qv_udp_client *c, const struct qv_model_desc *d, const struct qvt_ref *ref,
+		  uint32_t fit)
+{
+	static float y[4096];
+	uint32_t sizes[2] = { 1, fit > 2 ? fit - 1 : 1 };
+
+	if (d->n_inputs != 1 || d->n_outputs != 1 || d->inputs[0].dtype != QV_TENSOR_FLOAT32)
+		qvt_fail("trade-mlp over DPDK: lookup says %u inputs, %u outputs", d->n_inputs,
+			 d->n_outputs);
+	for (int k = 0; k < 2; k++) {
+		uint32_t rows = sizes[k] < ref->rows ? sizes[k] : ref->rows;
+		const void *in[1] = { ref->x.data };
+		void *out[1] = { y };
+		size_t caps[1] = { sizeof(y) };
+		struct qv_tensors t = { 1, 1, in, out, caps };
+		struct qv_request rq = { .handle = d->handle, .rows = rows, .request_id = 77 };
+		struct qv_result res;
+		int r;
+
+		if (rows > d->max_batch || (size_t)rows * d->out_dim > 4096)
+			continue;
+		r = qv_udp_infer_tensors(c, &rq, &t, 5000, &res);
+		if (r < 0 || res.status != QV_OK || res.out_floats != rows * d->out_dim)
+			qvt_fail("typed request of %u rows over DPDK: %d, %s", rows, r,
+				 r ? "" : qv_strerror((int)res.status));
+		else if (qvt_compare(y, ref->y.data, (size_t)rows * d->out_dim, QVT_RTOL, QVT_ATOL,
+				     "dpdk typed"))
+			qvt_fail("typed request of %u rows over DPDK differs from the reference",
+				 rows);
+	}
 }
 
 static int serve(const char *ap, const char *repo)
@@ -185,6 +220,7 @@ static int serve(const char *ap, const char *repo)
 	if (multi == 0)
 		qvt_fail("no multi-row request fits one frame (in_dim %u)", d.in_dim);
 	async_all(c, &d, &ref);
+	typed(c, &d, &ref, fit);
 	junk(ap, &d, &ref);
 	sync_rows(c, &d, &ref, 0, 1); /* still serving after the junk */
 	printf("dpdk serve: %u reference rows, %u multi-row sizes, junk checked; stray %llu\n",

@@ -86,7 +86,7 @@ def traffic(port, repo):
     for i in range(N_JUNK):
         s.send(bytes([0x20 + i]) * (10 + 30 * i))         # never the magic: dropped
     for i in range(N_BAD):
-        s.send(req(INFER, handle, 1, 200 + i, x[0].tobytes(), version=VERSION + 1))
+        s.send(req(INFER, handle, 1, 200 + i, x[0].tobytes(), version=VERSION + 2))
         h, _ = recv_reply(s, 200 + i, "bad version")
         assert h[4] == QV_BAD_REQUEST, h
     # Outside the allow-list (127.0.0.1/32): dropped, counted, never answered.

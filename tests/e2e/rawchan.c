@@ -102,7 +102,13 @@ static int recv_msg(int fd, struct qv_msg_hdr *ret_h, void *payload, size_t cap,
 int qvt_raw_open(struct qvt_raw *ch, const char *sock_path, uint32_t slots, uint32_t slot_in,
 		 uint32_t slot_out)
 {
-	struct qv_hello hello = { .abi_version = QV_ABI_VERSION, .slots = slots,
+	return qvt_raw_open_abi(ch, sock_path, QV_ABI_VERSION, slots, slot_in, slot_out);
+}
+
+int qvt_raw_open_abi(struct qvt_raw *ch, const char *sock_path, uint32_t abi, uint32_t slots,
+		     uint32_t slot_in, uint32_t slot_out)
+{
+	struct qv_hello hello = { .abi_version = abi, .slots = slots,
 				  .slot_in_bytes = slot_in, .slot_out_bytes = slot_out };
 	struct qv_hello_ok ok;
 	struct qv_msg_hdr h;
@@ -167,11 +173,41 @@ void qvt_raw_close(struct qvt_raw *ch)
 
 int qvt_raw_lookup(struct qvt_raw *ch, const char *name, struct qv_model_wire *ret)
 {
+	struct qv_lookup_reply lr;
+	int r = qvt_raw_lookup_full(ch, name, &lr);
+
+	if (r == 0)
+		*ret = lr.m;
+	return r;
+}
+
+int qvt_raw_lookup_v1(int sock, uint32_t seq, const char *name)
+{
+	char q[QV_LOOKUP_V1_BYTES];
+	struct qv_lookup_reply w;
+	struct qv_msg_hdr h;
+	int r;
+
+	memset(q, 0, sizeof(q));
+	snprintf(q, sizeof(q), "%s", name);
+	r = send_msg(sock, QV_MSG_LOOKUP, seq, q, sizeof(q));
+	if (r == 0)
+		r = recv_msg(sock, &h, &w, sizeof(w), NULL);
+	if (r < 0)
+		return r;
+	if (h.seq != seq || h.type != QV_MSG_ERROR)
+		return -EPROTO;
+	return h.status;
+}
+
+int qvt_raw_lookup_full(struct qvt_raw *ch, const char *name, struct qv_lookup_reply *ret)
+{
 	struct qv_lookup q;
-	struct qv_model_wire w;
+	struct qv_lookup_reply w;
 	struct qv_msg_hdr h;
 	memset(&q, 0, sizeof(q));
 	snprintf(q.name, sizeof(q.name), "%s", name);
+	q.abi_version = QV_ABI_VERSION;
 	uint32_t seq = ++ch->seq;
 	int r = send_msg(ch->sock, QV_MSG_LOOKUP, seq, &q, sizeof(q));
 	if (r == 0)
@@ -184,7 +220,10 @@ int qvt_raw_lookup(struct qvt_raw *ch, const char *name, struct qv_model_wire *r
 		return -ENOENT;
 	if (h.status != 0)
 		return h.status < 0 ? h.status : -EPROTO;
-	if (h.type != QV_MSG_LOOKUP_OK || h.len != sizeof(w))
+	if (h.type != QV_MSG_LOOKUP_OK || h.len < offsetof(struct qv_lookup_reply, t) ||
+	    w.n_inputs == 0 || w.n_inputs > QV_WIRE_MAX_TENSORS || w.n_outputs == 0 ||
+	    w.n_outputs > QV_WIRE_MAX_TENSORS ||
+	    h.len != qv_lookup_reply_bytes(w.n_inputs, w.n_outputs))
 		return -EPROTO;
 	*ret = w;
 	return 0;

@@ -33,8 +33,17 @@ struct qvt_raw {
 int qvt_raw_open(struct qvt_raw *ch, const char *sock_path, uint32_t slots, uint32_t slot_in,
 		 uint32_t slot_out);
 void qvt_raw_close(struct qvt_raw *ch);
+/* As qvt_raw_open, saying channel ABI `abi` in the HELLO. */
+int qvt_raw_open_abi(struct qvt_raw *ch, const char *sock_path, uint32_t abi, uint32_t slots,
+		     uint32_t slot_in, uint32_t slot_out);
 /* 0, -ENOENT for an unknown model, or another -errno. */
 int qvt_raw_lookup(struct qvt_raw *ch, const char *name, struct qv_model_wire *ret);
+/* The same, with the tensor records (the whole ABI 2 reply). */
+int qvt_raw_lookup_full(struct qvt_raw *ch, const char *name, struct qv_lookup_reply *ret);
+/* Sends an ABI 1 LOOKUP (the 64-byte name alone) on socket `sock` with
+ * sequence `seq`: returns the status of the ERROR reply quiverd must
+ * answer it with, or -EPROTO for any other reply. */
+int qvt_raw_lookup_v1(int sock, uint32_t seq, const char *name);
 /* Input and output regions of slot i. */
 float *qvt_raw_in(struct qvt_raw *ch, uint32_t i);
 float *qvt_raw_out(struct qvt_raw *ch, uint32_t i);

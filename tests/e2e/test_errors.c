@@ -8,11 +8,14 @@
  * oversize input is BAD_REQUEST (BAD_SHAPE accepted where both fit), a
  * passed deadline is DEADLINE_EXCEEDED; each echoes its request id, and a
  * good request on the same channel still returns the reference outputs.
+ * A client of the previous channel ABI is refused with -EPROTONOSUPPORT,
+ * at HELLO and at LOOKUP, and the daemon's log says why.
  *
  * Usage: test_errors QUIVERD REPO [CLIENT QUIVERCTL]
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -70,6 +73,54 @@ static void good_request(const char *what)
 		qvt_fail("%s: outputs differ from the reference", what);
 }
 
+/* Whether the daemon's log holds `what`. */
+static int log_has(const struct qvt_daemon *d, const char *what)
+{
+	char buf[65536];
+	FILE *f = fopen(d->log, "r");
+	size_t n;
+
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, what) != NULL;
+}
+
+/* A client of ABI 1 (whose LOOKUP reply had no tensors) gets a clear
+ * refusal, never a reply it would misread. */
+static void test_old_abi(const struct qvt_daemon *d)
+{
+	struct qvt_raw old;
+	struct qv_lookup_reply lr;
+	char want[128];
+	int r;
+
+	r = qvt_raw_open_abi(&old, d->sock, QV_ABI_VERSION - 1, 4, 4096, 4096);
+	if (r != -EPROTONOSUPPORT)
+		qvt_fail("HELLO of ABI %u: %d (%s), want -EPROTONOSUPPORT", QV_ABI_VERSION - 1, r,
+			 strerror(r < 0 ? -r : 0));
+	if (r == 0)
+		qvt_raw_close(&old);
+	ch.seq++;
+	r = qvt_raw_lookup_v1(ch.sock, ch.seq, "trade-mlp");
+	if (r != -EPROTONOSUPPORT)
+		qvt_fail("LOOKUP in the ABI 1 layout: %d, want -EPROTONOSUPPORT", r);
+	/* The log names both ABIs; the daemon logs before it answers. */
+	snprintf(want, sizeof(want), "client speaks channel ABI %u, this quiverd ABI %u",
+		 QV_ABI_VERSION - 1, QV_ABI_VERSION);
+	if (!log_has(d, want))
+		qvt_fail("the log does not say \"%s\"", want);
+	/* The ABI 2 lookup describes the one float input and output. */
+	r = qvt_raw_lookup_full(&ch, "trade-mlp", &lr);
+	if (r < 0 || lr.n_inputs != 1 || lr.n_outputs != 1 || lr.t[0].dtype != 1 ||
+	    lr.t[0].row_bytes != m.desc.in_dim * 4 || lr.t[1].row_bytes != m.desc.out_dim * 4 ||
+	    lr.t[0].shape[0] != -1 || lr.t[0].packed_off != 0)
+		qvt_fail("ABI 2 lookup of trade-mlp: %d, %u inputs %u outputs", r, lr.n_inputs,
+			 lr.n_outputs);
+}
+
 int main(int argc, char **argv)
 {
 	struct qvt_daemon d;
@@ -109,6 +160,7 @@ int main(int argc, char **argv)
 	if (r != -ENOENT)
 		qvt_fail("raw lookup of an unknown model: %d, want -ENOENT", r);
 
+	test_old_abi(&d);
 	good_request("good request");
 	struct qv_sqe e = good(0, 2);
 	e.handle = 0xdeadbeefu;

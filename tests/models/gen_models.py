@@ -611,9 +611,10 @@ def gen_bad(out):
              [], [8], [8], 13)
     write_bad(out, "bad-undeclared-input", m, ["ghost"], "node input nobody produces")
 
+    # two inputs load as a general graph; these two do not fit together
     m = make("bad-two-inputs", [helper.make_node("Add", ["X", "X2"], ["Y"], name="add0")],
-             [], [8], [8], 13, extra_inputs=[vinfo("X2", ["N", 8])])
-    write_bad(out, "bad-two-inputs", m, ["input"], "two graph inputs")
+             [], [8], [8], 13, extra_inputs=[vinfo("X2", ["N", 5])])
+    write_bad(out, "bad-two-inputs", m, ["add0"], "two graph inputs whose shapes disagree")
 
     m = make("bad-gemm-transb2", [helper.make_node("Gemm", ["X", "W"], ["Y"], name="fc2", transB=2)],
              [init("W", w)], [8], [4], 13)

@@ -132,24 +132,66 @@ static int handshake(struct fake_server *f)
 	return r;
 }
 
+static void tensor(struct qv_tensor_wire *t, const char *name, uint32_t dtype, uint32_t elems,
+		   uint32_t off)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->dtype = dtype;
+	t->rank = 2;
+	t->shape[0] = -1;
+	t->shape[1] = elems;
+	t->row_bytes = elems * (dtype == QV_TENSOR_INT64 ? 8u : 4u);
+	t->packed_off = off;
+}
+
+static void float_tensor(struct qv_tensor_wire *t, const char *name, uint32_t elems)
+{
+	tensor(t, name, QV_TENSOR_FLOAT32, elems, 0);
+}
+
+/* "mixed"'s tensors; the lie-mixed-* names break one rule each. */
+static void mixed_tensors(struct qv_tensor_wire *t, const char *name)
+{
+	tensor(&t[0], "dense", QV_TENSOR_FLOAT32, 3, 0);
+	tensor(&t[1], "ids", QV_TENSOR_INT64, 2, 12);
+	tensor(&t[2], "k", QV_TENSOR_INT32, 1, 28);
+	t[1].index_bound = 100;
+	tensor(&t[3], "score", QV_TENSOR_FLOAT32, 1, 0);
+	tensor(&t[4], "cls", QV_TENSOR_INT64, 1, 4);
+	tensor(&t[5], "pair", QV_TENSOR_FLOAT32, 2, 12);
+	if (strcmp(name, "lie-mixed-dtype") == 0)
+		t[2].dtype = 2; /* uint8: not a dtype of the wire */
+	else if (strcmp(name, "lie-mixed-off") == 0)
+		t[2].packed_off = 24; /* overlaps ids */
+	else if (strcmp(name, "lie-mixed-bytes") == 0)
+		t[1].row_bytes = 12; /* two int64 are 16 bytes */
+	else if (strcmp(name, "lie-mixed-sum") == 0)
+		t[5].shape[1] = 3, t[5].row_bytes = 12; /* 6 output words, out_dim says 5 */
+}
+
 static void answer_control(struct fake_server *f)
 {
 	struct {
 		struct qv_msg_hdr h;
 		struct qv_lookup q;
 	} in;
+	struct qv_lookup_reply lr;
 	struct qv_model_wire w;
+	uint32_t n_in = 1, n_out = 1;
 	ssize_t n = recv(f->cfd, &in, sizeof(in), MSG_DONTWAIT);
 
 	if (n <= 0)
 		return;
-	if (n != (ssize_t)sizeof(in) || in.h.type != QV_MSG_LOOKUP) {
+	if (n != (ssize_t)sizeof(in) || in.h.type != QV_MSG_LOOKUP ||
+	    in.q.abi_version != QV_ABI_VERSION) {
 		send_msg(f->cfd, QV_MSG_ERROR, in.h.seq, -EPROTO, NULL, 0, -1);
 		return;
 	}
 	atomic_fetch_add_explicit(&f->lookups, 1, memory_order_relaxed);
 	in.q.name[sizeof(in.q.name) - 1] = 0;
 	memset(&w, 0, sizeof(w));
+	memset(&lr, 0, sizeof(lr));
 	if (strcmp(in.q.name, "echo") == 0) {
 		w.handle = FAKE_ECHO_HANDLE;
 		w.in_dim = w.out_dim = 4;
@@ -176,8 +218,19 @@ static void answer_control(struct fake_server *f)
 		w.in_rank = QV_MAX_RANK_WIRE + 1;
 		w.out_rank = 2;
 		snprintf(w.name, sizeof(w.name), "%s", in.q.name);
-		send_msg(f->cfd, QV_MSG_LOOKUP_OK, in.h.seq, 0, &w, sizeof(w), -1);
+		lr.m = w;
+		lr.n_inputs = lr.n_outputs = 1;
+		float_tensor(&lr.t[0], "x", 4);
+		float_tensor(&lr.t[1], "y", 4);
+		send_msg(f->cfd, QV_MSG_LOOKUP_OK, in.h.seq, 0, &lr, qv_lookup_reply_bytes(1, 1), -1);
 		return;
+	} else if (strcmp(in.q.name, "mixed") == 0 || strncmp(in.q.name, "lie-mixed", 9) == 0) {
+		w.handle = FAKE_MIXED_HANDLE;
+		w.in_dim = 8;
+		w.out_dim = 5;
+		w.max_batch = 4;
+		n_in = n_out = 3;
+		mixed_tensors(lr.t, in.q.name);
 	} else if (strcmp(in.q.name, "fail") == 0) {
 		char why[2000];
 		memset(why, 'y', sizeof(why));
@@ -193,7 +246,17 @@ static void answer_control(struct fake_server *f)
 	w.in_shape[1] = w.in_dim;
 	w.out_shape[1] = w.out_dim;
 	snprintf(w.name, sizeof(w.name), "%s", in.q.name);
-	send_msg(f->cfd, QV_MSG_LOOKUP_OK, in.h.seq, 0, &w, sizeof(w), -1);
+	lr.m = w;
+	lr.n_inputs = n_in;
+	lr.n_outputs = n_out;
+	if (n_in == 1) {
+		float_tensor(&lr.t[0], "x", w.in_dim);
+		float_tensor(&lr.t[1], "y", w.out_dim);
+	}
+	send_msg(f->cfd, QV_MSG_LOOKUP_OK, in.h.seq, 0, &lr,
+		 (uint32_t)qv_lookup_reply_bytes(n_in, n_out) -
+			 (strcmp(in.q.name, "lie-mixed-short") == 0 ? 8u : 0u),
+		 -1);
 }
 
 static uint64_t rnd(struct fake_server *f)
@@ -218,6 +281,30 @@ static void push_cqe(struct fake_server *f, const struct qv_cqe *e)
 	qv_ring_prod_commit(&f->cq, 1);
 }
 
+/* "mixed" (fake_server.h), read from the documented byte offsets. */
+static void serve_mixed(struct fake_server *f, const struct qv_sqe *d)
+{
+	const uint8_t *in = (const uint8_t *)f->map + qv_seg_slot_off(&f->l, d->slot);
+	uint8_t *out = (uint8_t *)f->map + qv_seg_slot_off(&f->l, d->slot) + f->l.slot_in_bytes;
+
+	for (uint32_t r = 0; r < d->rows; r++, in += 32, out += 20) {
+		float dense[3], score, pair[2];
+		int64_t ids[2], cls;
+		int32_t k;
+
+		memcpy(dense, in, 12);
+		memcpy(ids, in + 12, 16);
+		memcpy(&k, in + 28, 4);
+		score = dense[0] + dense[1] + dense[2];
+		cls = ids[0] * 1000 + ids[1] + k;
+		pair[0] = 2.0f * dense[0];
+		pair[1] = (float)k;
+		memcpy(out, &score, 4);
+		memcpy(out + 4, &cls, 8);
+		memcpy(out + 12, pair, 8);
+	}
+}
+
 /* Serves one descriptor, validating the private copy like a worker would. */
 static void serve_one(struct fake_server *f, const struct qv_sqe *d)
 {
@@ -230,6 +317,17 @@ static void serve_one(struct fake_server *f, const struct qv_sqe *d)
 		e.status = QV_BAD_REQUEST;
 		if (d->slot >= f->l.nslots)
 			return; /* nowhere to answer; a real worker retires the channel */
+		goto done;
+	}
+	if (d->handle == FAKE_MIXED_HANDLE) {
+		if (d->rows == 0 || d->rows > 4 || d->in_bytes != d->rows * 32 ||
+		    d->out_cap < d->rows * 20) {
+			e.status = QV_BAD_SHAPE;
+			goto done;
+		}
+		serve_mixed(f, d);
+		e.status = QV_OK;
+		e.out_bytes = d->rows * 20;
 		goto done;
 	}
 	if (d->handle == FAKE_ECHO_HANDLE) {

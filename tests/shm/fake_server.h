@@ -8,6 +8,14 @@
  * Models: "echo"  (handle 7, 4 -> 4 floats a row, max batch 8): out = in
  *         "double" (handle 9, 3 -> 3 floats a row, max batch 4): out = 2 * in
  *         "fail":  LOOKUP answered with an ERROR (-EIO) and a 2000-byte text
+ *         "mixed" (handle 11, max batch 4): three inputs, three outputs,
+ *                 packed rows as qv_proto.h documents them (8 words in,
+ *                 5 out), computed from the bytes at their packed offsets:
+ *                 in  dense f32[3] @0, ids i64[2] @12, k i32[1] @28
+ *                 out score f32[1] = dense0 + dense1 + dense2 @0,
+ *                     cls i64[1] = ids0 * 1000 + ids1 + k @4,
+ *                     pair f32[2] = { 2 * dense0, (float)k } @12
+ *         "lie-*": impossible records the client must refuse (-EPROTO)
  */
 #ifndef FAKE_SERVER_H
 #define FAKE_SERVER_H
@@ -22,6 +30,7 @@
 
 #define FAKE_ECHO_HANDLE 7u
 #define FAKE_DOUBLE_HANDLE 9u
+#define FAKE_MIXED_HANDLE 11u
 #define FAKE_VERSION 3u
 /* A HELLO asking for this many slots is refused with -EBUSY. */
 #define FAKE_REFUSED_SLOTS 3u

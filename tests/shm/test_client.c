@@ -229,6 +229,198 @@ static void test_bad_requests(qv_client *c)
 	CHECK_EQ(qv_inflight(c), 0);
 }
 
+/* "mixed" (fake_server.h): its description, as the lookup must report it. */
+static void test_lookup_tensors(qv_client *c)
+{
+	static const char *const lies[] = { "lie-mixed-dtype", "lie-mixed-off", "lie-mixed-bytes",
+					    "lie-mixed-sum", "lie-mixed-short" };
+	struct qv_model_desc d;
+
+	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
+	CHECK_EQ(d.n_inputs, 1);
+	CHECK_EQ(d.n_outputs, 1);
+	CHECK_EQ(d.inputs[0].dtype, QV_TENSOR_FLOAT32);
+	CHECK_EQ(d.inputs[0].row_bytes, 16);
+
+	CHECK_EQ(qv_model_lookup(c, "mixed", &d), 0);
+	CHECK_EQ(d.handle, FAKE_MIXED_HANDLE);
+	CHECK_EQ(d.in_dim, 8);
+	CHECK_EQ(d.out_dim, 5);
+	CHECK_EQ(d.n_inputs, 3);
+	CHECK_EQ(d.n_outputs, 3);
+	CHECK(strcmp(d.inputs[0].name, "dense") == 0 && strcmp(d.inputs[1].name, "ids") == 0 &&
+	      strcmp(d.inputs[2].name, "k") == 0);
+	CHECK(strcmp(d.outputs[0].name, "score") == 0 && strcmp(d.outputs[1].name, "cls") == 0 &&
+	      strcmp(d.outputs[2].name, "pair") == 0);
+	CHECK_EQ(d.inputs[1].dtype, QV_TENSOR_INT64);
+	CHECK_EQ(d.inputs[1].rank, 2);
+	CHECK_EQ(d.inputs[1].shape[0], -1);
+	CHECK_EQ(d.inputs[1].shape[1], 2);
+	CHECK_EQ(d.inputs[1].row_bytes, 16);
+	CHECK_EQ(d.inputs[1].packed_off, 12);
+	CHECK_EQ(d.inputs[1].index_bound, 100);
+	CHECK_EQ(d.inputs[2].dtype, QV_TENSOR_INT32);
+	CHECK_EQ(d.inputs[2].packed_off, 28);
+	CHECK_EQ(d.outputs[1].dtype, QV_TENSOR_INT64);
+	CHECK_EQ(d.outputs[2].packed_off, 12);
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		d.handle = 0x5a5a5a5au;
+		CHECK_EQ(qv_model_lookup(c, lies[i], &d), -EPROTO);
+		CHECK_EQ(d.handle, 0x5a5a5a5au);
+	}
+}
+
+/*
+ * Typed requests to "mixed": the inputs packed by the client, the outputs
+ * computed by the fake server from the documented offsets and unpacked by
+ * the client; expected values computed here from the inputs.
+ */
+static void mixed_inputs(uint32_t rows, float *dense, int64_t *ids, int32_t *k, uint32_t seed)
+{
+	for (uint32_t r = 0; r < rows; r++) {
+		for (uint32_t j = 0; j < 3; j++)
+			dense[r * 3 + j] = (float)(seed + r) * 0.5f + (float)j;
+		/* Beyond 2^32: the high word must survive packing. */
+		ids[r * 2] = (int64_t)(seed + r) + ((int64_t)1 << 33);
+		ids[r * 2 + 1] = 7 * (int64_t)r - 3;
+		k[r] = -(int32_t)(seed + 2 * r);
+	}
+}
+
+static void mixed_check(uint32_t rows, const float *dense, const int64_t *ids, const int32_t *k,
+			const float *score, const int64_t *cls, const float *pair)
+{
+	for (uint32_t r = 0; r < rows; r++) {
+		CHECK(score[r] == dense[r * 3] + dense[r * 3 + 1] + dense[r * 3 + 2]);
+		CHECK_EQ(cls[r], ids[r * 2] * 1000 + ids[r * 2 + 1] + k[r]);
+		CHECK(pair[r * 2] == 2.0f * dense[r * 3]);
+		CHECK(pair[r * 2 + 1] == (float)k[r]);
+	}
+}
+
+static void test_tensors(struct fake_server *f, qv_client *c)
+{
+	float dense[4][12], score[4][4], pair[4][8];
+	int64_t ids[4][8], cls[4][4];
+	int32_t k[4][4];
+	struct qv_result res, rs[4];
+	struct qv_model_desc d;
+
+	CHECK_EQ(qv_model_lookup(c, "mixed", &d), 0);
+	for (uint32_t rows = 1; rows <= 4; rows++) {
+		const void *in[3] = { dense[0], ids[0], k[0] };
+		void *out[3] = { score[0], cls[0], pair[0] };
+		size_t caps[3] = { rows * 4, rows * 8, rows * 8 };
+		struct qv_tensors t = { 3, 3, in, out, caps };
+		struct qv_request rq = { .handle = d.handle, .rows = rows, .request_id = 50 + rows };
+
+		mixed_inputs(rows, dense[0], ids[0], k[0], 10 * rows);
+		memset(score, 0xee, sizeof(score));
+		memset(cls, 0xee, sizeof(cls));
+		CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), 0);
+		CHECK_EQ(res.status, QV_OK);
+		CHECK_EQ(res.request_id, 50 + rows);
+		CHECK_EQ(res.out_floats, rows * 5);
+		mixed_check(rows, dense[0], ids[0], k[0], score[0], cls[0], pair[0]);
+		/* Nothing written past rows. */
+		CHECK_EQ(((uint32_t *)score[0])[rows], 0xeeeeeeeeu);
+	}
+
+	/* Four in flight, each with its own buffers, unpacked at reap. */
+	atomic_store(&f->hold, 1);
+	for (uint32_t i = 0; i < 4; i++) {
+		const void *in[3] = { dense[i], ids[i], k[i] };
+		void *out[3] = { score[i], cls[i], pair[i] };
+		size_t caps[3] = { sizeof(score[i]), sizeof(cls[i]), sizeof(pair[i]) };
+		struct qv_tensors t = { 3, 3, in, out, caps };
+		struct qv_request rq = { .handle = d.handle, .rows = 1 + i % 2, .request_id = 600 + i };
+
+		mixed_inputs(1 + i % 2, dense[i], ids[i], k[i], 100 * i);
+		CHECK_EQ(qv_submit_tensors(c, &rq, &t), 0);
+	}
+	atomic_store(&f->hold, 0);
+	CHECK_EQ(poll_n(c, rs, 4), 4);
+	for (uint32_t i = 0; i < 4; i++) {
+		uint32_t n = (uint32_t)(rs[i].request_id - 600);
+		CHECK(n < 4);
+		if (n >= 4)
+			continue;
+		CHECK_EQ(rs[i].status, QV_OK);
+		mixed_check(1 + n % 2, dense[n], ids[n], k[n], score[n], cls[n], pair[n]);
+	}
+
+	/* A float model through the typed call is the plain request. */
+	{
+		float x[8], y[8];
+		const void *in[1] = { x };
+		void *out[1] = { y };
+		size_t caps[1] = { sizeof(y) };
+		struct qv_tensors t = { 1, 1, in, out, caps };
+		struct qv_request rq = { .handle = FAKE_DOUBLE_HANDLE, .rows = 2, .request_id = 9 };
+
+		fill(x, 6, 1.0f);
+		CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), 0);
+		CHECK_EQ(res.status, QV_OK);
+		CHECK_EQ(res.out_floats, 6);
+		CHECK(same(y, x, 6, 2.0f));
+	}
+}
+
+/* Misuse of the typed calls: refused before anything is sent. */
+static void test_tensors_misuse(struct fake_server *f, qv_client *c)
+{
+	float dense[12], score[4], pair[8];
+	int64_t ids[8], cls[4];
+	int32_t k[4];
+	const void *in[3] = { dense, ids, k };
+	void *out[3] = { score, cls, pair };
+	size_t caps[3] = { sizeof(score), sizeof(cls), sizeof(pair) };
+	struct qv_tensors t = { 3, 3, in, out, caps };
+	struct qv_request rq = { .handle = FAKE_MIXED_HANDLE, .rows = 2 };
+	struct qv_result res;
+	uint64_t served = atomic_load(&f->served);
+
+	mixed_inputs(2, dense, ids, k, 1);
+	CHECK_EQ(qv_infer_tensors(c, &rq, NULL, 0, &res), -EINVAL);
+	CHECK_EQ(qv_submit_tensors(c, &rq, NULL), -EINVAL);
+	t.n_inputs = 2;
+	CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), -EINVAL);
+	t.n_inputs = 3;
+	t.n_outputs = 4;
+	CHECK_EQ(qv_submit_tensors(c, &rq, &t), -EINVAL);
+	t.n_outputs = 3;
+	in[1] = NULL;
+	CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), -EINVAL);
+	in[1] = ids;
+	out[2] = NULL;
+	CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), -EINVAL);
+	out[2] = pair;
+	caps[1] = 15; /* two int64 need 16 */
+	CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), -ENOBUFS);
+	CHECK_EQ(qv_submit_tensors(c, &rq, &t), -ENOBUFS);
+	caps[1] = sizeof(cls);
+	rq.rows = 5; /* max_batch 4 */
+	CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), -EINVAL);
+	rq.rows = 0;
+	CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), -EINVAL);
+	rq.rows = 2;
+	rq.handle = 12345;
+	CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), -ENOENT);
+	rq.handle = FAKE_MIXED_HANDLE;
+	/* The plain call on the same model sizes its one buffer by packed words. */
+	rq.input = dense;
+	CHECK_EQ(qv_infer(c, &rq, score, 9, 0, &res), -ENOBUFS);
+	rq.input = NULL;
+	CHECK_EQ(qv_inflight(c), 0);
+	CHECK_EQ(atomic_load(&f->served), served);
+	/* A completion claiming other than rows packed rows: INTERNAL, nothing written. */
+	memset(score, 0xee, sizeof(score));
+	atomic_store(&f->corrupt, FAKE_TOO_BIG);
+	CHECK_EQ(qv_infer_tensors(c, &rq, &t, 0, &res), 0);
+	CHECK_EQ(res.status, QV_INTERNAL);
+	CHECK_EQ(((uint32_t *)score)[0], 0xeeeeeeeeu);
+}
+
 static void test_async(struct fake_server *f, qv_client *c)
 {
 	float in[4][4], out[4][4], extra[4];
@@ -362,7 +554,10 @@ static void test_channel(void)
 	CHECK(atomic_load(&f.hdr->client_heartbeat_ns) != 0);
 
 	test_lookup(c);
+	test_lookup_tensors(c);
 	test_bad_requests(c);
+	test_tensors(&f, c);
+	test_tensors_misuse(&f, c);
 	infer_ok(c, FAKE_DOUBLE_HANDLE, 2, 3, 2.0f, 1);
 	infer_ok(c, FAKE_ECHO_HANDLE, 8, 4, 1.0f, 2);
 	for (uint64_t i = 0; i < 10000; i++)
