@@ -636,6 +636,31 @@ static inline float dot8(const float *restrict a, const float *restrict b, uint3
 }
 
 /*
+ * A product with at most W (8 or 16, a constant once inlined) columns: B
+ * padded to W columns in `bt`, each row of C accumulated in W lanes that
+ * stay in registers.
+ */
+static inline __attribute__((always_inline)) void bmm_narrow(const float *restrict a, const float *restrict b,
+							     float *restrict c, uint32_t M, uint32_t K,
+							     uint32_t N, uint32_t W, float *restrict bt)
+{
+	for (uint32_t k = 0; k < K; k++)
+		for (uint32_t j = 0; j < W; j++)
+			bt[(size_t)k * W + j] = j < N ? b[(size_t)k * N + j] : 0.0f;
+	for (uint32_t i = 0; i < M; i++) {
+		float acc[16] = { 0 };
+		for (uint32_t k = 0; k < K; k++) {
+			float aik = a[(size_t)i * K + k];
+#pragma omp simd
+			for (uint32_t j = 0; j < W; j++)
+				acc[j] += aik * bt[(size_t)k * W + j];
+		}
+		for (uint32_t j = 0; j < N; j++)
+			c[(size_t)i * N + j] = acc[j];
+	}
+}
+
+/*
  * Small products (DLRM's interactions, 4 x 8 . 8 x 4) are latency-bound in
  * the usual i-k-j order (a chain of dependent adds per output, or stores
  * forwarded to the next k). B is copied transposed into a local buffer
@@ -654,22 +679,11 @@ static void k_bmm(const struct gx_step *s, const float *A, uint64_t sa, const fl
 			const float *restrict b = B + (size_t)r * sb + s->boff[l];
 			float *restrict c = y + (size_t)r * s->out_w + (size_t)l * M * N;
 			if (N <= 8 && K <= 256) {
-				/* narrow products: B padded to 8 columns, each row of C
-				 * accumulated in eight lanes that stay in registers */
-				for (uint32_t k = 0; k < K; k++)
-					for (uint32_t j = 0; j < 8; j++)
-						bt[(size_t)k * 8 + j] = j < N ? b[(size_t)k * N + j] : 0.0f;
-				for (uint32_t i = 0; i < M; i++) {
-					float acc[8] = { 0 };
-					for (uint32_t k = 0; k < K; k++) {
-						float aik = a[(size_t)i * K + k];
-#pragma omp simd
-						for (uint32_t j = 0; j < 8; j++)
-							acc[j] += aik * bt[(size_t)k * 8 + j];
-					}
-					for (uint32_t j = 0; j < N; j++)
-						c[(size_t)i * N + j] = acc[j];
-				}
+				bmm_narrow(a, b, c, M, K, N, 8, bt);
+				continue;
+			}
+			if (N <= 16 && K <= 128) {
+				bmm_narrow(a, b, c, M, K, N, 16, bt);
 				continue;
 			}
 			if (small) {
