@@ -25,7 +25,7 @@ struct bctx {
 /* an error naming the node being built */
 #define BERR(b, ...) gx_err((b)->err, (b)->err_len, (b)->n, __VA_ARGS__)
 
-/* gx_build.c: helpers */
+/* gx_build.c: what every builder uses */
 uint64_t gxb_prod(const int64_t *d, uint32_t from, uint32_t to);
 void gxb_shape_str(const struct gx_tensor *t, char *s, size_t len);
 struct gx_tensor *gxb_opt_t(struct bctx *b, uint32_t i);

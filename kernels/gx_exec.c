@@ -636,6 +636,31 @@ static inline float dot8(const float *restrict a, const float *restrict b, uint3
 }
 
 /*
+ * A product with at most W (8 or 16, a constant once inlined) columns: B
+ * padded to W columns in `bt`, each row of C accumulated in W lanes that
+ * stay in registers.
+ */
+static inline __attribute__((always_inline)) void bmm_narrow(const float *restrict a, const float *restrict b,
+							     float *restrict c, uint32_t M, uint32_t K,
+							     uint32_t N, uint32_t W, float *restrict bt)
+{
+	for (uint32_t k = 0; k < K; k++)
+		for (uint32_t j = 0; j < W; j++)
+			bt[(size_t)k * W + j] = j < N ? b[(size_t)k * N + j] : 0.0f;
+	for (uint32_t i = 0; i < M; i++) {
+		float acc[16] = { 0 };
+		for (uint32_t k = 0; k < K; k++) {
+			float aik = a[(size_t)i * K + k];
+#pragma omp simd
+			for (uint32_t j = 0; j < W; j++)
+				acc[j] += aik * bt[(size_t)k * W + j];
+		}
+		for (uint32_t j = 0; j < N; j++)
+			c[(size_t)i * N + j] = acc[j];
+	}
+}
+
+/*
  * Small products (DLRM's interactions, 4 x 8 . 8 x 4) are latency-bound in
  * the usual i-k-j order (a chain of dependent adds per output, or stores
  * forwarded to the next k). B is copied transposed into a local buffer
@@ -653,6 +678,14 @@ static void k_bmm(const struct gx_step *s, const float *A, uint64_t sa, const fl
 			const float *restrict a = A + (size_t)r * sa + s->aoff[l];
 			const float *restrict b = B + (size_t)r * sb + s->boff[l];
 			float *restrict c = y + (size_t)r * s->out_w + (size_t)l * M * N;
+			if (N <= 8 && K <= 256) {
+				bmm_narrow(a, b, c, M, K, N, 8, bt);
+				continue;
+			}
+			if (N <= 16 && K <= 128) {
+				bmm_narrow(a, b, c, M, K, N, 16, bt);
+				continue;
+			}
 			if (small) {
 				for (uint32_t k = 0; k < K; k++)
 					for (uint32_t j = 0; j < N; j++)
@@ -788,19 +821,31 @@ int gx_kernel(const struct gx_step *s, const void *const *in, const uint64_t *st
 
 /* ---- the reference walk ---- */
 
+/* Copies n bytes (a multiple of 4): rows of a few ids or floats are too
+ * short for a memcpy call to pay off, so they go a word at a time. */
+static inline void copy_row(void *restrict d, const void *restrict src, size_t n)
+{
+	if (n > 64) {
+		memcpy(d, src, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i += 4)
+		memcpy((char *)d + i, (const char *)src + i, 4);
+}
+
 /* Copies rows of tensor info ti between a packed buffer and a tensor buffer. */
 static void unpack(const struct qv_tensor_info *ti, const void *packed, size_t packed_row, uint32_t rows, void *t)
 {
 	for (uint32_t r = 0; r < rows; r++)
-		memcpy((char *)t + (size_t)r * ti->row_bytes, (const char *)packed + r * packed_row + ti->packed_off,
-		       ti->row_bytes);
+		copy_row((char *)t + (size_t)r * ti->row_bytes, (const char *)packed + r * packed_row + ti->packed_off,
+			 ti->row_bytes);
 }
 
 static void pack(const struct qv_tensor_info *ti, const void *t, uint32_t rows, void *packed, size_t packed_row)
 {
 	for (uint32_t r = 0; r < rows; r++)
-		memcpy((char *)packed + r * packed_row + ti->packed_off, (const char *)t + (size_t)r * ti->row_bytes,
-		       ti->row_bytes);
+		copy_row((char *)packed + r * packed_row + ti->packed_off, (const char *)t + (size_t)r * ti->row_bytes,
+			 ti->row_bytes);
 }
 
 /* Runs `steps` with the stores in `ptr`; dc per step or NULL. */
