@@ -20,6 +20,13 @@
  *    shared-memory descriptor): BAD_SHAPE, and the next good request is
  *    still answered; the typed call refuses a wrong tensor count itself.
  *
+ * The daemon serves a copy of the repository whose models each have a
+ * config.json of {"max_queue_delay_us": 2000, "preferred_batch": 8}: a
+ * worker that polls faster than one client submits would otherwise take a
+ * burst's requests one by one, and whether they batch would be a matter of
+ * timing. Held, the burst's shared-memory requests batch every time; UDP
+ * requests never wait, and a burst of datagrams batches in one turn.
+ *
  * Usage: test_graph_e2e QUIVERD GRAPH_REPO QUIVERCTL
  */
 #include <arpa/inet.h>
@@ -31,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -472,8 +480,63 @@ static void malformed_shm(const struct fam *f)
 	qvt_raw_close(&ch);
 }
 
+/* Copies REPO/NAME/1/model.onnx of every family into a new repository
+ * under `dir` with the config.json the header describes. */
+static void held_repo(const char *repo, const char *dir)
+{
+	char p[512], q[512];
+	static char buf[1 << 16];
+
+	for (int i = 0; i < NFAM; i++) {
+		FILE *in, *out;
+		size_t n;
+
+		snprintf(q, sizeof(q), "%s/%s", dir, families[i]);
+		if (mkdir(q, 0700) < 0)
+			qvt_die("mkdir %s: %s", q, strerror(errno));
+		snprintf(q, sizeof(q), "%s/%s/config.json", dir, families[i]);
+		out = fopen(q, "w");
+		if (!out || fputs("{\"max_queue_delay_us\": 2000, \"preferred_batch\": 8}\n", out) < 0 ||
+		    fclose(out) != 0)
+			qvt_die("%s: %s", q, strerror(errno));
+		snprintf(q, sizeof(q), "%s/%s/1", dir, families[i]);
+		if (mkdir(q, 0700) < 0)
+			qvt_die("mkdir %s: %s", q, strerror(errno));
+		snprintf(p, sizeof(p), "%s/%s/1/model.onnx", repo, families[i]);
+		snprintf(q, sizeof(q), "%s/%s/1/model.onnx", dir, families[i]);
+		in = fopen(p, "rb");
+		out = fopen(q, "wb");
+		if (!in || !out)
+			qvt_die("copy %s: %s", p, strerror(errno));
+		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+			if (fwrite(buf, 1, n, out) != n)
+				qvt_die("copy %s: %s", p, strerror(errno));
+		fclose(in);
+		if (fclose(out) != 0)
+			qvt_die("copy %s: %s", p, strerror(errno));
+	}
+}
+
+static void held_repo_remove(const char *dir)
+{
+	char q[512];
+
+	for (int i = 0; i < NFAM; i++) {
+		snprintf(q, sizeof(q), "%s/%s/1/model.onnx", dir, families[i]);
+		unlink(q);
+		snprintf(q, sizeof(q), "%s/%s/1", dir, families[i]);
+		rmdir(q);
+		snprintf(q, sizeof(q), "%s/%s/config.json", dir, families[i]);
+		unlink(q);
+		snprintf(q, sizeof(q), "%s/%s", dir, families[i]);
+		rmdir(q);
+	}
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
+	char held[] = "/tmp/qv-graph-repo-XXXXXX";
 	struct qvt_daemon d;
 	struct xport shm = { .name = "shm" }, udp = { .name = "udp" };
 	char ap[64];
@@ -492,11 +555,16 @@ int main(int argc, char **argv)
 			return QVT_SKIP;
 		}
 	}
+	if (!mkdtemp(held))
+		qvt_die("mkdtemp: %s", strerror(errno));
+	held_repo(argv[2], held);
 	snprintf(ap, sizeof(ap), "127.0.0.1:%u", free_udp_port());
 	/* One worker: a burst's requests reach the same worker and batch. */
 	const char *extra[] = { "--cores", "1", "--udp", ap, NULL };
-	if (qvt_daemon_start(&d, argv[1], argv[2], extra) < 0)
+	if (qvt_daemon_start(&d, argv[1], held, extra) < 0) {
+		held_repo_remove(held);
 		qvt_die("quiverd did not start");
+	}
 	sock = d.sock;
 	shm.shm = qvt_connect(d.sock, "e2e-graph", 32);
 	r = qv_udp_connect(ap, &(struct qv_udp_opts){ .max_inflight = 32, .timeout_ms = 5000 },
@@ -562,5 +630,7 @@ int main(int argc, char **argv)
 		for (uint32_t k = 0; k < fams[i].d.n_outputs; k++)
 			free(fams[i].ref[k]);
 	}
-	return qvt_finish(&d);
+	r = qvt_finish(&d);
+	held_repo_remove(held);
+	return r;
 }
