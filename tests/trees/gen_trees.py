@@ -208,6 +208,7 @@ def gen_good():
     train("multi-softmax", {**d, "objective": "multi:softmax", "num_class": 3}, label="multi", check="exact")
     train("rank-pairwise", {**d, "objective": "rank:pairwise"}, label="rank", groups=[40] * 10)
     train("rank-ndcg", {**d, "objective": "rank:ndcg"}, label="rank", groups=[40] * 10)
+    train("rank-map", {**d, "objective": "rank:map"}, label="binary", groups=[40] * 10)
     train("survival-cox", {**d, "objective": "survival:cox"}, label="cox")
     train("survival-aft", {**d, "objective": "survival:aft", "aft_loss_distribution": "normal"},
           label="reg", extra=aft)
