@@ -367,7 +367,18 @@ static void walk_blocks(const struct qv_tree_model *tm, const float *x, uint32_t
 		for (uint32_t t = t0; t < t1; t++) {
 			const struct qv_tnode *root = f->nodes + f->root[t];
 			uint32_t idx[BLOCK] = { 0 };
-			for (uint32_t d = 0; d < f->depth[t]; d++) {
+			if (!tm->n_cats) {
+				/* numerical splits only: no call, no categorical test */
+				for (uint32_t d = 0; d < f->depth[t]; d++) {
+					for (uint32_t b = 0; b < nb; b++) {
+						const struct qv_tnode *n = root + idx[b];
+						uint32_t m = n->m, kid = m & TN_KID;
+						float v = xb[(uint64_t)b * nf + ((m >> TN_FEAT_SHIFT) & TN_FEAT_MASK)];
+						uint32_t right = (m & TN_DL) ? (v >= n->v) : !(v < n->v);
+						idx[b] += kid ? kid + right : 0;
+					}
+				}
+			} else for (uint32_t d = 0; d < f->depth[t]; d++) {
 				for (uint32_t b = 0; b < nb; b++) {
 					const struct qv_tnode *n = root + idx[b];
 					uint32_t kid = n->m & TN_KID;
