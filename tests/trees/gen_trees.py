@@ -450,6 +450,56 @@ def gen_repo():
             shutil.copyfile(os.path.join(OUT, f"{src}.{k}.npy"), os.path.join(d, f"{k}.npy"))
 
 
+def gen_mixed():
+    """ONNX steps for ensembles that mix trees and MLPs (test_trees_ensemble.c):
+      mix-mlp6    6 -> 1: sigmoid(x W + b)
+      mix-avg2    2 -> 1: the mean of its two inputs
+      mix-head3   3 -> 2: relu(p W + b) on multi-softprob's probabilities
+    and the references, from xgboost's predict() and numpy:
+      mix-avg.y.npy   mean of binary-logistic and mix-mlp6, on mix.x.npy
+      mix-chain.y.npy mix-head3 of multi-softprob, on mix.x.npy"""
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return
+    rng = np.random.default_rng(66)
+
+    def model(name, nodes, inits, n_in, n_out):
+        g = helper.make_graph(nodes, name.replace("-", "_"),
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", n_in])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", n_out])],
+                              initializer=inits)
+        m = helper.make_model(g, producer_name="quiver-gen-trees",
+                              opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 7
+        onnx.checker.check_model(m)
+        onnx.save(m, os.path.join(OUT, name + ".onnx"))
+
+    def init(name, a):
+        return numpy_helper.from_array(np.asarray(a, np.float32), name)
+
+    w1, b1 = rng.normal(0, 0.5, (6, 1)).astype(np.float32), rng.normal(0, 0.1, 1).astype(np.float32)
+    model("mix-mlp6", [helper.make_node("Gemm", ["X", "W", "B"], ["H"]),
+                       helper.make_node("Sigmoid", ["H"], ["Y"])],
+          [init("W", w1), init("B", b1)], 6, 1)
+    model("mix-avg2", [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+          [init("W", [[0.5], [0.5]])], 2, 1)
+    w3, b3 = rng.normal(0, 1, (3, 2)).astype(np.float32), rng.normal(0, 0.1, 2).astype(np.float32)
+    model("mix-head3", [helper.make_node("Gemm", ["X", "W", "B"], ["H"]),
+                        helper.make_node("Relu", ["H"], ["Y"])],
+          [init("W", w3), init("B", b3)], 3, 2)
+    xm = rng.normal(0, 1, (64, 6)).astype(np.float32)
+    tb = xgb.Booster(model_file=os.path.join(OUT, "binary-logistic.json"))
+    tm = xgb.Booster(model_file=os.path.join(OUT, "multi-softprob.json"))
+    pt = tb.predict(xgb.DMatrix(xm)).astype(np.float64)
+    pm = 1 / (1 + np.exp(-(xm.astype(np.float64) @ w1 + b1)))[:, 0]
+    np.save(os.path.join(OUT, "mix.x.npy"), xm)
+    np.save(os.path.join(OUT, "mix-avg.y.npy"), ((pt + pm) / 2).astype(np.float32)[:, None])
+    pp = tm.predict(xgb.DMatrix(xm)).astype(np.float64)
+    np.save(os.path.join(OUT, "mix-chain.y.npy"), np.maximum(pp @ w3 + b3, 0).astype(np.float32))
+
+
 def gen_bench():
     """The benchmark model: 500 trees of depth 6 on 32 features, binary:logistic."""
     rng = np.random.default_rng(500)
@@ -481,6 +531,7 @@ else:
     gen_good()
     gen_bad()
     gen_repo()
+    gen_mixed()
     gen_bench()
 with open(os.path.join(OUT, "manifest.tsv"), "w") as f:
     f.write("\n".join(manifest) + "\n")
