@@ -30,6 +30,7 @@
 #include "bench_remote.h"
 #include "bench_stats.h"
 #include "floor_onednn.h"
+#include "floor_xgboost.h"
 #include "npy.h"
 #include "qv_model.h"
 #include "qv_ops.h"
@@ -79,7 +80,7 @@ static const char *kernels_name(enum qv_kernel_choice k)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: quiver-bench MODEL.onnx [MODEL.onnx...] [options]\n"
+		"usage: quiver-bench MODEL [MODEL...] [options]   (ONNX, or XGBoost .json/.ubj)\n"
 		"  --batch LIST      comma-separated batch sizes (default 1,8,64,256)\n"
 		"  --iters N         timed calls per path and batch (default 10000)\n"
 		"  --warmup N        untimed calls per path and batch first (default 500)\n"
@@ -299,6 +300,7 @@ struct model_run {
 	uint32_t n_layers;  /* 0: no floor */
 	int floor_own_io;   /* the layers do not read the model's input: no output diff */
 	int chain_err;
+	int xgb;            /* an XGBoost model: the floor is floor-xgboost */
 };
 
 static int load_model(const struct bench_opts *o, const char *path, uint32_t max_batch,
@@ -331,6 +333,7 @@ static int load_model(const struct bench_opts *o, const char *path, uint32_t max
 	if (r) {
 		ret->n_layers = 0;
 		ret->chain_err = r;
+		ret->xgb = qv_xgb_floor_is_model(path);
 	} else if (ret->n_layers && (ret->layers[0].K != ret->info.in_dim ||
 				     ret->layers[ret->n_layers - 1].N != ret->info.out_dim ||
 				     ret->info.n_inputs != 1 || ret->info.n_outputs != 1 ||
@@ -526,6 +529,25 @@ static int time_floor(struct qv_floor *fl, uint64_t *samples, uint32_t count)
 	return 0;
 }
 
+static int time_xgb(struct qv_xgb_floor *xf, uint64_t *samples, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t t0 = qv_bench_now_ns();
+		int r = qv_xgb_floor_run(xf);
+		uint64_t t1 = qv_bench_now_ns();
+		if (r)
+			return r;
+		if (samples)
+			samples[i] = t1 - t0;
+	}
+	return 0;
+}
+
+static const char *floor_name(const struct model_run *mr)
+{
+	return mr->xgb ? "floor-xgboost" : "floor-onednn";
+}
+
 static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_t rows,
 		       struct batch_result *res)
 {
@@ -536,6 +558,7 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 	uint64_t *s_q = malloc((size_t)o->iters * sizeof(uint64_t));
 	uint64_t *s_f = malloc((size_t)o->iters * sizeof(uint64_t));
 	struct qv_floor *fl = NULL;
+	struct qv_xgb_floor *xf = NULL;
 	char err[QV_ERR_LEN] = "";
 	int r = -ENOMEM;
 	memset(res, 0, sizeof(*res));
@@ -552,7 +575,10 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 			goto out;
 		}
 	}
-	res->have_floor = fl != NULL;
+	if (mr->xgb && qv_xgb_floor_create(mr->path, rows, in_dim, out_dim, in, out_f, &xf, err,
+					   sizeof(err)) < 0)
+		fprintf(stderr, "quiver-bench: %s: floor-xgboost unavailable: %s\n", mr->path, err);
+	res->have_floor = fl != NULL || xf != NULL;
 
 	/* Warm both paths (caches, branch predictors, oneDNN's lazily touched
 	 * scratchpads) alternately, then measure in alternating chunks. */
@@ -562,6 +588,8 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 		r = time_inproc(mr->ctx, in, rows, out_q, NULL, c);
 		if (!r && fl)
 			r = time_floor(fl, NULL, c);
+		else if (!r && xf)
+			r = time_xgb(xf, NULL, c);
 		if (r)
 			goto run_failed;
 	}
@@ -569,7 +597,7 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 	 * longest chunk that still lasts about CHUNK_NS. */
 	uint32_t chunk = CHUNK;
 	if (o->warmup) {
-		uint64_t per_call = (qv_bench_now_ns() - w0) / ((uint64_t)o->warmup * (fl ? 2 : 1));
+		uint64_t per_call = (qv_bench_now_ns() - w0) / ((uint64_t)o->warmup * (res->have_floor ? 2 : 1));
 		uint64_t want = per_call ? CHUNK_NS / per_call : CHUNK;
 		chunk = want < CHUNK_MIN ? CHUNK_MIN : want > CHUNK ? CHUNK : (uint32_t)want;
 	}
@@ -579,15 +607,17 @@ static int bench_batch(const struct bench_opts *o, struct model_run *mr, uint32_
 		r = time_inproc(mr->ctx, in, rows, out_q, s_q + done, c);
 		if (!r && fl)
 			r = time_floor(fl, s_f + done, c);
+		else if (!r && xf)
+			r = time_xgb(xf, s_f + done, c);
 		if (r)
 			goto run_failed;
 	}
 	r = qv_bench_summarise(s_q, o->iters, rows, chunk, &res->inproc);
-	if (!r && fl)
+	if (!r && res->have_floor)
 		r = qv_bench_summarise(s_f, o->iters, rows, chunk, &res->floor);
 	if (r)
 		goto out;
-	if (fl && !mr->floor_own_io) {
+	if (res->have_floor && !mr->floor_own_io) {
 		for (size_t i = 0; i < (size_t)rows * out_dim; i++) {
 			double d = fabs((double)out_q[i] - (double)out_f[i]);
 			if (!(d <= res->max_abs_diff))  /* also catches NaN */
@@ -601,6 +631,7 @@ run_failed:
 		strerror(-r));
 out:
 	qv_floor_free(fl);
+	qv_xgb_floor_free(xf);
 	free(in);
 	free(out_q);
 	free(out_f);
@@ -648,7 +679,10 @@ static void print_header(const struct bench_opts *o, const struct model_run *mr,
 			printf("  %s\n", line);
 		}
 	}
-	if (!mr->n_layers)
+	if (mr->xgb)
+		printf("floor-xgboost: the same file through XGBoost's C API "
+		       "(XGBoosterPredictFromDense, nthread 1)\n");
+	else if (!mr->n_layers)
 		printf("floor-onednn: unavailable (%s)\n",
 		       mr->chain_err == -ENOTSUP ? "the model is not a pure dense chain"
 						 : strerror(-mr->chain_err));
@@ -683,7 +717,7 @@ static int bench_model(const struct bench_opts *o, const char *path, int core)
 		return 1;
 	int rc = 0;
 	if (o->json) {
-		if (!mr.n_layers) {
+		if (!mr.n_layers && !mr.xgb) {
 			printf("{\"model\":");
 			json_str(base_name(path));
 			printf(",\"path\":\"floor-onednn\",\"available\":false,\"reason\":\"%s\"}\n",
@@ -707,11 +741,11 @@ static int bench_model(const struct bench_opts *o, const char *path, int core)
 		if (o->json) {
 			print_json(o, &mr, core, "inproc", rows, &br.inproc, &br);
 			if (br.have_floor)
-				print_json(o, &mr, core, "floor-onednn", rows, &br.floor, &br);
+				print_json(o, &mr, core, floor_name(&mr), rows, &br.floor, &br);
 		} else {
 			print_row(rows, "inproc", &br.inproc, &br);
 			if (br.have_floor)
-				print_row(rows, "floor-onednn", &br.floor, &br);
+				print_row(rows, floor_name(&mr), &br.floor, &br);
 		}
 		fflush(stdout);
 	}

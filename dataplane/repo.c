@@ -434,6 +434,8 @@ static void scan_model(const char *dir, int rdfd, const char *name, struct qv_re
 			file = "model.onnx";
 		else if (is_file_at(vdfd, "model.json"))
 			file = "model.json";
+		else if (is_file_at(vdfd, "model.ubj"))
+			file = "model.ubj";   /* XGBoost's binary JSON */
 		else if (is_file_at(vdfd, "config.json")) {
 			/* Validated at load, when the steps' models are known. */
 			file = "config.json";
@@ -442,7 +444,7 @@ static void scan_model(const char *dir, int rdfd, const char *name, struct qv_re
 		close(vdfd);
 	}
 	if (!file) {
-		snprintf(e->error, sizeof(e->error), "version %u: no model.onnx, model.json or ensemble config.json",
+		snprintf(e->error, sizeof(e->error), "version %u: no model.onnx, model.json, model.ubj or ensemble config.json",
 			 e->version);
 		goto out;
 	}

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * repo.h - the model repository: REPO/<name>/<version>/model.onnx (or
- * model.json) plus an optional REPO/<name>/config.json. Pure logic (no
+ * model.json or model.ubj: XGBoost) plus an optional REPO/<name>/config.json. Pure logic (no
  * model loading), so it is unit-tested on its own.
  *
  * Scanning never fails because of one bad model: each model directory

@@ -665,7 +665,7 @@ static int read_config(const char *repo, const char *name, struct qv_model_confi
 	return r;
 }
 
-/* dir/model.onnx, else dir/model.json, else dir/config.json (an ensemble). */
+/* dir/model.onnx, else dir/model.json or model.ubj (XGBoost), else dir/config.json (an ensemble). */
 static int model_file(const char *dir, char *out, size_t len)
 {
 	struct stat st;
@@ -674,6 +674,9 @@ static int model_file(const char *dir, char *out, size_t len)
 	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 		return 0;
 	snprintf(out, len, "%s/model.json", dir);
+	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	snprintf(out, len, "%s/model.ubj", dir);
 	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 		return 0;
 	snprintf(out, len, "%s/config.json", dir);
@@ -728,7 +731,7 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
 	else
 		snprintf(d, sizeof(d), "%s/%s/%u", reg->repo, name, version);
 	if (model_file(d, file, sizeof(file)) < 0) {
-		snprintf(err, err_len, "load %s/%u: no model.onnx, model.json or config.json in %s", name, version,
+		snprintf(err, err_len, "load %s/%u: no model.onnx, model.json, model.ubj or config.json in %s", name, version,
 			 d);
 		return -ENOENT;
 	}

@@ -63,6 +63,7 @@
 
 #include "gx.h"
 #include "plan.h"
+#include "tree.h"
 
 static void step_free(struct qv_step *st)
 {
@@ -867,6 +868,10 @@ int qv_model_load_buffer(const void *buf, size_t len, const struct qv_model_opts
 		qvg_err(err, err_len, "options: max_batch %u exceeds %u", mb, 1u << (QV_MAX_BUCKETS - 1));
 		return -EINVAL;
 	}
+	/* XGBoost JSON and UBJSON both start with '{', which no ONNX protobuf
+	 * can (0x7b would be field 15 as a group) */
+	if (qv_tree_sniff(buf, len))
+		return qv_tree_load_buffer(buf, len, &o, ret_model, err, err_len);
 	uint32_t p2 = 1, nb = 1;
 	while (p2 < mb) {
 		p2 *= 2;
