@@ -606,11 +606,71 @@ INL512 void dot512(const float *restrict w, uint32_t kp, uint32_t K, const float
 	_mm512_mask_storeu_ps(y, (__mmask16)((1u << N) - 1u), v);
 }
 
+/*
+ * Narrow outputs over eight rows at a time. One accumulator a row and
+ * output (eight independent FMA chains), the eight rows' sums gathered
+ * into one vector by a horizontal-add tree, bias and activation applied
+ * once to that vector. Row by row (dot256 / dot512) each output pays a
+ * horizontal sum, a vector activation and a masked store of its own,
+ * which at K of a few tens costs several times the products (an MLP's
+ * final logit at 256 rows). The AVX-512 variant uses it too: every CPU
+ * with AVX-512F has AVX2 and FMA.
+ */
+INL2 __m256 hsum8x256(const __m256 *v)
+{
+	__m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
+	__m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
+	__m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+	/* u0: rows 0-3 low halves | rows 0-3 high halves; u1 the same for 4-7 */
+	return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+static TGT2 void narrow_rows8(const struct qv_hand_dense *d, const float *x, float *y)
+{
+	const uint32_t K = d->K, N = d->N;
+	const __m256i m = _mm256_loadu_si256((const __m256i *)(const void *)(mask_tab + 8 - (K & 7u)));
+	float out[4][8] __attribute__((aligned(32)));
+	for (uint32_t n = 0; n < N; n++) {
+		const float *w = d->w + (size_t)n * d->kp;
+		__m256 acc[8];
+#pragma GCC unroll 8
+		for (int r = 0; r < 8; r++)
+			acc[r] = _mm256_setzero_ps();
+		uint32_t k = 0;
+		for (; k + 8 <= K; k += 8) {
+			__m256 wv = _mm256_load_ps(w + k);
+#pragma GCC unroll 8
+			for (int r = 0; r < 8; r++)
+				acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (size_t)r * K + k), wv, acc[r]);
+		}
+		if (k < K) {
+			/* w is zero-padded to kp; x is not: masked loads */
+			__m256 wv = _mm256_load_ps(w + k);
+#pragma GCC unroll 8
+			for (int r = 0; r < 8; r++)
+				acc[r] = _mm256_fmadd_ps(_mm256_maskload_ps(x + (size_t)r * K + k, m), wv, acc[r]);
+		}
+		__m256 s = _mm256_add_ps(hsum8x256(acc), _mm256_set1_ps(d->bias[n]));
+		s = act256(s, &d->act);
+		if (N == 1) {
+			_mm256_storeu_ps(y, s);
+			return;
+		}
+		_mm256_store_ps(out[n], s);
+	}
+	for (uint32_t r = 0; r < 8; r++)
+		for (uint32_t n = 0; n < N; n++)
+			y[(size_t)r * N + n] = out[n][r];
+}
+
 static TGT512 void run512_narrow(const struct qv_hand_dense *d, const float *x, uint32_t rows,
 				 float *y)
 {
 	const uint32_t K = d->K, N = d->N;
-	for (uint32_t r = 0; r < rows; r++) {
+	uint32_t r = 0;
+	for (; r + 8 <= rows; r += 8)
+		narrow_rows8(d, x + (size_t)r * K, y + (size_t)r * N);
+	for (; r < rows; r++) {
 		const float *xr = x + (size_t)r * K;
 		float *yr = y + (size_t)r * N;
 		switch (N) {
@@ -681,7 +741,10 @@ static TGT2 void run256_narrow(const struct qv_hand_dense *d, const float *x, ui
 			       float *y)
 {
 	const uint32_t K = d->K, N = d->N;
-	for (uint32_t r = 0; r < rows; r++) {
+	uint32_t r = 0;
+	for (; r + 8 <= rows; r += 8)
+		narrow_rows8(d, x + (size_t)r * K, y + (size_t)r * N);
+	for (; r < rows; r++) {
 		const float *xr = x + (size_t)r * K;
 		float *yr = y + (size_t)r * N;
 		switch (N) {

@@ -36,6 +36,44 @@ static inline void st64(void *p, int64_t v)
 	memcpy(p, &v, 8);
 }
 
+/*
+ * Copies n bytes, a multiple of 4: the row sizes of embeddings, packed
+ * tensors and concat parts are a few words, where a call to memcpy costs
+ * more than the copy. The common sizes are fixed-size memcpy (a move or
+ * two); others up to 64 bytes go a word at a time.
+ */
+static inline void copy_small(void *restrict d, const void *restrict src, size_t n)
+{
+	switch (n) {
+	case 4:
+		memcpy(d, src, 4);
+		return;
+	case 8:
+		memcpy(d, src, 8);
+		return;
+	case 16:
+		memcpy(d, src, 16);
+		return;
+	case 24:
+		memcpy(d, src, 24);
+		return;
+	case 32:
+		memcpy(d, src, 32);
+		return;
+	case 64:
+		memcpy(d, src, 64);
+		return;
+	default:
+		break;
+	}
+	if (n > 64 || (n & 3)) {
+		memcpy(d, src, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i += 4)
+		memcpy((char *)d + i, (const char *)src + i, 4);
+}
+
 static void k_map(const struct gx_step *s, const char *x, uint64_t xs, char *y, uint32_t rows)
 {
 	const int32_t *m = s->map[0];
@@ -142,11 +180,73 @@ static inline int64_t ibin(int op, int64_t a, int64_t b)
 	}
 }
 
+/* The broadcast loop with the op chosen once, outside it (fbin inlined
+ * with a constant op folds its switch away). */
+static inline __attribute__((always_inline)) void bin_map1(int op, float *restrict y, const float *a,
+							   const int32_t *ma, const float *b,
+							   const int32_t *mb, uint64_t w)
+{
+	for (uint64_t i = 0; i < w; i++)
+		y[i] = fbin(op, a[at(ma, i)], b[at(mb, i)]);
+}
+
+static void bin_map(int op, float *restrict y, const float *a, const int32_t *ma, const float *b, const int32_t *mb,
+		    uint64_t w)
+{
+	switch (op) {
+	case GX_ADD:
+		bin_map1(GX_ADD, y, a, ma, b, mb, w);
+		break;
+	case GX_SUB:
+		bin_map1(GX_SUB, y, a, ma, b, mb, w);
+		break;
+	case GX_MUL:
+		bin_map1(GX_MUL, y, a, ma, b, mb, w);
+		break;
+	case GX_DIV:
+		bin_map1(GX_DIV, y, a, ma, b, mb, w);
+		break;
+	default:
+		bin_map1(op, y, a, ma, b, mb, w);
+		break;
+	}
+}
+
 static void k_bin(const struct gx_step *s, const void *const *in, const uint64_t *st, void *y, uint32_t rows)
 {
 	const int32_t *ma = s->map[0], *mb = s->map[1];
 	uint64_t w = s->out_w;
 	bool cmp = s->op >= GX_EQ && s->op <= GX_GE;
+	if (s->in_dt == QV_DT_F32 && !cmp && !ma && !mb && st[0] == w && st[1] == w && s->op <= GX_DIV) {
+		/* two computed operands of the output's shape: one loop over
+		 * every row, not a short loop a row */
+		const float *restrict a = in[0], *restrict b = in[1];
+		float *restrict yr = y;
+		size_t n = (size_t)rows * w;
+		switch (s->op) {
+		case GX_ADD:
+#pragma omp simd
+			for (size_t i = 0; i < n; i++)
+				yr[i] = a[i] + b[i];
+			break;
+		case GX_SUB:
+#pragma omp simd
+			for (size_t i = 0; i < n; i++)
+				yr[i] = a[i] - b[i];
+			break;
+		case GX_MUL:
+#pragma omp simd
+			for (size_t i = 0; i < n; i++)
+				yr[i] = a[i] * b[i];
+			break;
+		default:
+#pragma omp simd
+			for (size_t i = 0; i < n; i++)
+				yr[i] = a[i] / b[i];
+			break;
+		}
+		return;
+	}
 	for (uint32_t r = 0; r < rows; r++) {
 		if (s->in_dt == QV_DT_F32) {
 			const float *a = (const float *)in[0] + (size_t)r * st[0];
@@ -189,8 +289,7 @@ static void k_bin(const struct gx_step *s, const void *const *in, const uint64_t
 					break;
 				}
 			} else {
-				for (uint64_t i = 0; i < w; i++)
-					yr[i] = fbin(s->op, a[at(ma, i)], b[at(mb, i)]);
+				bin_map(s->op, yr, a, ma, b, mb, w);
 			}
 		} else if (s->in_dt == QV_DT_I64) {
 			const char *a = (const char *)in[0] + (size_t)r * st[0] * 8;
@@ -614,7 +713,7 @@ static int k_gather(const struct gx_step *s, const void *table, const void *ids,
 				id += V;
 			if (__builtin_expect(id < 0 || id >= V, 0))
 				return -ERANGE;
-			memcpy(yr + k * row, (const char *)table + (size_t)id * row, row);
+			copy_small(yr + k * row, (const char *)table + (size_t)id * row, row);
 		}
 	}
 	return 0;
@@ -636,24 +735,28 @@ static inline float dot8(const float *restrict a, const float *restrict b, uint3
 }
 
 /*
- * A product with at most W (8 or 16, a constant once inlined) columns: B
- * padded to W columns in `bt`, each row of C accumulated in W lanes that
- * stay in registers.
+ * A product with at most W (4, 8 or 16, a constant once inlined) columns:
+ * B padded to W columns in `bt` unless it has exactly W, each row of C
+ * accumulated in W lanes that stay in registers.
  */
 static inline __attribute__((always_inline)) void bmm_narrow(const float *restrict a, const float *restrict b,
 							     float *restrict c, uint32_t M, uint32_t K,
 							     uint32_t N, uint32_t W, float *restrict bt)
 {
-	for (uint32_t k = 0; k < K; k++)
-		for (uint32_t j = 0; j < W; j++)
-			bt[(size_t)k * W + j] = j < N ? b[(size_t)k * N + j] : 0.0f;
+	const float *restrict bb = b;
+	if (N != W) {
+		for (uint32_t k = 0; k < K; k++)
+			for (uint32_t j = 0; j < W; j++)
+				bt[(size_t)k * W + j] = j < N ? b[(size_t)k * N + j] : 0.0f;
+		bb = bt;
+	}
 	for (uint32_t i = 0; i < M; i++) {
 		float acc[16] = { 0 };
 		for (uint32_t k = 0; k < K; k++) {
 			float aik = a[(size_t)i * K + k];
 #pragma omp simd
 			for (uint32_t j = 0; j < W; j++)
-				acc[j] += aik * bt[(size_t)k * W + j];
+				acc[j] += aik * bb[(size_t)k * W + j];
 		}
 		for (uint32_t j = 0; j < N; j++)
 			c[(size_t)i * N + j] = acc[j];
@@ -678,6 +781,10 @@ static void k_bmm(const struct gx_step *s, const float *A, uint64_t sa, const fl
 			const float *restrict a = A + (size_t)r * sa + s->aoff[l];
 			const float *restrict b = B + (size_t)r * sb + s->boff[l];
 			float *restrict c = y + (size_t)r * s->out_w + (size_t)l * M * N;
+			if (N <= 4 && K <= 512) {
+				bmm_narrow(a, b, c, M, K, N, 4, bt);
+				continue;
+			}
 			if (N <= 8 && K <= 256) {
 				bmm_narrow(a, b, c, M, K, N, 8, bt);
 				continue;
@@ -725,7 +832,7 @@ int gx_kernel(const struct gx_step *s, const void *const *in, const uint64_t *st
 				for (uint32_t j = 0; j < s->n_in; j++) {
 					size_t p = (size_t)s->part[j] * e;
 					if (!s->skip || !s->skip[j])
-						memcpy(y, (const char *)in[j] + ((size_t)r * stride[j] + o * s->part[j]) * e, p);
+						copy_small(y, (const char *)in[j] + ((size_t)r * stride[j] + o * s->part[j]) * e, p);
 					y += p;
 				}
 			}
