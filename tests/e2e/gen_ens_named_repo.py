@@ -52,7 +52,7 @@ def main(out):
         g.main(tmp)
         for m in ("tower", "gate", "head"):
             os.makedirs(os.path.join(repo, m, "1"))
-            shutil.copy(os.path.join(tmp, m + ".onnx"), os.path.join(repo, m, "1", "model.onnx"))
+            shutil.copy(os.path.join(tmp, "named_" + m + ".onnx"), os.path.join(repo, m, "1", "model.onnx"))
         for name, ens in ENSEMBLES.items():
             d = os.path.join(repo, name, "1")
             os.makedirs(d)

@@ -6,9 +6,9 @@ the reference outputs of their compositions.
 Usage: gen_named.py OUTDIR
 
 Writes into OUTDIR:
-  tower.onnx   x float32 [8] -> h float32 [6] (Linear, ReLU), s float32 [1] (sigmoid)
-  gate.onnx    x float32 [8] -> p float32 [1] (sigmoid)
-  head.onnx    dense float32 [6], uid int64 [] (embedding of 30), x float32 [8]
+  named_tower.onnx  x float32 [8] -> h float32 [6] (Linear, ReLU), s float32 [1] (sigmoid)
+  named_gate.onnx   x float32 [8] -> p float32 [1] (sigmoid)
+  named_head.onnx   dense float32 [6], uid int64 [] (embedding of 30), x float32 [8]
                -> prob float32 [1], logit float32 [1]
   named.in.dense.npy     64 rows of the ensemble input $dense, float32 [64, 8]
   named.in.user_id.npy   64 ids of the ensemble input $user_id, int64 [64], in [0, 30)
@@ -95,9 +95,9 @@ def main(out):
             break
         dense[near] = rng.standard_normal((int(near.sum()), 8)).astype(np.float32)
     h_ex = np.zeros((ROWS, 6), np.float32)
-    export(tower, "tower", [dense], ["x"], ["h", "s"])
-    export(gate, "gate", [dense], ["x"], ["p"])
-    export(head, "head", [h_ex, uid, dense], ["dense", "uid", "x"], ["prob", "logit"])
+    export(tower, "named_tower", [dense], ["x"], ["h", "s"])
+    export(gate, "named_gate", [dense], ["x"], ["p"])
+    export(head, "named_head", [h_ex, uid, dense], ["dense", "uid", "x"], ["prob", "logit"])
 
     # the reference: the composition in float64
     t64, g64, hd64 = (copy.deepcopy(m).double().eval() for m in (tower, gate, head))

@@ -401,9 +401,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unexpected generated inputs\n");
 		return 1;
 	}
-	tower = load(dir, "tower");
-	gate = load(dir, "gate");
-	head = load(dir, "head");
+	tower = load(dir, "named_tower");
+	gate = load(dir, "named_gate");
+	head = load(dir, "named_head");
 
 	struct qv_ensemble_step s[2] = { { .name = "tower", .model = tower, .n_binds = 1, .binds = tower_b },
 					 { .name = "head", .model = head, .n_binds = 3, .binds = head_b } };
