@@ -18,7 +18,8 @@
  *    named tensor of one dtype (float32, int32, int64) whose first
  *    dimension is the (dynamic) batch; everything after it is fixed at load
  *    time and flattened into a row (qv_tensor_info). MLPs, tree models and
- *    ensembles have one float32 input and one float32 output.
+ *    positional ensembles have one float32 input and one float32 output;
+ *    graphs and ensembles wired by name may have several of any dtype.
  *  - The packed row. Transports (shared-memory slots, UDP datagrams,
  *    batching) see a request as rows of bytes: one row of every input
  *    tensor, in declared order, back to back with no padding (every dtype
