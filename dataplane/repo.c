@@ -144,6 +144,58 @@ static int parse_gate(const cJSON *g, struct qv_ens_step_cfg *st, char *err, siz
 	return 0;
 }
 
+/*
+ * An object of tensor name -> source string ("inputs" of a step, or the
+ * ensemble's "outputs"), in the order written (cJSON keeps it). Names are
+ * 1..63 bytes, sources 1..159; which tensors and steps they name is the
+ * runtime's to check (qv_ensemble_create), which knows the models.
+ */
+static int parse_binds(const cJSON *obj, const char *step, const char *what,
+		       struct qv_ens_bind_cfg *b, uint32_t *ret_n, char *err, size_t err_len)
+{
+	const cJSON *it;
+	uint32_t n = 0;
+
+	cJSON_ArrayForEach(it, obj) {
+		const char *k = it->string;
+		if (n == QV_REPO_ENS_MAX_BINDS) {
+			snprintf(err, err_len, "%s%s%s: more than %u %ss", step ? "step '" : "ensemble",
+				 step ? step : "", step ? "'" : "", QV_REPO_ENS_MAX_BINDS, what);
+			return -EINVAL;
+		}
+		if (!k || !k[0] || strlen(k) >= QV_REPO_TENSOR_MAX) {
+			snprintf(err, err_len, "%s%s%s: %s #%u needs a name of 1..%u characters",
+				 step ? "step '" : "ensemble", step ? step : "", step ? "'" : "", what, n,
+				 QV_REPO_TENSOR_MAX - 1);
+			return -EINVAL;
+		}
+		if (!cJSON_IsString(it) || !it->valuestring[0] ||
+		    strlen(it->valuestring) >= QV_REPO_SOURCE_MAX) {
+			snprintf(err, err_len,
+				 "%s%s%s: %s '%s' must be a source string \"$NAME\", \"STEP\" or \"STEP.TENSOR\" of 1..%u characters",
+				 step ? "step '" : "ensemble", step ? step : "", step ? "'" : "", what, k,
+				 QV_REPO_SOURCE_MAX - 1);
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < n; j++)
+			if (strcmp(b[j].name, k) == 0) {
+				snprintf(err, err_len, "%s%s%s: %s '%s' given twice",
+					 step ? "step '" : "ensemble", step ? step : "", step ? "'" : "", what, k);
+				return -EINVAL;
+			}
+		snprintf(b[n].name, sizeof(b[n].name), "%s", k);
+		snprintf(b[n].source, sizeof(b[n].source), "%s", it->valuestring);
+		n++;
+	}
+	if (!n) {
+		snprintf(err, err_len, "%s%s%s: empty %ss object", step ? "step '" : "ensemble",
+			 step ? step : "", step ? "'" : "", what);
+		return -EINVAL;
+	}
+	*ret_n = n;
+	return 0;
+}
+
 static int parse_step(const cJSON *o, uint32_t idx, struct qv_ens_step_cfg *st, char *err,
 		      size_t err_len)
 {
@@ -169,7 +221,11 @@ static int parse_step(const cJSON *o, uint32_t idx, struct qv_ens_step_cfg *st, 
 		st->version = (uint32_t)u;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(o, "inputs");
-	if (v && !cJSON_IsNull(v)) {
+	if (cJSON_IsObject(v)) {
+		int r = parse_binds(v, st->name, "input", st->binds, &st->n_binds, err, err_len);
+		if (r < 0)
+			return r;
+	} else if (v && !cJSON_IsNull(v)) {
 		if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > (int)QV_REPO_ENS_MAX_INPUTS) {
 			snprintf(err, err_len, "step '%s': inputs must be a list of at most %u names",
 				 st->name, QV_REPO_ENS_MAX_INPUTS);
@@ -230,6 +286,36 @@ int qv_ens_config_parse(const char *text, size_t len, struct qv_ens_config *ret_
 		snprintf(err, err_len, "ensemble: \"output\" must be a step name");
 		r = -EINVAL;
 		goto out;
+	}
+	/* named form: any step with an "inputs" object, or "outputs" */
+	for (uint32_t i = 0; i < cfg->n_steps; i++)
+		cfg->named |= cfg->steps[i].n_binds > 0;
+	o = cJSON_GetObjectItemCaseSensitive(ens, "outputs");
+	if (o && !cJSON_IsNull(o)) {
+		if (!cJSON_IsObject(o)) {
+			snprintf(err, err_len, "ensemble: \"outputs\" must be an object of name: \"STEP.TENSOR\"");
+			r = -EINVAL;
+			goto out;
+		}
+		r = parse_binds(o, NULL, "output", cfg->outputs, &cfg->n_outputs, err, err_len);
+		if (r < 0)
+			goto out;
+		cfg->named = 1;
+	}
+	if (cfg->named) {
+		if (cfg->output[0]) {
+			snprintf(err, err_len, "ensemble: \"output\" with tensors bound by name; use \"outputs\"");
+			r = -EINVAL;
+			goto out;
+		}
+		for (uint32_t i = 0; i < cfg->n_steps; i++)
+			if (!cfg->steps[i].n_binds) {
+				snprintf(err, err_len,
+					 "step '%s': \"inputs\" must be an object binding each input tensor by name, as in the other steps",
+					 cfg->steps[i].name);
+				r = -EINVAL;
+				goto out;
+			}
 	}
 	*ret_cfg = *cfg;
 out:

@@ -84,9 +84,30 @@ int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cf
  * "version" absent or 0: the step model's primary at load time. "inputs"
  * absent: the ensemble's input. "output" absent: the last step. The
  * fields map one for one onto struct qv_ensemble_desc (qv_model.h).
+ *
+ * Named tensors: "inputs" as an object binds each input tensor of the
+ * step's model by name to an ensemble input ("$NAME") or a step's output
+ * tensor ("STEP.TENSOR", or "STEP" when that step has one output); the
+ * ensemble's outputs are then named by an "outputs" object (absent: the
+ * last step's outputs under their own names):
+ *   {"ensemble": {"steps": [{"name": "tower", "model": "ctr-mlp",
+ *                            "inputs": {"x": "$dense"}},
+ *                           {"name": "head", "model": "dlrm",
+ *                            "inputs": {"dense": "tower", "user_id": "$user_id",
+ *                                       "item_id": "$item_id", "cat_id": "$cat_id"}}],
+ *                 "outputs": {"p": "head.ctr"}}}
+ * Every step of such an ensemble binds by name; the two forms do not mix.
  */
 #define QV_REPO_ENS_MAX_STEPS 32u
 #define QV_REPO_ENS_MAX_INPUTS 8u
+#define QV_REPO_ENS_MAX_BINDS 16u     /* QV_MAX_TENSORS */
+#define QV_REPO_TENSOR_MAX 64u        /* QV_TENSOR_NAME_LEN */
+#define QV_REPO_SOURCE_MAX 160u       /* "$NAME" or "STEP.TENSOR" with its NUL */
+
+struct qv_ens_bind_cfg {
+	char name[QV_REPO_TENSOR_MAX];      /* a step: its input tensor; outputs: the output's name */
+	char source[QV_REPO_SOURCE_MAX];
+};
 
 struct qv_ens_step_cfg {
 	char name[QV_REPO_NAME_MAX];
@@ -97,12 +118,17 @@ struct qv_ens_step_cfg {
 	int gate_op;                 /* enum qv_gate_op: 0 none, 1 ">=", 2 "<" */
 	char gate_step[QV_REPO_NAME_MAX];
 	float threshold, else_value;
+	uint32_t n_binds;            /* named form: "inputs" was an object */
+	struct qv_ens_bind_cfg binds[QV_REPO_ENS_MAX_BINDS];
 };
 
 struct qv_ens_config {
 	uint32_t n_steps;
 	struct qv_ens_step_cfg steps[QV_REPO_ENS_MAX_STEPS];
 	char output[QV_REPO_NAME_MAX];  /* "" = the last step */
+	int named;                      /* steps bind tensors by name */
+	uint32_t n_outputs;             /* named form: "outputs"; 0 = the last step's */
+	struct qv_ens_bind_cfg outputs[QV_REPO_ENS_MAX_BINDS];
 };
 
 /*

@@ -262,11 +262,16 @@ static int ens_build(const struct qv_ens_config *ec, const struct qv_version *v,
 		     qv_model **ret, char *err, size_t len)
 {
 	struct qv_ensemble_step *st = calloc(ec->n_steps, sizeof(*st));
+	struct qv_ensemble_bind *bd = calloc((size_t)ec->n_steps * QV_REPO_ENS_MAX_BINDS, sizeof(*bd));
+	struct qv_ensemble_output outs[QV_REPO_ENS_MAX_BINDS];
 	struct qv_ensemble_desc d = { 0 };
 	int r;
 
-	if (!st)
+	if (!st || !bd) {
+		free(st);
+		free(bd);
 		return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < ec->n_steps; i++) {
 		const struct qv_ens_step_cfg *sc = &ec->steps[i];
 		st[i].name = sc->name;
@@ -278,13 +283,27 @@ static int ens_build(const struct qv_ens_config *ec, const struct qv_version *v,
 		st[i].gate.step = sc->gate_op ? sc->gate_step : NULL;
 		st[i].gate.threshold = sc->threshold;
 		st[i].gate.else_value = sc->else_value;
+		/* named form: the binds point into the config, which outlives create */
+		st[i].n_binds = sc->n_binds;
+		st[i].binds = bd + (size_t)i * QV_REPO_ENS_MAX_BINDS;
+		for (uint32_t j = 0; j < sc->n_binds; j++) {
+			bd[(size_t)i * QV_REPO_ENS_MAX_BINDS + j].input = sc->binds[j].name;
+			bd[(size_t)i * QV_REPO_ENS_MAX_BINDS + j].source = sc->binds[j].source;
+		}
 	}
+	for (uint32_t j = 0; j < ec->n_outputs; j++) {
+		outs[j].name = ec->outputs[j].name;
+		outs[j].source = ec->outputs[j].source;
+	}
+	d.n_outputs = ec->n_outputs;
+	d.outputs = outs;
 	d.name = NULL;
 	d.n_steps = ec->n_steps;
 	d.steps = st;
 	d.output = ec->output[0] ? ec->output : NULL;
 	r = qv_ensemble_create(&d, ret, err, len);
 	free(st);
+	free(bd);
 	return r;
 }
 

@@ -121,7 +121,7 @@ static int check_names(struct ens_build *b)
 		if (b->info[i].n_inputs != 1 || b->info[i].n_outputs != 1 ||
 		    s->model->tin[0].dtype != QV_DT_F32 || s->model->tout[0].dtype != QV_DT_F32) {
 			qvg_err(b->err, b->err_len, "%s: step '%s': its model has %u inputs and %u outputs (%s in, "
-				"%s out); an ensemble step takes one float32 tensor and gives one", ens_name(d),
+				"%s out); a step wired by position takes one float32 tensor and gives one (bind tensors by name for more)", ens_name(d),
 				s->name, b->info[i].n_inputs, b->info[i].n_outputs,
 				qv_dtype_name(s->model->tin[0].dtype), qv_dtype_name(s->model->tout[0].dtype));
 			return -ENOTSUP;
@@ -328,6 +328,8 @@ int qv_ensemble_create(const struct qv_ensemble_desc *d, qv_model **ret_model, c
 		qvg_err(err, err_len, "%s: %u steps, need 1 to %u", ens_name(d), d->n_steps, QV_ENS_MAX_STEPS);
 		return -EINVAL;
 	}
+	if (qv_ens_desc_named(d))
+		return qv_ensn_create(d, ens_name(d), ret_model, err, err_len);
 	struct ens_build *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -409,7 +411,7 @@ int qv_ensemble_create(const struct qv_ensemble_desc *d, qv_model **ret_model, c
 
 int qv_model_is_ensemble(const qv_model *m)
 {
-	return m && m->ens;
+	return m && (m->ens || qv_ensn_is(m));
 }
 
 /* ---- describe ---- */
@@ -518,12 +520,16 @@ int qv_ens_ctx_create(const qv_model *m, qv_exec_ctx **ret_ctx)
 
 uint64_t qv_ensemble_copy_bytes(const qv_exec_ctx *ctx)
 {
+	if (ctx && qv_ensn_is(ctx->m))
+		return qv_ensn_copy_bytes(ctx);
 	return ctx && ctx->ens ? ctx->ens->copy_bytes : 0;
 }
 
 int qv_ensemble_step_io(const qv_exec_ctx *ctx, const char *name, const float **ret_in,
 			const float **ret_out)
 {
+	if (ctx && name && qv_ensn_is(ctx->m))
+		return qv_ensn_step_io(ctx, name, ret_in, ret_out);
 	if (!ctx || !ctx->ens || !name)
 		return -EINVAL;
 	const struct qv_ensemble *e = ctx->m->ens;

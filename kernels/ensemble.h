@@ -7,6 +7,7 @@
 #ifndef QV_ENSEMBLE_H
 #define QV_ENSEMBLE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "qv_model.h"
@@ -65,5 +66,14 @@ int qv_ens_ctx_create(const qv_model *m, qv_exec_ctx **ret_ctx);
 void qv_ens_ctx_free(struct qv_ens_ctx *c, const struct qv_ensemble *e);
 int qv_ens_run(qv_exec_ctx *ctx, const float *in, uint32_t rows, float *out);
 int qv_ens_run_reference(const qv_model *m, const float *in, uint32_t rows, float *out);
+
+/* ens_named.c: the form wired by named tensors, a model kind of its own. */
+bool qv_ens_desc_named(const struct qv_ensemble_desc *d);
+int qv_ensn_create(const struct qv_ensemble_desc *d, const char *en, qv_model **ret_model,
+		   char *err, size_t err_len);
+bool qv_ensn_is(const qv_model *m);
+uint64_t qv_ensn_copy_bytes(const qv_exec_ctx *ctx);
+int qv_ensn_step_io(const qv_exec_ctx *ctx, const char *name, const float **ret_in,
+		    const float **ret_out);
 
 #endif /* QV_ENSEMBLE_H */

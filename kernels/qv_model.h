@@ -18,7 +18,8 @@
  *    named tensor of one dtype (float32, int32, int64) whose first
  *    dimension is the (dynamic) batch; everything after it is fixed at load
  *    time and flattened into a row (qv_tensor_info). MLPs, tree models and
- *    ensembles have one float32 input and one float32 output.
+ *    positional ensembles have one float32 input and one float32 output;
+ *    graphs and ensembles wired by name may have several of any dtype.
  *  - The packed row. Transports (shared-memory slots, UDP datagrams,
  *    batching) see a request as rows of bytes: one row of every input
  *    tensor, in declared order, back to back with no padding (every dtype
@@ -206,12 +207,48 @@ struct qv_ensemble_gate {
 	float else_value;   /* every output float of a row the step skips */
 };
 
+/*
+ * Named tensors. When any step has binds (or the description names
+ * outputs), the ensemble is wired by name and the positional fields above
+ * (n_inputs / inputs, output) must be unused:
+ *  - every input tensor of a step's model is bound to a source: "$NAME",
+ *    the ensemble input NAME; "STEP.TENSOR", output TENSOR of step STEP;
+ *    or "STEP" when that step's model has exactly one output. Any tensor
+ *    dtype; a source and the input it feeds agree on dtype and row shape.
+ *  - The ensemble's inputs are the $NAMEs in order of first use (steps as
+ *    listed, binds as listed), each typed by the step inputs it feeds; all
+ *    of them must agree (dtype and row shape), else the error names both
+ *    steps.
+ *  - Its outputs are `outputs` (name -> "STEP.TENSOR" / "STEP") in the
+ *    order given; none: the last step's outputs under their own names.
+ *  - Gates work as above (the gated step's outputs must be float32).
+ *  - Tensors pass by pointer: a step reads its sources where they were
+ *    written; a step output that is an ensemble output is written straight
+ *    into the caller's buffer (qv_run_tensors) or, at one row, into its
+ *    slice of the packed output row (qv_run). Copies, all counted in
+ *    qv_ensemble_copy_bytes: qv_run at rows > 1 de-interleaves packed
+ *    inputs and interleaves packed outputs (unless there is one tensor on
+ *    that side, whose rows are already contiguous), and a step output
+ *    that is given out a second time under another name is copied.
+ */
+struct qv_ensemble_bind {
+	const char *input;    /* the step model's input tensor */
+	const char *source;   /* "$NAME", "STEP.TENSOR" or "STEP" */
+};
+
+struct qv_ensemble_output {
+	const char *name;     /* the ensemble output's name */
+	const char *source;   /* "STEP.TENSOR" or "STEP" */
+};
+
 struct qv_ensemble_step {
 	const char *name;
 	const qv_model *model;
 	uint32_t n_inputs;                        /* 0: the ensemble's input */
 	const char *inputs[QV_ENS_MAX_INPUTS];    /* step names or QV_ENS_INPUT */
 	struct qv_ensemble_gate gate;
+	uint32_t n_binds;                         /* named form: one per model input */
+	const struct qv_ensemble_bind *binds;
 };
 
 struct qv_ensemble_desc {
@@ -219,6 +256,8 @@ struct qv_ensemble_desc {
 	uint32_t n_steps;
 	const struct qv_ensemble_step *steps;
 	const char *output;                       /* NULL: the last step */
+	uint32_t n_outputs;                       /* named form: 0 = the last step's */
+	const struct qv_ensemble_output *outputs;
 };
 
 int qv_ensemble_create(const struct qv_ensemble_desc *d, qv_model **ret_model,

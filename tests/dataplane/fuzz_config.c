@@ -5,7 +5,8 @@
  * (qv_ens_config_parse). The first byte chooses the parser. Besides not
  * crashing: an accepted config is within the documented limits, an
  * accepted ensemble has 1..32 steps whose names are NUL-terminated and
- * unique, and a refusal always says why in a NUL-terminated message.
+ * unique, binds tensors by name in every step or in none (each bind a
+ * non-empty name and source), and a refusal always says why in a NUL-terminated message.
  * Built with -Dfuzz=true (clang -fsanitize=fuzzer); otherwise linked with
  * tests/udp/fuzz_replay.c and run over corpus_config/ as a unit test.
  */
@@ -21,6 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_name(const char *s)
 {
 	if (strnlen(s, QV_REPO_NAME_MAX) == QV_REPO_NAME_MAX)
+		abort();
+}
+
+/* a name and a source, both non-empty and NUL-terminated, the name unique */
+static void check_bind(const struct qv_ens_bind_cfg *b)
+{
+	size_t n = strnlen(b->name, sizeof(b->name)), s = strnlen(b->source, sizeof(b->source));
+	if (n == 0 || n == sizeof(b->name) || s == 0 || s == sizeof(b->source))
 		abort();
 }
 
@@ -63,7 +72,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			for (uint32_t k = 0; k < s->n_inputs; k++)
 				check_name(s->inputs[k]);
+			/* named form: every step binds by name, none positionally */
+			if (s->n_binds > QV_REPO_ENS_MAX_BINDS || (ens.named && (!s->n_binds || s->n_inputs)) ||
+			    (!ens.named && s->n_binds))
+				abort();
+			for (uint32_t k = 0; k < s->n_binds; k++)
+				check_bind(&s->binds[k]);
 		}
+		if (ens.n_outputs > QV_REPO_ENS_MAX_BINDS || (ens.n_outputs && !ens.named) ||
+		    (ens.named && ens.output[0]))
+			abort();
+		for (uint32_t k = 0; k < ens.n_outputs; k++)
+			check_bind(&ens.outputs[k]);
 	} else if ((r != -EINVAL && r != -ENOENT) ||
 		   (r == -EINVAL && (strnlen(err, sizeof(err)) == sizeof(err) || !err[0]))) {
 		abort();

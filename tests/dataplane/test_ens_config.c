@@ -126,6 +126,58 @@ int main(void)
 	    "step 's7': gate needs");
 	bad("{\"ensemble\": {\"steps\": [{\"name\": \"a\", \"model\": \"m\"}], \"output\": 3}}",
 	    "\"output\" must be");
+	/* Named tensors: "inputs" objects, "outputs" object, order kept. */
+	CHECK(parse("{\"ensemble\": {\"steps\": ["
+		    "{\"name\": \"gbdt\", \"model\": \"ctr-mlp\", \"inputs\": {\"x\": \"$dense\"}},"
+		    "{\"name\": \"head\", \"model\": \"dlrm\", \"inputs\": {\"dense\": \"gbdt\","
+		    " \"ids_a\": \"$user_id\", \"x\": \"gbdt.h\"}}],"
+		    " \"outputs\": {\"p\": \"head.prob\", \"f\": \"gbdt\"}}}", err, sizeof(err)) == 0);
+	CHECK(cfg.named && cfg.n_steps == 2 && cfg.n_outputs == 2);
+	CHECK(cfg.steps[0].n_binds == 1 && strcmp(cfg.steps[0].binds[0].name, "x") == 0 &&
+	      strcmp(cfg.steps[0].binds[0].source, "$dense") == 0 && cfg.steps[0].n_inputs == 0);
+	CHECK(cfg.steps[1].n_binds == 3 && strcmp(cfg.steps[1].binds[1].name, "ids_a") == 0 &&
+	      strcmp(cfg.steps[1].binds[1].source, "$user_id") == 0 &&
+	      strcmp(cfg.steps[1].binds[2].source, "gbdt.h") == 0);
+	CHECK(strcmp(cfg.outputs[0].name, "p") == 0 && strcmp(cfg.outputs[0].source, "head.prob") == 0 &&
+	      strcmp(cfg.outputs[1].name, "f") == 0 && strcmp(cfg.outputs[1].source, "gbdt") == 0);
+	/* no "outputs": the last step's */
+	CHECK(parse("{\"ensemble\": {\"steps\": [{\"name\": \"a\", \"model\": \"m\","
+		    " \"inputs\": {\"x\": \"$x\"}}]}}", err, sizeof(err)) == 0);
+	CHECK(cfg.named && cfg.n_outputs == 0 && cfg.steps[0].n_binds == 1);
+	/* the old form is not named */
+	CHECK(parse("{\"ensemble\": {\"steps\": [{\"name\": \"a\", \"model\": \"m\"}]}}", err,
+		    sizeof(err)) == 0 && !cfg.named);
+
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"n1\", \"model\": \"m\", \"inputs\": {}}]}}",
+	    "step 'n1': empty inputs");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"n2\", \"model\": \"m\", \"inputs\": {\"x\": 1}}]}}",
+	    "step 'n2': input 'x' must be a source");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"n3\", \"model\": \"m\", \"inputs\": {\"x\": \"\"}}]}}",
+	    "step 'n3': input 'x'");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"n4\", \"model\": \"m\", \"inputs\": {\"\": \"$x\"}}]}}",
+	    "step 'n4': input #0 needs a name");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"n5\", \"model\": \"m\", \"inputs\":"
+	    " {\"x\": \"$a\", \"x\": \"$b\"}}]}}", "step 'n5': input 'x' given twice");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"a\", \"model\": \"m\", \"inputs\": {\"x\": \"$x\"}},"
+	    " {\"name\": \"n6\", \"model\": \"m\", \"inputs\": [\"a\"]}]}}", "step 'n6': \"inputs\" must be an object");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"a\", \"model\": \"m\", \"inputs\": {\"x\": \"$x\"}}],"
+	    " \"output\": \"a\"}}", "use \"outputs\"");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"a\", \"model\": \"m\"}], \"outputs\": [\"a\"]}}",
+	    "\"outputs\" must be an object");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"n7\", \"model\": \"m\"}], \"outputs\": {\"p\": \"n7\"}}}",
+	    "step 'n7': \"inputs\" must be an object");
+	bad("{\"ensemble\": {\"steps\": [{\"name\": \"a\", \"model\": \"m\", \"inputs\": {\"x\": \"$x\"}}],"
+	    " \"outputs\": {\"p\": 2}}}", "ensemble: output 'p' must be a source");
+	{
+		/* 17 binds: one more than a model has tensors */
+		char big[2048];
+		size_t k = (size_t)snprintf(big, sizeof(big),
+					    "{\"ensemble\": {\"steps\": [{\"name\": \"n8\", \"model\": \"m\", \"inputs\": {");
+		for (int i = 0; i < 17; i++)
+			k += (size_t)snprintf(big + k, sizeof(big) - k, "%s\"t%d\": \"$x%d\"", i ? ", " : "", i, i);
+		snprintf(big + k, sizeof(big) - k, "}}]}}");
+		bad(big, "step 'n8': more than 16 inputs");
+	}
 	printf("%s\n", failures ? "FAILED" : "ok");
 	return failures ? 1 : 0;
 }

@@ -112,7 +112,7 @@ static void build_good(struct ens *e, uint32_t *ret_n)
 
 static int create(const struct ens *e, qv_model **ret, char *err, size_t len)
 {
-	struct qv_ensemble_desc d = { e->name, e->n, e->steps, e->output };
+	struct qv_ensemble_desc d = { .name = e->name, .n_steps = e->n, .steps = e->steps, .output = e->output };
 	return qv_ensemble_create(&d, ret, err, len);
 }
 
@@ -297,7 +297,7 @@ static void test_no_copy(void)
 	struct qv_ensemble_step s[2] = { step("g", M_GATE),
 					 step_in("b", M_CHAIN_B, QV_ENS_INPUT, QV_ENS_INPUT) };
 	s[1].gate = gate(QV_GATE_GE, "g");
-	struct qv_ensemble_desc d = { "gathered", 2, s, "b" };
+	struct qv_ensemble_desc d = { .name = "gathered", .n_steps = 2, .steps = s, .output = "b" };
 	int r = qv_ensemble_create(&d, &m, err, sizeof(err));
 	CHECK(r == 0, "gathered: %s", err);
 	if (r < 0)
@@ -353,7 +353,7 @@ static void test_single_and_nested(const char *dir)
 	CHECK(create(&e[0], &inner, err, sizeof(err)) == 0, "inner: %s", err);
 	struct qv_ensemble_step s[1] = { step("inner", -1) };
 	s[0].model = inner;
-	struct qv_ensemble_desc d = { "outer", 1, s, NULL };
+	struct qv_ensemble_desc d = { .name = "outer", .n_steps = 1, .steps = s, .output = NULL };
 	r = inner ? qv_ensemble_create(&d, &outer, err, sizeof(err)) : -EINVAL;
 	CHECK(r == 0, "outer: %s", err);
 	if (r == 0) {
@@ -379,7 +379,7 @@ static void test_max_batch(const char *dir)
 	CHECK(qv_model_load_file(path, &o, &small, err, sizeof(err)) == 0, "%s", err);
 	struct qv_ensemble_step s[2] = { step("a", M_CHAIN_A), step_in("b", -1, "a", NULL) };
 	s[1].model = small;
-	struct qv_ensemble_desc d = { "mb", 2, s, NULL };
+	struct qv_ensemble_desc d = { .name = "mb", .n_steps = 2, .steps = s, .output = NULL };
 	CHECK(qv_ensemble_create(&d, &m, err, sizeof(err)) == 0, "mb: %s", err);
 	struct qv_model_info inf;
 	CHECK(qv_model_get_info(m, &inf) == 0 && inf.max_batch == 64, "max_batch %u, want 64", inf.max_batch);
@@ -488,7 +488,7 @@ static void test_bad(void)
 	for (uint32_t i = 0; i < n; i++) {
 		qv_model *m = (qv_model *)(uintptr_t)0x1;
 		char err[QV_ERR_LEN];
-		struct qv_ensemble_desc d = { "bad", b[i].n, b[i].s, b[i].output };
+		struct qv_ensemble_desc d = { .name = "bad", .n_steps = b[i].n, .steps = b[i].s, .output = b[i].output };
 		int r = qv_ensemble_create(&d, &m, err, sizeof(err));
 		CHECK(r == -EINVAL, "%s: returned %d", b[i].label, r);
 		CHECK(m == (qv_model *)(uintptr_t)0x1, "%s: ret_model written on failure", b[i].label);

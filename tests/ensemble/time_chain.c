@@ -75,7 +75,7 @@ int main(int argc, char **argv)
 	s[1].model = b;
 	s[1].n_inputs = 1;
 	s[1].inputs[0] = "a";
-	struct qv_ensemble_desc d = { "chain", 2, s, NULL };
+	struct qv_ensemble_desc d = { .name = "chain", .n_steps = 2, .steps = s, .output = NULL };
 	if (qv_ensemble_create(&d, &e, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
