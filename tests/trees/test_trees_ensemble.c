@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 			{ .name = "mlp", .model = mlp },
 			{ .name = "avg", .model = avg, .n_inputs = 2, .inputs = { "gbdt", "mlp" } },
 		};
-		struct qv_ensemble_desc d = { "avg", 3, st, "avg" };
+		struct qv_ensemble_desc d = { .name = "avg", .n_steps = 3, .steps = st, .output = "avg" };
 		qv_model *e = NULL;
 		if (qv_ensemble_create(&d, &e, err, sizeof(err)) < 0) {
 			fprintf(stderr, "FAIL avg ensemble: %s\n", err);
@@ -124,7 +124,7 @@ int main(int argc, char **argv)
 			{ .name = "gbdt", .model = gm },
 			{ .name = "head", .model = head, .n_inputs = 1, .inputs = { "gbdt" } },
 		};
-		struct qv_ensemble_desc d = { "chain", 2, st, NULL };
+		struct qv_ensemble_desc d = { .name = "chain", .n_steps = 2, .steps = st, .output = NULL };
 		qv_model *e = NULL;
 		if (qv_ensemble_create(&d, &e, err, sizeof(err)) < 0) {
 			fprintf(stderr, "FAIL chain ensemble: %s\n", err);
