@@ -83,7 +83,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: quiverd --repo DIR [options]\n"
-		"  --repo DIR            model repository: DIR/<name>/<version>/model.onnx\n"
+		"  --repo DIR            model repository: DIR/<name>/<version>/model.onnx (or model.json,\n"
+		"                        model.ubj: XGBoost; config.json: an ensemble)\n"
 		"  --cores LIST          worker cores, e.g. 1 or 1,3-5 (default: the last core)\n"
 		"  --socket PATH         control socket (default %s)\n"
 		"  --socket-mode OCTAL   socket file mode (default 0660)\n"
