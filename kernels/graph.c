@@ -50,7 +50,7 @@ void qvg_free(struct qvg_graph *g)
 		free(g->t[i].i64);
 	}
 	free(g->t);
-	free(g->hash);
+	qv_name_index_free(&g->names);
 	for (uint32_t i = 0; i < g->n_nodes; i++) {
 		free(g->nodes[i].name);
 		free(g->nodes[i].in);
@@ -61,39 +61,9 @@ void qvg_free(struct qvg_graph *g)
 	free(g);
 }
 
-/* FNV-1a: names come from the file, and lookups must stay O(1) however
- * many a hostile model declares. */
-static uint32_t name_hash(const char *s)
+static const char *tensor_name(const void *owner, int32_t id)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
-static void hash_insert(struct qvg_graph *g, int32_t id)
-{
-	uint32_t mask = g->cap_hash - 1;
-	uint32_t i = name_hash(g->t[id].name) & mask;
-	while (g->hash[i] >= 0)
-		i = (i + 1) & mask;
-	g->hash[i] = id;
-}
-
-static int hash_grow(struct qvg_graph *g)
-{
-	uint32_t cap = g->cap_hash ? 2 * g->cap_hash : 64;
-	int32_t *h = malloc(cap * sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < cap; i++)
-		h[i] = -1;
-	free(g->hash);
-	g->hash = h;
-	g->cap_hash = cap;
-	for (uint32_t i = 0; i < g->n_t; i++)
-		hash_insert(g, (int32_t)i);
-	return 0;
+	return ((const struct qvg_graph *)owner)->t[id].name;
 }
 
 int qvg_tensor_add(struct qvg_graph *g, const char *name, int32_t *ret_id)
@@ -108,12 +78,9 @@ int qvg_tensor_add(struct qvg_graph *g, const char *name, int32_t *ret_id)
 		g->t = t;
 		g->cap_t = cap;
 	}
-	/* keep the table at most half full */
-	if (2 * (g->n_t + 1) > g->cap_hash) {
-		int r = hash_grow(g);
-		if (r < 0)
-			return r;
-	}
+	int r = qv_name_index_reserve(&g->names, g->n_t, 64, tensor_name, g);
+	if (r < 0)
+		return r;
 	struct qvg_tensor *t = &g->t[g->n_t];
 	memset(t, 0, sizeof(*t));
 	t->name = strdup(name);
@@ -121,19 +88,13 @@ int qvg_tensor_add(struct qvg_graph *g, const char *name, int32_t *ret_id)
 		return -ENOMEM;
 	t->producer = -1;
 	*ret_id = (int32_t)g->n_t++;
-	hash_insert(g, *ret_id);
+	qv_name_index_put(&g->names, t->name, *ret_id);
 	return 0;
 }
 
 int32_t qvg_tensor_find(const struct qvg_graph *g, const char *name)
 {
-	if (!g->cap_hash)
-		return -1;
-	uint32_t mask = g->cap_hash - 1;
-	for (uint32_t i = name_hash(name) & mask; g->hash[i] >= 0; i = (i + 1) & mask)
-		if (!strcmp(g->t[g->hash[i]].name, name))
-			return g->hash[i];
-	return -1;
+	return qv_name_index_find(&g->names, name, tensor_name, g);
 }
 
 uint64_t qvg_inner(const struct qvg_tensor *t)

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "name_index.h"
 #include "qv_model.h"
 #include "qv_ops.h"
 
@@ -66,8 +67,7 @@ struct qvg_node {
 struct qvg_graph {
 	struct qvg_tensor *t;
 	uint32_t n_t, cap_t;
-	int32_t *hash;           /* open addressing over names, cap_hash slots, -1 empty */
-	uint32_t cap_hash;
+	struct qv_name_index names;  /* tensor name -> id */
 	struct qvg_node *nodes;  /* topologically sorted after qvg_sort() */
 	uint32_t n_nodes;
 	int32_t input, output;

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "name_index.h"
 #include "onnx_tensor.h"
 #include "plan.h"
 
@@ -161,8 +162,7 @@ struct gx_step {
 struct gx_model {
 	struct gx_tensor *t;
 	uint32_t n_t, cap_t;
-	int32_t *hash;
-	uint32_t cap_hash;
+	struct qv_name_index names;   /* tensor name -> id */
 	struct gx_node *nodes;
 	uint32_t n_nodes;
 	uint32_t *order;              /* topological */

@@ -6,10 +6,8 @@
  * copied out so the unpacked message is freed before this returns.
  * Initializers are decoded by onnx_load.c's qv_onnx_tensor_decode.
  *
- * Names are looked up in an open-addressing hash table written here rather
- * than taken from a library: glibc's hsearch allows one table per process
- * (hsearch_r needs a fixed capacity up front and cannot free keys), and
- * nothing else in our dependencies offers one; it is thirty lines.
+ * Names are looked up through name_index.h, the index graph.c uses too
+ * (why it is written rather than taken from a library is said there).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -53,7 +51,7 @@ void gx_free(struct gx_model *g)
 		free(g->t[i].data);
 	}
 	free(g->t);
-	free(g->hash);
+	qv_name_index_free(&g->names);
 	for (uint32_t i = 0; i < g->n_nodes; i++) {
 		struct gx_node *n = &g->nodes[i];
 		free(n->name);
@@ -77,32 +75,14 @@ void gx_free(struct gx_model *g)
 	free(g);
 }
 
-static uint32_t name_hash(const char *s)
+static const char *tensor_name(const void *owner, int32_t id)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
-static void hash_put(struct gx_model *g, int32_t id)
-{
-	uint32_t mask = g->cap_hash - 1;
-	uint32_t i = name_hash(g->t[id].name) & mask;
-	while (g->hash[i] >= 0)
-		i = (i + 1) & mask;
-	g->hash[i] = id;
+	return ((const struct gx_model *)owner)->t[id].name;
 }
 
 int32_t gx_tensor_find(const struct gx_model *g, const char *name)
 {
-	if (!g->cap_hash)
-		return -1;
-	uint32_t mask = g->cap_hash - 1;
-	for (uint32_t i = name_hash(name) & mask; g->hash[i] >= 0; i = (i + 1) & mask)
-		if (!strcmp(g->t[g->hash[i]].name, name))
-			return g->hash[i];
-	return -1;
+	return qv_name_index_find(&g->names, name, tensor_name, g);
 }
 
 int gx_tensor_add(struct gx_model *g, const char *name, int32_t *ret_id)
@@ -115,19 +95,9 @@ int gx_tensor_add(struct gx_model *g, const char *name, int32_t *ret_id)
 		g->t = t;
 		g->cap_t = cap;
 	}
-	if (2 * (g->n_t + 1) > g->cap_hash) {
-		uint32_t cap = g->cap_hash ? 2 * g->cap_hash : 128;
-		int32_t *h = malloc(cap * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		free(g->hash);
-		g->hash = h;
-		g->cap_hash = cap;
-		for (uint32_t i = 0; i < cap; i++)
-			h[i] = -1;
-		for (uint32_t i = 0; i < g->n_t; i++)
-			hash_put(g, (int32_t)i);
-	}
+	int r = qv_name_index_reserve(&g->names, g->n_t, 128, tensor_name, g);
+	if (r < 0)
+		return r;
 	struct gx_tensor *t = &g->t[g->n_t];
 	memset(t, 0, sizeof(*t));
 	t->name = strdup(name);
@@ -135,7 +105,7 @@ int gx_tensor_add(struct gx_model *g, const char *name, int32_t *ret_id)
 		return -ENOMEM;
 	t->producer = t->store = t->origin = t->bpos = -1;
 	int32_t id = (int32_t)g->n_t++;
-	hash_put(g, id);
+	qv_name_index_put(&g->names, t->name, id);
 	*ret_id = id;
 	return 0;
 }
