@@ -391,33 +391,22 @@ static int resolve_outputs(struct ensn_build *b)
 	return 0;
 }
 
-/* Kahn's algorithm, lowest-numbered ready step first (a list in order runs as written). */
+static bool step_ready(const void *vb, uint32_t i, const bool *done)
+{
+	const struct ensn_build *b = vb;
+	bool ready = b->gate[i] == UINT32_MAX || done[b->gate[i]];
+	for (uint32_t t = 0; t < b->d->steps[i].model->info.n_inputs && ready; t++)
+		ready = b->src[i][t].step == SRC_INPUT || done[b->src[i][t].step];
+	return ready;
+}
+
+/* The run order (qv_ens_step_order), then every step must be read by someone. */
 static int topo_sort(struct ensn_build *b)
 {
 	const struct qv_ensemble_desc *d = b->d;
-	bool done[QV_ENS_MAX_STEPS] = { false };
-	for (uint32_t n = 0; n < d->n_steps; n++) {
-		uint32_t pick = UINT32_MAX;
-		for (uint32_t i = 0; i < d->n_steps && pick == UINT32_MAX; i++) {
-			if (done[i])
-				continue;
-			bool ready = b->gate[i] == UINT32_MAX || done[b->gate[i]];
-			for (uint32_t t = 0; t < d->steps[i].model->info.n_inputs && ready; t++)
-				ready = b->src[i][t].step == SRC_INPUT || done[b->src[i][t].step];
-			if (ready)
-				pick = i;
-		}
-		if (pick == UINT32_MAX) {
-			uint32_t i = 0;
-			while (done[i])
-				i++;
-			qvg_err(b->err, b->err_len, "%s: step '%s': its inputs form a cycle", b->en, d->steps[i].name);
-			return -EINVAL;
-		}
-		done[pick] = true;
-		b->order[n] = pick;
-		b->pos[pick] = n;
-	}
+	int r = qv_ens_step_order(d, b->en, step_ready, b, b->order, b->pos, b->err, b->err_len);
+	if (r < 0)
+		return r;
 	/* a step nobody reads is wiring gone wrong, not something to run for nothing */
 	for (uint32_t i = 0; i < d->n_steps; i++) {
 		bool used = false;

@@ -190,36 +190,38 @@ static int resolve_refs(struct ens_build *b)
 	return 0;
 }
 
-/* Kahn's algorithm, always taking the lowest-numbered ready step, so a
- * list already in order runs in the order written. */
-static int topo_sort(struct ens_build *b)
+int qv_ens_step_order(const struct qv_ensemble_desc *d, const char *en,
+		      bool (*ready)(const void *b, uint32_t i, const bool *done), const void *b,
+		      uint32_t *order, uint32_t *pos, char *err, size_t err_len)
 {
-	const struct qv_ensemble_desc *d = b->d;
 	bool done[QV_ENS_MAX_STEPS] = { false };
 	for (uint32_t n = 0; n < d->n_steps; n++) {
 		uint32_t pick = UINT32_MAX;
-		for (uint32_t i = 0; i < d->n_steps && pick == UINT32_MAX; i++) {
-			if (done[i])
-				continue;
-			bool ready = b->gate[i] == UINT32_MAX || done[b->gate[i]];
-			for (uint32_t k = 0; k < d->steps[i].n_inputs && ready; k++)
-				ready = b->ref[i][k] == QV_ENS_REF_INPUT || done[b->ref[i][k]];
-			if (ready)
+		for (uint32_t i = 0; i < d->n_steps && pick == UINT32_MAX; i++)
+			if (!done[i] && ready(b, i, done))
 				pick = i;
-		}
 		if (pick == UINT32_MAX) {
 			uint32_t i = 0;
 			while (done[i])
 				i++;
-			qvg_err(b->err, b->err_len, "%s: step '%s': its inputs form a cycle", ens_name(d),
+			qvg_err(err, err_len, "%s: step '%s': its inputs form a cycle", en,
 				d->steps[i].name);
 			return -EINVAL;
 		}
 		done[pick] = true;
-		b->order[n] = pick;
-		b->pos[pick] = n;
+		order[n] = pick;
+		pos[pick] = n;
 	}
 	return 0;
+}
+
+static bool step_ready(const void *vb, uint32_t i, const bool *done)
+{
+	const struct ens_build *b = vb;
+	bool ready = b->gate[i] == UINT32_MAX || done[b->gate[i]];
+	for (uint32_t k = 0; k < b->d->steps[i].n_inputs && ready; k++)
+		ready = b->ref[i][k] == QV_ENS_REF_INPUT || done[b->ref[i][k]];
+	return ready;
 }
 
 static bool reads_input_alone(const struct qv_ensemble_step *s, const uint32_t *ref)
@@ -340,7 +342,8 @@ int qv_ensemble_create(const struct qv_ensemble_desc *d, qv_model **ret_model, c
 	if (r == 0)
 		r = resolve_refs(b);
 	if (r == 0)
-		r = topo_sort(b);
+		r = qv_ens_step_order(b->d, ens_name(b->d), step_ready, b, b->order, b->pos, b->err,
+				      b->err_len);
 	if (r == 0)
 		r = check_widths(b);
 	if (r < 0) {

@@ -61,6 +61,18 @@ struct qv_ens_ctx {
 
 /* plan.c / exec.c call these when m->ens is set. */
 void qv_ens_free(struct qv_ensemble *e);
+
+/*
+ * The order steps run in, for both wirings (positional here, named in
+ * ens_named.c): Kahn's algorithm, always taking the lowest-numbered ready
+ * step, so a list already in order runs as written. ready(b, i, done) says
+ * whether everything step i reads (inputs, gate) is done. Fills order
+ * (execution index -> step) and pos (step -> execution index); -EINVAL with
+ * the step named when the wiring has a cycle. en: the ensemble's name.
+ */
+int qv_ens_step_order(const struct qv_ensemble_desc *d, const char *en,
+		      bool (*ready)(const void *b, uint32_t i, const bool *done), const void *b,
+		      uint32_t *order, uint32_t *pos, char *err, size_t err_len);
 int qv_ens_describe(const qv_model *m, char *buf, size_t len);
 int qv_ens_ctx_create(const qv_model *m, qv_exec_ctx **ret_ctx);
 void qv_ens_ctx_free(struct qv_ens_ctx *c, const struct qv_ensemble *e);
