@@ -573,6 +573,27 @@ static void test_channel(void)
 	fake_stop(&f);
 }
 
+/*
+ * A fake server and a client of it with dead_after DEAD_AFTER_MS, "echo"
+ * looked up into *d: the start of the heartbeat tests. NULL (the server
+ * stopped, the failure counted) when the client cannot connect.
+ */
+static qv_client *open_short_lived(struct fake_server *f, struct qv_model_desc *d)
+{
+	struct qv_connect_opts o = small_opts;
+	qv_client *c = NULL;
+
+	o.dead_after_ms = DEAD_AFTER_MS;
+	CHECK_EQ(fake_start(f), 0);
+	CHECK_EQ(qv_connect(f->path, &o, &c), 0);
+	if (!c) {
+		fake_stop(f);
+		return NULL;
+	}
+	CHECK_EQ(qv_model_lookup(c, "echo", d), 0);
+	return c;
+}
+
 /* The heartbeat stops with requests in flight: nothing may hang. Then it resumes. */
 static void test_dead_heartbeat(void)
 {
@@ -580,17 +601,10 @@ static void test_dead_heartbeat(void)
 	struct qv_model_desc d;
 	float in[4] = { 1, 2, 3, 4 }, out[3][4];
 	struct qv_result res[4];
-	struct qv_connect_opts o = small_opts;
-	qv_client *c = NULL;
+	qv_client *c;
 
-	o.dead_after_ms = DEAD_AFTER_MS;
-	CHECK_EQ(fake_start(&f), 0);
-	CHECK_EQ(qv_connect(f.path, &o, &c), 0);
-	if (!c) {
-		fake_stop(&f);
+	if (!(c = open_short_lived(&f, &d)))
 		return;
-	}
-	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
 	atomic_store(&f.hold, 1);
 	for (int i = 0; i < 2; i++) {
 		struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in,
@@ -665,18 +679,11 @@ static void test_dead_slow_poll(void)
 	struct qv_model_desc d;
 	float in[4] = { 1, 2, 3, 4 }, out[4];
 	struct qv_result res[2];
-	struct qv_connect_opts o = small_opts;
-	qv_client *c = NULL;
+	qv_client *c;
 	int r = 0, polls = 0;
 
-	o.dead_after_ms = DEAD_AFTER_MS;
-	CHECK_EQ(fake_start(&f), 0);
-	CHECK_EQ(qv_connect(f.path, &o, &c), 0);
-	if (!c) {
-		fake_stop(&f);
+	if (!(c = open_short_lived(&f, &d)))
 		return;
-	}
-	CHECK_EQ(qv_model_lookup(c, "echo", &d), 0);
 	atomic_store(&f.hold, 1);
 	atomic_store(&f.beat, 0);
 	struct qv_request rq = { .handle = d.handle, .rows = 1, .input = in, .request_id = 70 };
