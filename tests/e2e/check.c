@@ -78,3 +78,15 @@ int qvt_infer_check(qv_client *c, const struct qvt_model *m, uint32_t row0, uint
 	}
 	return 0;
 }
+
+void qvt_serves(const char *sock, const char *repo, const char *model, uint32_t rows,
+		const char *who)
+{
+	qv_client *c = qvt_connect(sock, who, 4);
+	struct qvt_model m;
+
+	qvt_model_open(c, repo, model, &m);
+	qvt_infer_check(c, &m, 0, rows, who);
+	qv_close(c);
+	qvt_ref_free(&m.ref);
+}

@@ -37,6 +37,11 @@ int qvt_infer_check(qv_client *c, const struct qvt_model *m, uint32_t row0, uint
  * declared the daemon dead stays dead. Only test_daemon_kill, which is
  * about that bound, uses the default.
  */
+/* A new client of sock checks `rows` reference rows of model through
+ * qvt_infer_check and closes: "the daemon still serves". */
+void qvt_serves(const char *sock, const char *repo, const char *model, uint32_t rows,
+		const char *who);
+
 #define QVT_DEAD_MS 5000
 qv_client *qvt_connect(const char *sock, const char *name, uint32_t slots);
 

@@ -111,23 +111,13 @@ int main(int argc, char **argv)
 		if (strtoul(line + 8, NULL, 10) < 4100)
 			qvt_fail("the hog opened too few connections to fill the table: %s", line);
 		usleep(200 * 1000); /* the control thread accepts them all */
-		qv_client *c = qvt_connect(d.sock, "e2e-beside-hog", 4);
-		struct qvt_model m;
-		qvt_model_open(c, argv[2], "trade-mlp", &m);
-		qvt_infer_check(c, &m, 0, 3, "while a refused uid holds 4200 connections");
-		qv_close(c);
-		qvt_ref_free(&m.ref);
+		qvt_serves(d.sock, argv[2], "trade-mlp", 3, "beside a refused uid's 4200 connections");
 		kill(hog, SIGKILL);
 		waitpid(hog, NULL, 0);
 		fclose(f);
 	}
 
 	/* Still serving, and the refused peer left nothing behind. */
-	qv_client *c = qvt_connect(d.sock, "e2e-after-refusal", 4);
-	struct qvt_model m;
-	qvt_model_open(c, argv[2], "trade-mlp", &m);
-	qvt_infer_check(c, &m, 0, 3, "after the refusal");
-	qv_close(c);
-	qvt_ref_free(&m.ref);
+	qvt_serves(d.sock, argv[2], "trade-mlp", 3, "after the refusal");
 	return qvt_finish(&d);
 }
