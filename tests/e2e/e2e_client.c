@@ -10,7 +10,8 @@
  *     requests forever, and prints "streaming" once the first completion
  *     is back: the test kills it at a random point mid-stream.
  *   e2e_client hog SOCKET N
- *     opens N connections to SOCKET and sends nothing (raising its own
+ *     opens up to N connections to SOCKET (fewer if the daemon stops
+ *     accepting for 2 s) and sends nothing (raising its own
  *     descriptor limit as far as the hard limit allows), prints
  *     "holding N", then sleeps until killed: a peer trying to fill the
  *     daemon's connection table.
@@ -103,14 +104,25 @@ static _Noreturn void hog(const char *sock, unsigned n)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
-	for (; k < n; k++) {
-		int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-			fprintf(stderr, "hog: connection %u: %s\n", k, strerror(errno));
-			if (fd >= 0)
-				close(fd);
+	/* Non-blocking connects: a daemon that stopped accepting (a full
+	 * backlog) answers EAGAIN; retried for 2 s, then the hog holds what it has. */
+	int waited_ms = 0;
+	while (k < n) {
+		int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			break;
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+			k++;
+			continue;
+		}
+		int e = errno;
+		close(fd);
+		if (e != EAGAIN || waited_ms >= 2000) {
+			fprintf(stderr, "hog: connection %u: %s\n", k, strerror(e));
 			break;
 		}
+		usleep(10000);
+		waited_ms += 10;
 	}
 	printf("holding %u\n", k);
 	fflush(stdout);
