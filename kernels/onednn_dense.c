@@ -40,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <immintrin.h>
+
 #include <oneapi/dnnl/dnnl.h>
 
 #include "qv_model.h"
@@ -58,6 +60,7 @@ struct bucket {
 struct qv_dnnl_dense {
 	uint32_t K, N, n_buckets;
 	bool has_bias;
+	bool bf16;                     /* bf16 source and weights, fp32 bias and output */
 	dnnl_memory_desc_t bias_md;
 	float *bias;
 	struct bucket b[QV_DNNL_MAX_BUCKETS];
@@ -75,6 +78,7 @@ struct ctx_bucket {
 struct qv_dnnl_dense_ctx {
 	dnnl_stream_t stream;
 	void *scratch;
+	uint16_t *xbf;                 /* bf16: the converted source, max_batch x K */
 	struct ctx_bucket b[QV_DNNL_MAX_BUCKETS];
 };
 
@@ -206,9 +210,10 @@ static int make_bucket(struct qv_dnnl_dense *d, dnnl_engine_t eng, uint32_t rows
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_primitive_desc_t pd = NULL;
 	int r;
-	dnnl_status_t s = dnnl_memory_desc_init_by_tag(&src_md, 2, sd, dnnl_f32, dnnl_ab);
+	const dnnl_data_type_t dt = d->bf16 ? dnnl_bf16 : dnnl_f32;
+	dnnl_status_t s = dnnl_memory_desc_init_by_tag(&src_md, 2, sd, dt, dnnl_ab);
 	if (s == dnnl_success)
-		s = dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dnnl_f32, dnnl_format_tag_any);
+		s = dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dt, dnnl_format_tag_any);
 	if (s == dnnl_success)
 		s = dnnl_memory_desc_init_by_tag(&dst_md, 2, dd, dnnl_f32, dnnl_ab);
 	if (s == dnnl_success)
@@ -283,8 +288,8 @@ void qv_dnnl_dense_free(struct qv_dnnl_dense *d)
 	free(d);
 }
 
-int qv_dnnl_dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
-			 struct qv_act_desc act, uint32_t max_batch, struct qv_dnnl_dense **ret)
+static int dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
+			struct qv_act_desc act, uint32_t max_batch, bool bf16, struct qv_dnnl_dense **ret)
 {
 	if (!W || !K || !N || !max_batch || max_batch > (1u << (QV_DNNL_MAX_BUCKETS - 1)))
 		return -EINVAL;
@@ -297,6 +302,7 @@ int qv_dnnl_dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
 		return -ENOMEM;
 	d->K = K;
 	d->N = N;
+	d->bf16 = bf16;
 	if (b) {
 		d->has_bias = true;
 		d->bias = aligned_alloc(64, ((size_t)N * sizeof(float) + 63) & ~(size_t)63);
@@ -332,6 +338,27 @@ int qv_dnnl_dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
 	return 0;
 }
 
+int qv_dnnl_dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
+			 struct qv_act_desc act, uint32_t max_batch, struct qv_dnnl_dense **ret)
+{
+	return dense_create(W, K, N, b, act, max_batch, false, ret);
+}
+
+/*
+ * bf16: the weights are reordered from fp32 to bf16 once (oneDNN's
+ * reorder rounds to nearest even, as the hand kernel); the source is
+ * converted per run into the context's buffer (cvt_bf16 below) because
+ * this oneDNN's matmul takes one data type for source and weights.
+ */
+int qv_dnnl_dense_create_bf16(const float *W, uint32_t K, uint32_t N, const float *b,
+			      struct qv_act_desc act, uint32_t max_batch, struct qv_dnnl_dense **ret)
+{
+	if (!qv_prec_supported(QV_PREC_BF16))
+		return -ENOTSUP;
+	int r = dense_create(W, K, N, b, act, max_batch, true, ret);
+	return r == -EINVAL && W && K && N && max_batch ? -ENOTSUP : r;
+}
+
 void qv_dnnl_dense_ctx_free(struct qv_dnnl_dense_ctx *c)
 {
 	if (!c)
@@ -346,6 +373,7 @@ void qv_dnnl_dense_ctx_free(struct qv_dnnl_dense_ctx *c)
 	if (c->stream)
 		dnnl_stream_destroy(c->stream);
 	free(c->scratch);
+	free(c->xbf);
 	free(c);
 }
 
@@ -363,6 +391,12 @@ int qv_dnnl_dense_ctx_create(const struct qv_dnnl_dense *d, struct qv_dnnl_dense
 	if (s == dnnl_success && d->max_scratch) {
 		c->scratch = aligned_alloc(64, (d->max_scratch + 63) & ~(size_t)63);
 		if (!c->scratch)
+			s = dnnl_out_of_memory;
+	}
+	if (s == dnnl_success && d->bf16) {
+		size_t n = ((size_t)1 << (d->n_buckets - 1)) * d->K * sizeof(uint16_t);
+		c->xbf = aligned_alloc(64, (n + 63) & ~(size_t)63);
+		if (!c->xbf)
 			s = dnnl_out_of_memory;
 	}
 	for (uint32_t i = 0; i < d->n_buckets && s == dnnl_success; i++) {
@@ -397,11 +431,31 @@ int qv_dnnl_dense_ctx_create(const struct qv_dnnl_dense *d, struct qv_dnnl_dense
 	return 0;
 }
 
+/* n floats -> bf16, round to nearest even (vcvtne2ps2bf16). */
+static __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void cvt_bf16(const float *x, size_t n,
+									   uint16_t *o)
+{
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32)
+		_mm512_storeu_si512(o + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16),
+									 _mm512_loadu_ps(x + i)));
+	for (; i < n; i += 16) {
+		size_t left = n - i;
+		__mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1u);
+		__m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i));
+		_mm256_mask_storeu_epi16(o + i, m, (__m256i)v);
+	}
+}
+
 /* Runs bucket `bi` (2^bi rows) on x -> y. */
 static inline int run_bucket(const struct qv_dnnl_dense *d, struct qv_dnnl_dense_ctx *c, uint32_t bi,
 			     const float *x, float *y)
 {
 	struct ctx_bucket *cb = &c->b[bi];
+	if (d->bf16) {
+		cvt_bf16(x, ((size_t)1 << bi) * d->K, c->xbf);
+		x = (const float *)(const void *)c->xbf;
+	}
 	/* oneDNN only reads the source; its API takes a non-const handle. */
 	if (dnnl_memory_set_data_handle(cb->src, (void *)(uintptr_t)x) != dnnl_success ||
 	    dnnl_memory_set_data_handle(cb->dst, y) != dnnl_success ||

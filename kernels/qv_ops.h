@@ -63,11 +63,57 @@ void qv_hand_dense_free(struct qv_hand_dense *d);
 /* Hot path: no allocation. Any rows >= 1. */
 void qv_hand_dense_run(const struct qv_hand_dense *d, const float *x, uint32_t rows, float *y);
 
+/* ---- reduced precision (dense_lowp.c, references in ref_ops.c) ----
+ *
+ * A dense step may run with bf16 or int8 weights (converted once at load):
+ *  - bf16: x and W rounded to bfloat16 (round to nearest even), products
+ *    summed in fp32 (AVX512_BF16 vdpbf16ps), bias and activation in fp32;
+ *  - int8: W quantised per output column n with scale sw[n] = max_k |W[k][n]|
+ *    / 127, q = rne(W[k][n] * (127 / max)); x quantised per row r with
+ *    sx = max_k |x[r][k]| / 127 and q = rne(x * (127 / max)) (or with one
+ *    static max from calibration, values beyond it clamped to +-127); the
+ *    int32 sum of products (AVX512_VNNI vpdpbusd) is turned back with
+ *    y = fma(sum, sx * sw[n], b[n]), then the activation.
+ * qv_ref_dense_bf16 / qv_ref_dense_int8 round exactly so, in plain C.
+ */
+enum qv_prec { QV_PREC_FP32 = 0, QV_PREC_BF16 = 1, QV_PREC_INT8 = 2 };
+#define QV_PREC_COUNT 3
+const char *qv_prec_name(enum qv_prec p);  /* "fp32", "bf16", "int8" */
+
+/* Whether this CPU runs p's hand kernels (fp32: always). The environment
+ * variable QUIVER_DISABLE_ISA (comma-separated: avx512_bf16, avx512_vnni)
+ * masks instructions the CPU has, to test the fp32 fallback. Cached. */
+int qv_prec_supported(enum qv_prec p);
+
+/* bfloat16 round to nearest even, as a float (NaN stays NaN). */
+float qv_bf16_round(float v);
+
+void qv_ref_dense_bf16(const float *x, uint32_t rows, uint32_t K, const float *W, uint32_t N,
+		       const float *b, struct qv_act_desc act, float *y);
+/* x_absmax 0: per-row dynamic scales; > 0: the static calibration max. */
+void qv_ref_dense_int8(const float *x, uint32_t rows, uint32_t K, const float *W, uint32_t N,
+		       const float *b, struct qv_act_desc act, float x_absmax, float *y);
+
+/* Reduced hand kernels run through qv_hand_dense_run / qv_hand_dense_free.
+ * -ENOTSUP: the CPU lacks the instructions, or N <= 4 (such narrow layers
+ * stay fp32: the fp32 dot-product kernel already streams them at its
+ * floor); -E2BIG: K > QV_LOWP_MAX_K (the converted rows live on the stack).
+ * x_absmax as for qv_ref_dense_int8 (ignored for bf16). */
+#define QV_LOWP_MAX_K 4096u
+int qv_hand_dense_create_lowp(const float *W, uint32_t K, uint32_t N, const float *b,
+			      struct qv_act_desc act, enum qv_prec prec, float x_absmax,
+			      struct qv_hand_dense **ret);
+
 /* ---- oneDNN dense (onednn_dense.c) ---- */
 struct qv_dnnl_dense;      /* primitives for every batch bucket + reordered weights */
 struct qv_dnnl_dense_ctx;  /* per-thread memory objects and scratchpad */
 int qv_dnnl_dense_create(const float *W, uint32_t K, uint32_t N, const float *b,
 			 struct qv_act_desc act, uint32_t max_batch, struct qv_dnnl_dense **ret);
+/* The same in bf16: weights reordered to bf16 once, each run converts x to
+ * bf16 (round to nearest even) into the context's buffer, fp32 out.
+ * -ENOTSUP when oneDNN has no bf16 matmul here. */
+int qv_dnnl_dense_create_bf16(const float *W, uint32_t K, uint32_t N, const float *b,
+			      struct qv_act_desc act, uint32_t max_batch, struct qv_dnnl_dense **ret);
 void qv_dnnl_dense_free(struct qv_dnnl_dense *d);
 int qv_dnnl_dense_ctx_create(const struct qv_dnnl_dense *d, struct qv_dnnl_dense_ctx **ret);
 void qv_dnnl_dense_ctx_free(struct qv_dnnl_dense_ctx *c);

@@ -8,6 +8,7 @@
  * transcendental functions, no vector intrinsics.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -181,6 +182,80 @@ void qv_ref_batchnorm(const float *x, uint64_t outer, uint32_t C, uint64_t inner
 			size_t base = ((size_t)o * C + ch) * (size_t)inner;
 			for (uint64_t i = 0; i < inner; i++)
 				y[base + i] = (float)((double)x[base + i] * sc + sh);
+		}
+	}
+}
+
+/* ---- reduced precision: rounding written out independently of dense_lowp.c ---- */
+
+float qv_bf16_round(float v)
+{
+	uint32_t u;
+	memcpy(&u, &v, sizeof(u));
+	if (isnan(v))
+		return v;
+	if (fabsf(v) < FLT_MIN)
+		return signbit(v) ? -0.0f : 0.0f;  /* denormals read as zero */
+	/* round to nearest even at bit 16 */
+	uint32_t lsb = (u >> 16) & 1u;
+	u = (u + 0x7fffu + lsb) & 0xffff0000u;
+	memcpy(&v, &u, sizeof(v));
+	return v;
+}
+
+static int32_t ref_q8(float v, float inv)
+{
+	float q = nearbyintf(v * inv);
+	if (q > 127.0f)
+		q = 127.0f;
+	if (q < -127.0f)
+		q = -127.0f;
+	return (int32_t)q;
+}
+
+static float ref_act1(float v, struct qv_act_desc a)
+{
+	float y;
+	qv_ref_act(&v, 1, a, &y);
+	return y;
+}
+
+void qv_ref_dense_bf16(const float *x, uint32_t rows, uint32_t K, const float *W, uint32_t N,
+		       const float *b, struct qv_act_desc act, float *y)
+{
+	for (uint32_t r = 0; r < rows; r++)
+		for (uint32_t n = 0; n < N; n++) {
+			/* products of two bf16 are exact in fp32; summed in double so
+			 * the reference has no summation-order error of its own */
+			double s = b ? b[n] : 0.0;
+			for (uint32_t k = 0; k < K; k++)
+				s += (double)qv_bf16_round(x[(size_t)r * K + k]) *
+				     (double)qv_bf16_round(W[(size_t)k * N + n]);
+			y[(size_t)r * N + n] = ref_act1((float)s, act);
+		}
+}
+
+void qv_ref_dense_int8(const float *x, uint32_t rows, uint32_t K, const float *W, uint32_t N,
+		       const float *b, struct qv_act_desc act, float x_absmax, float *y)
+{
+	for (uint32_t r = 0; r < rows; r++) {
+		const float *xr = x + (size_t)r * K;
+		float m = x_absmax;
+		if (m <= 0.0f) {
+			m = 0.0f;
+			for (uint32_t k = 0; k < K; k++)
+				m = fabsf(xr[k]) > m ? fabsf(xr[k]) : m;
+		}
+		float xinv = m > 0.0f ? 127.0f / m : 0.0f, sx = m > 0.0f ? m / 127.0f : 0.0f;
+		for (uint32_t n = 0; n < N; n++) {
+			float wm = 0.0f;
+			for (uint32_t k = 0; k < K; k++)
+				wm = fabsf(W[(size_t)k * N + n]) > wm ? fabsf(W[(size_t)k * N + n]) : wm;
+			float winv = wm > 0.0f ? 127.0f / wm : 0.0f, sw = wm > 0.0f ? wm / 127.0f : 1.0f;
+			int64_t s = 0;
+			for (uint32_t k = 0; k < K; k++)
+				s += (int64_t)ref_q8(xr[k], xinv) * ref_q8(W[(size_t)k * N + n], winv);
+			y[(size_t)r * N + n] = ref_act1(fmaf((float)s, sx * sw, b ? b[n] : 0.0f), act);
 		}
 	}
 }
