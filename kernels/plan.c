@@ -674,6 +674,48 @@ out:
 	return r;
 }
 
+/*
+ * bf16 / int8 kernels of a step: the reduced hand kernel (any rows) and,
+ * for bf16, oneDNN's bf16 matmul, timed per bucket under AUTO exactly as
+ * in fp32. int8 has no oneDNN path here (this oneDNN's int8 matmul takes
+ * one source scale for the whole tensor, not one a row): its hand kernel
+ * runs every batch.
+ */
+static int lowp_kernels(struct qv_step *st, uint32_t nb, uint32_t max_rows,
+			enum qv_kernel_choice kernels, uint32_t iters, char *err, size_t err_len)
+{
+	int r = qv_hand_dense_create_lowp(st->W, st->K, st->N, st->b, st->act, st->prec, 0.0f,
+					  &st->hand);
+	if (r < 0)
+		st->hand = NULL;
+	if (st->prec == QV_PREC_BF16 && (kernels != QV_KERNEL_HAND || !st->hand)) {
+		r = qv_dnnl_dense_create_bf16(st->W, st->K, st->N, st->b, st->act, max_rows, &st->dnnl);
+		if (r < 0)
+			st->dnnl = NULL;
+	}
+	if (!st->hand && !st->dnnl) {
+		qvg_err(err, err_len, "step '%s' (dense %ux%u): no %s kernel", st->label, st->K, st->N,
+			qv_prec_name(st->prec));
+		return -ENOTSUP;
+	}
+	if (!st->dnnl || (kernels == QV_KERNEL_HAND && st->hand)) {
+		st->all_hand = st->any_hand = true;
+		return 0;
+	}
+	if (kernels == QV_KERNEL_AUTO && st->hand) {
+		r = tune_step(nb, st, iters ? iters : 100);
+		if (r < 0) {
+			qvg_err(err, err_len, "step '%s': tuning: %s", st->label, strerror(-r));
+			return r;
+		}
+	}
+	if (!st->any_hand && st->hand) {
+		qv_hand_dense_free(st->hand);
+		st->hand = NULL;
+	}
+	return 0;
+}
+
 int qv_dense_step_kernels(struct qv_step *st, uint32_t max_rows, enum qv_kernel_choice kernels,
 			  uint32_t iters, char *err, size_t err_len)
 {
@@ -681,6 +723,8 @@ int qv_dense_step_kernels(struct qv_step *st, uint32_t max_rows, enum qv_kernel_
 	while ((1u << (nb - 1)) < max_rows)
 		nb++;
 	int r;
+	if (st->prec != QV_PREC_FP32)
+		return lowp_kernels(st, nb, max_rows, kernels, iters, err, err_len);
 	if (kernels != QV_KERNEL_ONEDNN) {
 		r = qv_hand_dense_create(st->W, st->K, st->N, st->b, st->act, -1, &st->hand);
 		if (r < 0)
@@ -870,8 +914,25 @@ int qv_model_load_buffer(const void *buf, size_t len, const struct qv_model_opts
 	}
 	/* XGBoost JSON and UBJSON both start with '{', which no ONNX protobuf
 	 * can (0x7b would be field 15 as a group) */
-	if (qv_tree_sniff(buf, len))
-		return qv_tree_load_buffer(buf, len, &o, ret_model, err, err_len);
+	if (o.precision > QV_PRECISION_AUTO) {
+		qvg_err(err, err_len, "options: unknown precision %d", (int)o.precision);
+		return -EINVAL;
+	}
+	if (o.golden && (!o.golden_rows || o.golden_rows > (1u << 20))) {
+		qvg_err(err, err_len, "options: golden set of %u rows (1..%u)", o.golden_rows, 1u << 20);
+		return -EINVAL;
+	}
+	if (!(o.tol_abs >= 0.0f) || !(o.tol_rel >= 0.0f) || !(o.tol_top1 >= 0.0f && o.tol_top1 <= 1.0f) ||
+	    isinf(o.tol_abs) || isinf(o.tol_rel)) {
+		qvg_err(err, err_len, "options: tolerance must be finite and >= 0 (top1 in 0..1)");
+		return -EINVAL;
+	}
+	if (qv_tree_sniff(buf, len)) {
+		int tr = qv_tree_load_buffer(buf, len, &o, ret_model, err, err_len);
+		if (tr == 0)
+			qv_prec_report_fp32(*ret_model, o.precision, "tree models run in fp32 only");
+		return tr;
+	}
 	uint32_t p2 = 1, nb = 1;
 	while (p2 < mb) {
 		p2 *= 2;
@@ -919,6 +980,14 @@ int qv_model_load_buffer(const void *buf, size_t len, const struct qv_model_opts
 		 * its error - naming the node and op - is the one reported. */
 		if (r != -ENOMEM)
 			r = gx_model_load(buf, len, &o, ret_model, err, err_len);
+		if (r == 0)
+			qv_prec_report_fp32(*ret_model, o.precision,
+					    "general graph models run in fp32 only");
+		return r;
+	}
+	r = qv_plan_precision(m, &o, err, err_len);
+	if (r < 0) {
+		qv_model_free(m);
 		return r;
 	}
 	*ret_model = m;
@@ -1024,6 +1093,8 @@ int qv_model_describe(const qv_model *m, char *buf, size_t len)
 			qv_put(buf, len, &k, " %ux%u%s%s%s folded=%u kernel=%s", st->K, st->N, st->b ? " +bias" : "",
 			    st->act.kind ? " " : "", act_name(st->act.kind), st->n_folded,
 			    st->all_hand ? "hand" : st->any_hand ? "auto" : "onednn");
+			if (st->prec != QV_PREC_FP32)
+				qv_put(buf, len, &k, " prec=%s", qv_prec_name(st->prec));
 			for (uint32_t bi = 0; bi < QV_TUNED_BUCKETS && !st->all_hand; bi++)
 				if (st->ns_dnnl[bi] || st->ns_hand[bi])
 					qv_put(buf, len, &k, " b%u:%s(onednn %lluns hand %lluns)", 1u << bi,

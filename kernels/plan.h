@@ -49,6 +49,7 @@ struct qv_step {
 	uint32_t hand_below;             /* rows < this: one hand call (all its chunks chose hand) */
 	uint64_t ns_dnnl[QV_TUNED_BUCKETS], ns_hand[QV_TUNED_BUCKETS];
 	uint32_t n_folded;               /* Add/Mul/BN/... folded into W, b */
+	enum qv_prec prec;               /* of the kernels above (W, b stay fp32) */
 
 	/* BINARY / AFFINE */
 	enum qv_binop op;
@@ -98,6 +99,7 @@ struct qv_model {
 	uint64_t *buf_w;            /* floats a row of each buffer */
 	uint64_t arena_floats;      /* scratch a context allocates */
 	struct qv_ensemble *ens;    /* non-NULL: an ensemble (ensemble.c), no plan */
+	struct qv_precision_report prec;
 };
 
 struct qv_exec_ctx {
@@ -133,9 +135,18 @@ int qv_model_pack_io(struct qv_model *m);
 
 /* plan.c: makes a dense step's kernels for up to max_rows rows: the hand
  * kernel and / or oneDNN primitives, timed per bucket under AUTO (also
- * used by the general graph runtime, gx_fuse.c). err names st->label. */
+ * used by the general graph runtime, gx_fuse.c). err names st->label.
+ * At st->prec bf16 / int8 the reduced kernels (int8: hand only); -ENOTSUP
+ * when neither exists for the shape or CPU. */
 int qv_dense_step_kernels(struct qv_step *st, uint32_t max_rows, enum qv_kernel_choice kernels,
 			  uint32_t iters, char *err, size_t err_len);
+/* precision.c: the guard and the per-layer choice (qv_model.h); after
+ * make_kernels, for an MLP plan. Fills m->prec; fails only on ENOMEM /
+ * oneDNN errors (a plan out of tolerance is not an error). */
+int qv_plan_precision(struct qv_model *m, const struct qv_model_opts *o, char *err, size_t err_len);
+/* The report of a model kind that has no reduced plan. */
+void qv_prec_report_fp32(struct qv_model *m, enum qv_precision requested, const char *why);
+
 /* exec.c: runs a dense step made by qv_dense_step_kernels on rows rows. Hot path. */
 int qv_dense_step_run(const struct qv_step *st, struct qv_dnnl_dense_ctx *dc, const float *x,
 		      uint32_t rows, float *y);

@@ -54,11 +54,69 @@ enum qv_kernel_choice {
 	QV_KERNEL_HAND = 2,    /* hand-written kernels where they exist */
 };
 
+/*
+ * Reduced precision (MLP plans; other model kinds are served in fp32 and
+ * say so in their report). The weights of each dense step are converted
+ * once at load to bf16 or int8 (per-output-channel scales; activations
+ * quantised per row at run time), kernels as in qv_ops.h.
+ *
+ * The accuracy guard. At load the reduced plan and the fp32 plan both run a
+ * golden set: opts.golden (golden.npy beside a repository model), else
+ * QV_GOLDEN_ROWS rows drawn from N(0, 1) independently per feature by a
+ * fixed-seed generator (xorshift64 + Box-Muller, seed QV_GOLDEN_SEED), so
+ * every load of a model sees the same rows. Per output value d = |reduced -
+ * fp32|; the plan passes when every d <= tol_abs + tol_rel * |fp32| and, for
+ * a classifier (more than one output value a row), the top class agrees on
+ * at least tol_top1 of the rows. Defaults (0 in opts): tol_abs 1e-2 for
+ * bf16 and auto, 3e-2 for int8; tol_rel 0; tol_top1 0.99. A plan that fails
+ * is served in fp32, and the report says why. AUTO tries, layer by layer
+ * in plan order, the precisions faster than fp32 at batch 1 (fastest
+ * first, measured) and keeps the fastest that keeps the whole model within
+ * tolerance. A CPU without AVX512_BF16 / AVX512_VNNI (or with them masked
+ * by QUIVER_DISABLE_ISA) serves fp32 with that reason. Layers of at most 4
+ * outputs (a final logit) always stay fp32.
+ */
+enum qv_precision {
+	QV_PRECISION_FP32 = 0,
+	QV_PRECISION_BF16 = 1,
+	QV_PRECISION_INT8 = 2,
+	QV_PRECISION_AUTO = 3,
+};
+#define QV_GOLDEN_ROWS 256u
+#define QV_GOLDEN_SEED 0x5eed5eed5eedull
+
 struct qv_model_opts {
 	uint32_t max_batch;            /* 0 = QV_DEFAULT_MAX_BATCH; rounded up to a power of two */
 	enum qv_kernel_choice kernels; /* default AUTO */
 	uint32_t tune_iters;           /* AUTO: timed runs per candidate, 0 = default */
+	enum qv_precision precision;   /* default fp32: plans exactly as before */
+	float tol_abs, tol_rel, tol_top1;  /* the guard's tolerance, 0 = default */
+	const float *golden;           /* golden_rows x in_dim floats, or NULL */
+	uint32_t golden_rows;
+	/* AUTO ranks int8 < bf16 < fp32 by weight bytes instead of timing each
+	 * layer (deterministic, for tests on a noisy machine) */
+	int auto_untimed;
 };
+
+/* "fp32", "bf16", "int8", "auto"; qv_precision_parse: -EINVAL for others. */
+const char *qv_precision_name(enum qv_precision p);
+int qv_precision_parse(const char *s, enum qv_precision *ret);
+
+struct qv_precision_report {
+	enum qv_precision requested;
+	char served[96];       /* "fp32", "bf16", "int8", or per dense layer "int8,bf16,fp32" */
+	int reduced;           /* 1: some layer runs below fp32 */
+	int checked;           /* 1: the guard ran (reduced plan tried) */
+	double max_abs, max_rel;  /* of the plan served (0 when fp32); rel: d / max(|fp32|, 1e-3) */
+	double top1;           /* top-class agreement, -1: not a classifier */
+	uint32_t golden_rows;
+	int golden_given;      /* 1: opts.golden, 0: the generated rows */
+	double tol_abs, tol_rel, tol_top1;
+	char reason[192];      /* why (part of) the plan stayed fp32, "" if it did not */
+};
+
+/* The precision a model was asked for and what it serves (any model kind). */
+int qv_model_precision(const qv_model *m, struct qv_precision_report *ret);
 
 /* Element types, numbered as ONNX's TensorProto.DataType. */
 enum qv_dtype {

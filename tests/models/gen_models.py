@@ -529,6 +529,42 @@ def gen_torch(out):
     export("ctr-mlp", mlp([256, 512, 256, 1], 3), 256, 103)
     export("bn-mlp", mlp([24, 64, 32, 1], 4, bn=True), 24, 104, opset=11)
 
+    # Reduced precision. pairs(): columns 2j and 2j+1 of a layer are
+    # 100 u_j + eps v_j and 100 u_j, and the next layer takes their
+    # difference, so the output is eps v_j . x. At magnitude 100 bf16's
+    # spacing is 0.5 and an int8 step about 100 / 127 of the column's max:
+    # neither carries eps = 0.2 (or 0.0625), and the guard must keep such a
+    # layer in fp32. (Without v, per-column int8 scales would carry the two
+    # proportional columns exactly.)
+    def pairs(k, n_pairs, eps, r):
+        u = r.standard_normal((n_pairs, k)) / np.sqrt(k)
+        v = r.standard_normal((n_pairs, k)) / np.sqrt(k)
+        w = np.empty((2 * n_pairs, k))
+        w[0::2] = 100.0 * u + eps * v
+        w[1::2] = 100.0 * u
+        diff = np.tile([1.0, -1.0], n_pairs)[None, :]
+        return w, diff
+
+    def fixed(*layers):
+        mods = []
+        for w, act in layers:
+            lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(f32(w)))
+            mods.append(lin)
+            if act:
+                mods.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*mods).eval()
+
+    r = np.random.default_rng(105)
+    w1, d1 = pairs(16, 16, 0.2, r)
+    export("bf16-break", fixed((w1, False), (d1, False)), 16, 105)
+    # only the first layer may be reduced: auto must choose per layer
+    r = np.random.default_rng(106)
+    w0 = r.standard_normal((256, 64)) / 8.0
+    w1, d1 = pairs(256, 16, 0.0625, r)
+    export("prec-auto", fixed((w0, True), (w1, False), (d1, False)), 64, 106)
+
 
 # ---------------------------------------------------------------------------
 # Bad models
