@@ -58,6 +58,7 @@ struct bench_opts {
 	uint32_t iters, warmup;
 	int json;
 	enum qv_kernel_choice kernels;
+	enum qv_precision precision;  /* of the model under test; fp32 is also run beside it */
 	int core;  /* -1: the core we start on */
 	const char *input, *output;  /* the first given of each */
 	struct qv_bench_io io;
@@ -86,6 +87,9 @@ static void usage(FILE *f)
 		"  --warmup N        untimed calls per path and batch first (default 500)\n"
 		"  --json            one JSON object a line instead of tables\n"
 		"  --kernels K       auto|onednn|hand: the runtime's dense kernels (default auto)\n"
+		"  --precision P     fp32|bf16|int8|auto (default fp32); other than fp32, the\n"
+		"                    fp32 plan of the same model is timed beside it, and the\n"
+		"                    accuracy guard's measured error is printed\n"
 		"  --core N          pin to core N (default: the core quiver-bench starts on)\n"
 		"  --input X.npy --output Y.npy\n"
 		"                    run the model on every row of X and write Y [N, out_dim]\n"
@@ -155,6 +159,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		name[name_len] = 0;
 		int known = !strcmp(name, "--batch") || !strcmp(name, "--iters") ||
 			    !strcmp(name, "--warmup") || !strcmp(name, "--kernels") ||
+			    !strcmp(name, "--precision") ||
 			    !strcmp(name, "--core") || !strcmp(name, "--input") ||
 			    !strcmp(name, "--output") || !strcmp(name, "--path");
 		if (!known)
@@ -184,6 +189,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 				o->kernels = QV_KERNEL_HAND;
 			else
 				return qv_bench_bad_arg("--kernels '%s': want auto, onednn or hand", val);
+		} else if (!strcmp(name, "--precision")) {
+			if (qv_precision_parse(val, &o->precision))
+				return qv_bench_bad_arg("--precision '%s': want fp32, bf16, int8 or auto", val);
 		} else if (!strcmp(name, "--core")) {
 			if (qv_bench_parse_u32(val, 0, CPU_SETSIZE - 1, &u))
 				return qv_bench_bad_arg("--core '%s': want a core number", val);
@@ -301,13 +309,14 @@ struct model_run {
 	int floor_own_io;   /* the layers do not read the model's input: no output diff */
 	int chain_err;
 	int xgb;            /* an XGBoost model: the floor is floor-xgboost */
+	struct qv_precision_report prec;
 };
 
 static int load_model(const struct bench_opts *o, const char *path, uint32_t max_batch,
-		      struct model_run *ret)
+		      enum qv_precision prec, struct model_run *ret)
 {
 	char err[QV_ERR_LEN] = "";
-	struct qv_model_opts mo = {.max_batch = max_batch, .kernels = o->kernels};
+	struct qv_model_opts mo = {.max_batch = max_batch, .kernels = o->kernels, .precision = prec};
 	memset(ret, 0, sizeof(*ret));
 	ret->path = path;
 	int r = qv_model_load_file(path, &mo, &ret->m, err, sizeof(err));
@@ -316,6 +325,8 @@ static int load_model(const struct bench_opts *o, const char *path, uint32_t max
 		return 1;
 	}
 	r = qv_model_get_info(ret->m, &ret->info);
+	if (!r)
+		r = qv_model_precision(ret->m, &ret->prec);
 	if (!r)
 		r = qv_exec_ctx_create(ret->m, &ret->ctx);
 	if (r) {
@@ -403,7 +414,7 @@ static int run_npy(const struct bench_opts *o)
 	struct qv_npy x = {0};
 	char err[QV_ERR_LEN];
 	int rc = 1;
-	if (load_model(o, o->models[0], 0, &mr))
+	if (load_model(o, o->models[0], 0, o->precision, &mr))
 		return 1;
 	if (qv_bench_layout_of_model(mr.m, &lay)) {
 		fprintf(stderr, "quiver-bench: %s: cannot read its tensors\n", mr.path);
@@ -642,7 +653,7 @@ out:
 
 static void print_json(const struct bench_opts *o, const struct model_run *mr, int core,
 		       const char *path, uint32_t rows, const struct qv_bench_summary *s,
-		       const struct batch_result *br)
+		       const struct batch_result *br, const struct batch_result *b32)
 {
 	printf("{\"model\":");
 	json_str(base_name(mr->path));
@@ -659,6 +670,17 @@ static void print_json(const struct bench_opts *o, const struct model_run *mr, i
 		       ",\"max_abs_diff_vs_floor\":%.3g",
 		       (double)br->inproc.p50_ns / (double)br->floor.p50_ns,
 		       br->inproc.rows_per_s / br->floor.rows_per_s, br->max_abs_diff);
+	if (s == &br->inproc) {
+		printf(",\"precision\":\"%s\",\"served\":\"%s\"", qv_precision_name(mr->prec.requested),
+		       mr->prec.served);
+		if (mr->prec.checked)
+			printf(",\"guard_max_abs\":%.3g,\"guard_max_rel\":%.3g,\"guard_rows\":%u",
+			       mr->prec.max_abs, mr->prec.max_rel, mr->prec.golden_rows);
+		if (b32)
+			printf(",\"ratio_p50_vs_fp32\":%.3f,\"ratio_throughput_vs_fp32\":%.3f",
+			       (double)br->inproc.p50_ns / (double)b32->inproc.p50_ns,
+			       br->inproc.rows_per_s / b32->inproc.rows_per_s);
+	}
 	printf(",\"chunk_calls\":%u,\"kernels\":\"%s\",\"core\":%d,\"timer\":\"clock_monotonic\"}\n",
 	       br->chunk, kernels_name(o->kernels), core);
 }
@@ -679,6 +701,20 @@ static void print_header(const struct bench_opts *o, const struct model_run *mr,
 			printf("  %s\n", line);
 		}
 	}
+	if (mr->prec.requested != QV_PRECISION_FP32) {
+		printf("precision: %s requested, %s served", qv_precision_name(mr->prec.requested),
+		       mr->prec.served);
+		if (mr->prec.checked)
+			printf("; guard on %u %s rows: max abs %.3g, max rel %.3g", mr->prec.golden_rows,
+			       mr->prec.golden_given ? "golden" : "generated", mr->prec.max_abs,
+			       mr->prec.max_rel);
+		if (mr->prec.top1 >= 0)
+			printf(", top-1 agreement %.4f", mr->prec.top1);
+		printf("\n");
+		if (mr->prec.reason[0])
+			printf("precision: %s\n", mr->prec.reason);
+		printf("inproc-fp32: the same model's fp32 plan, timed in the same run\n");
+	}
 	if (mr->xgb)
 		printf("floor-xgboost: the same file through XGBoost's C API "
 		       "(XGBoosterPredictFromDense, nthread 1)\n");
@@ -691,18 +727,22 @@ static void print_header(const struct bench_opts *o, const struct model_run *mr,
 		       mr->n_layers);
 	printf("latency per call in ns (%s); throughput in rows/s (median of ~%u us chunks)\n",
 	       QV_BENCH_TIMER_NAME, CHUNK_NS / 1000);
-	printf("%6s  %-13s %10s %10s %10s %14s   %-9s %-9s %s\n", "batch", "path", "p50",
-	       "p99", "p99.9", "rows/s", "p50/floor", "thr/floor", "max|diff|");
+	printf("%6s  %-13s %10s %10s %10s %14s   %-9s %-9s %-9s %s\n", "batch", "path", "p50",
+	       "p99", "p99.9", "rows/s", "p50/floor", "thr/floor", "max|diff|",
+	       mr->prec.requested != QV_PRECISION_FP32 ? "p50/fp32 thr/fp32" : "");
 }
 
 static void print_row(uint32_t rows, const char *path, const struct qv_bench_summary *s,
-		      const struct batch_result *br)
+		      const struct batch_result *br, const struct batch_result *b32)
 {
 	printf("%6u  %-13s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %14.0f", rows, path,
 	       s->p50_ns, s->p99_ns, s->p999_ns, s->rows_per_s);
 	if (br->have_floor && s == &br->inproc)
-		printf("   %-9.3f %-9.3f %.2g", (double)br->inproc.p50_ns / (double)br->floor.p50_ns,
+		printf("   %-9.3f %-9.3f %-9.2g", (double)br->inproc.p50_ns / (double)br->floor.p50_ns,
 		       br->inproc.rows_per_s / br->floor.rows_per_s, br->max_abs_diff);
+	if (b32 && s == &br->inproc)
+		printf(" %-8.3f %.3f", (double)br->inproc.p50_ns / (double)b32->inproc.p50_ns,
+		       br->inproc.rows_per_s / b32->inproc.rows_per_s);
 	putchar('\n');
 }
 
@@ -712,9 +752,14 @@ static int bench_model(const struct bench_opts *o, const char *path, int core)
 	for (unsigned i = 0; i < o->n_batches; i++)
 		if (o->batches[i] > max_batch)
 			max_batch = o->batches[i];
-	struct model_run mr;
-	if (load_model(o, path, max_batch, &mr))
+	struct model_run mr, m32;
+	int with32 = o->precision != QV_PRECISION_FP32;
+	if (load_model(o, path, max_batch, o->precision, &mr))
 		return 1;
+	if (with32 && load_model(o, path, max_batch, QV_PRECISION_FP32, &m32)) {
+		unload_model(&mr);
+		return 1;
+	}
 	int rc = 0;
 	if (o->json) {
 		if (!mr.n_layers && !mr.xgb) {
@@ -733,23 +778,31 @@ static int bench_model(const struct bench_opts *o, const char *path, int core)
 				rows, mr.info.max_batch);
 			continue;
 		}
-		struct batch_result br;
-		if (bench_batch(o, &mr, rows, &br)) {
+		/* the fp32 plan first, then the reduced one, each against the floor */
+		struct batch_result br, b32;
+		if ((with32 && bench_batch(o, &m32, rows, &b32)) || bench_batch(o, &mr, rows, &br)) {
 			rc = 1;
 			break;
 		}
+		const struct batch_result *p32 = with32 ? &b32 : NULL;
 		if (o->json) {
-			print_json(o, &mr, core, "inproc", rows, &br.inproc, &br);
+			print_json(o, &mr, core, "inproc", rows, &br.inproc, &br, p32);
+			if (with32)
+				print_json(o, &m32, core, "inproc-fp32", rows, &b32.inproc, &b32, NULL);
 			if (br.have_floor)
-				print_json(o, &mr, core, floor_name(&mr), rows, &br.floor, &br);
+				print_json(o, &mr, core, floor_name(&mr), rows, &br.floor, &br, NULL);
 		} else {
-			print_row(rows, "inproc", &br.inproc, &br);
+			print_row(rows, "inproc", &br.inproc, &br, p32);
+			if (with32)
+				print_row(rows, "inproc-fp32", &b32.inproc, &b32, NULL);
 			if (br.have_floor)
-				print_row(rows, floor_name(&mr), &br.floor, &br);
+				print_row(rows, floor_name(&mr), &br.floor, &br, NULL);
 		}
 		fflush(stdout);
 	}
 	unload_model(&mr);
+	if (with32)
+		unload_model(&m32);
 	return rc;
 }
 
