@@ -373,7 +373,7 @@ static void test_single_and_nested(const char *dir)
 static void test_max_batch(const char *dir)
 {
 	char path[512], err[QV_ERR_LEN];
-	struct qv_model_opts o = { 64, QV_KERNEL_AUTO, 2 };
+	struct qv_model_opts o = { .max_batch = 64, .kernels = QV_KERNEL_AUTO, .tune_iters = 2 };
 	qv_model *small = NULL, *m = NULL;
 	snprintf(path, sizeof(path), "%s/chain_b.onnx", dir);
 	CHECK(qv_model_load_file(path, &o, &small, err, sizeof(err)) == 0, "%s", err);
@@ -510,7 +510,7 @@ int main(int argc, char **argv)
 		printf("skip: %s (ensemble models not generated: /usr/bin/python3 lacks onnx/numpy?)\n", err);
 		return SKIP;
 	}
-	struct qv_model_opts o = { 0, QV_KERNEL_AUTO, 2 };
+	struct qv_model_opts o = { .max_batch = 0, .kernels = QV_KERNEL_AUTO, .tune_iters = 2 };
 	for (int i = 0; i < M_N; i++) {
 		snprintf(path, sizeof(path), "%s/%s.onnx", dir, model_names[i]);
 		int r = qv_model_load_file(path, &o, &models[i], err, sizeof(err));

@@ -589,10 +589,10 @@ struct variant {
 /* tune_iters small: the test checks results, not the tuner's choice.
  * max_batch 8: all rows run in chunks of 8, and 9 rows are refused. */
 static const struct variant variants[] = {
-	{ "auto", { 0, QV_KERNEL_AUTO, 2 }, 1 },
-	{ "onednn", { 0, QV_KERNEL_ONEDNN, 0 }, 0 },
-	{ "hand", { 0, QV_KERNEL_HAND, 0 }, 0 },
-	{ "hand/mb8", { 8, QV_KERNEL_HAND, 0 }, 0 },
+	{ "auto", { .max_batch = 0, .kernels = QV_KERNEL_AUTO, .tune_iters = 2 }, 1 },
+	{ "onednn", { .max_batch = 0, .kernels = QV_KERNEL_ONEDNN, .tune_iters = 0 }, 0 },
+	{ "hand", { .max_batch = 0, .kernels = QV_KERNEL_HAND, .tune_iters = 0 }, 0 },
+	{ "hand/mb8", { .max_batch = 8, .kernels = QV_KERNEL_HAND, .tune_iters = 0 }, 0 },
 };
 
 /* Rows 0 and max_batch + 1 are -EINVAL for both run APIs; max_batch rows

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* HAND and a small max_batch: no tuning and few primitives, so the
 	 * fuzzer spends its time in the parser and the compiler. */
-	static const struct qv_model_opts opts = { 4, QV_KERNEL_HAND, 0 };
+	static const struct qv_model_opts opts = { .max_batch = 4, .kernels = QV_KERNEL_HAND, .tune_iters = 0 };
 	char err[QV_ERR_LEN];
 	qv_model *m = NULL;
 	struct qv_model_info info;

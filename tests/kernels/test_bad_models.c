@@ -34,7 +34,7 @@ static int failures;
 /* A pointer no allocator returns: loads must not write ret_model on failure. */
 static qv_model *const untouched = (qv_model *)(uintptr_t)0x5a5a5a50u;
 
-static const struct qv_model_opts hand_opts = { 4, QV_KERNEL_HAND, 0 };
+static const struct qv_model_opts hand_opts = { .max_batch = 4, .kernels = QV_KERNEL_HAND, .tune_iters = 0 };
 
 static void check_refused(const struct tu_entry *e, const char *api, int rc, qv_model *m,
 			  const char *err, size_t err_len)
@@ -138,7 +138,7 @@ static void test_missing_file(void)
 static void test_row_bounds(const char *dir)
 {
 	char path[4096], err[QV_ERR_LEN] = "";
-	struct qv_model_opts opts = { 8, QV_KERNEL_AUTO, 1 };
+	struct qv_model_opts opts = { .max_batch = 8, .kernels = QV_KERNEL_AUTO, .tune_iters = 1 };
 	struct qv_model_info info;
 	qv_model *m = NULL;
 	qv_exec_ctx *ctx = NULL;

@@ -38,9 +38,9 @@ struct variant {
 
 /* tune_iters small: the tests check results, not the tuner's choice. */
 static const struct variant variants[] = {
-	{ "file/auto", 0, { 0, QV_KERNEL_AUTO, 2 }, QV_DEFAULT_MAX_BATCH },
-	{ "buffer/onednn/mb100", 1, { 100, QV_KERNEL_ONEDNN, 0 }, 128 },
-	{ "buffer/hand/mb64", 1, { 64, QV_KERNEL_HAND, 0 }, 64 },
+	{ "file/auto", 0, { .max_batch = 0, .kernels = QV_KERNEL_AUTO, .tune_iters = 2 }, QV_DEFAULT_MAX_BATCH },
+	{ "buffer/onednn/mb100", 1, { .max_batch = 100, .kernels = QV_KERNEL_ONEDNN, .tune_iters = 0 }, 128 },
+	{ "buffer/hand/mb64", 1, { .max_batch = 64, .kernels = QV_KERNEL_HAND, .tune_iters = 0 }, 64 },
 };
 
 struct ref {

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			cJSON_Delete(root);
 		return 0;
 	}
-	static const struct qv_model_opts opts = { 4, QV_KERNEL_AUTO, 1 };
+	static const struct qv_model_opts opts = { .max_batch = 4, .kernels = QV_KERNEL_AUTO, .tune_iters = 1 };
 	qv_model *m = NULL;
 	struct qv_model_info info;
 	if (qv_model_load_buffer(data, size, &opts, &m, err, sizeof(err)) < 0)
