@@ -147,13 +147,18 @@ int ctl_build_load(int argc, char **argv, cJSON *req)
 {
 	char *pos[3];
 	int npos = 0;
-	const char *path = NULL;
+	const char *path = NULL, *prec = NULL;
 	for (int i = 0; i < argc; i++) {
 		const char *v = opt_value(argc, argv, &i, "--path");
+		const char *pv = v ? NULL : opt_value(argc, argv, &i, "--precision");
 		if (v) {
 			if (!v[0])
 				return bad("load", "--path needs a directory");
 			path = v;
+		} else if (pv) {
+			if (strcmp(pv, "fp32") && strcmp(pv, "bf16") && strcmp(pv, "int8") && strcmp(pv, "auto"))
+				return bad("load", "--precision '%s': want fp32, bf16, int8 or auto", pv);
+			prec = pv;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			return bad("load", "unknown option '%s'", argv[i]);
 		} else if (npos < 3) {
@@ -164,6 +169,8 @@ int ctl_build_load(int argc, char **argv, cJSON *req)
 	}
 	int rc = name_version("load", npos, pos, true, false, req);
 	if (rc == CTL_EXIT_OK && path && !cJSON_AddStringToObject(req, "path", path))
+		rc = CTL_EXIT_DAEMON;
+	if (rc == CTL_EXIT_OK && prec && !cJSON_AddStringToObject(req, "precision", prec))
 		rc = CTL_EXIT_DAEMON;
 	return rc;
 }

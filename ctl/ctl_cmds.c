@@ -176,9 +176,10 @@ void ctl_render_models(const cJSON *reply)
 		puts("no models");
 		return;
 	}
-	struct ctl_table *t = ctl_table_new(8);
-	static const char *const head[] = { "NAME",  "HANDLE", "VERSION",   "STATE",
-					    "INPUT", "OUTPUT", "MAX_BATCH", "ERROR" };
+	struct ctl_table *t = ctl_table_new(10);
+	static const char *const head[] = { "NAME",   "HANDLE",    "VERSION",   "STATE",
+					    "INPUT",  "OUTPUT",    "MAX_BATCH", "PRECISION",
+					    "MAX_ERR", "ERROR" };
 	ctl_table_add(t, head);
 	const cJSON *m;
 	cJSON_ArrayForEach(m, models) {
@@ -188,8 +189,24 @@ void ctl_render_models(const cJSON *reply)
 		fmt_shape(ins, sizeof(ins), m, "in_shape");
 		fmt_shape(outs, sizeof(outs), m, "out_shape");
 		fmt_num(mb, sizeof(mb), m, "max_batch");
+		/* "bf16" served as asked; "fp32 (bf16 asked)" when the guard or
+		 * the CPU said no (the reason is in --json's precision_note and
+		 * the daemon's log); the guard's max abs error when measured */
+		char prec[160], merr[32];
+		const char *served = get_str(m, "precision"), *asked = get_str(m, "precision_requested");
+		if (strcmp(asked, "-") && strcmp(asked, served) && strcmp(asked, "auto"))
+			snprintf(prec, sizeof(prec), "%s (%s asked)", served, asked);
+		else if (!strcmp(asked, "auto"))
+			snprintf(prec, sizeof(prec), "auto: %s", served);
+		else
+			snprintf(prec, sizeof(prec), "%s", served);
+		double me = get_num(m, "max_abs_error", -1);
+		if (me >= 0)
+			snprintf(merr, sizeof(merr), "%.2g", me);
+		else
+			snprintf(merr, sizeof(merr), "-");
 		const char *row[] = { get_str(m, "name"), handle, version, get_str(m, "state"),
-				      ins, outs, mb, get_str(m, "error") };
+				      ins, outs, mb, prec, merr, get_str(m, "error") };
 		ctl_table_add(t, row);
 	}
 	ctl_table_print(t);

@@ -36,8 +36,10 @@ static const struct ctl_cmd commands[] = {
 		.args = "",
 		.summary = "models, versions, shapes and load errors",
 		.help = "Lists every model route: name, handle, the version served, its state,\n"
-			"input and output shapes (-1 is the batch axis), max batch, and the\n"
-			"load error of a model that failed to load.",
+			"input and output shapes (-1 is the batch axis), max batch, the\n"
+			"precision it serves (and the one asked for when the accuracy guard\n"
+			"kept fp32), the guard's max abs error against fp32 on its golden\n"
+			"rows, and the load error of a model that failed to load.",
 		.render = ctl_render_models,
 	},
 	{
@@ -52,12 +54,14 @@ static const struct ctl_cmd commands[] = {
 	},
 	{
 		.name = "load",
-		.args = "NAME VERSION [--path DIR]",
+		.args = "NAME VERSION [--path DIR] [--precision fp32|bf16|int8|auto]",
 		.summary = "load, compile and warm a model version (admin)",
 		.help = "Loads REPO/NAME/VERSION/ (or DIR, holding model.onnx), compiles it\n"
 			"and warms it off the data plane. A new NAME becomes a new route with\n"
 			"VERSION as its primary; otherwise the version is loaded but serves\n"
-			"nothing until swap, canary, shadow or fallback names it.",
+			"nothing until swap, canary, shadow or fallback names it.\n"
+			"--precision overrides config.json's \"precision\" for this version;\n"
+			"the accuracy guard may still serve it in fp32 (see models).",
 		.build = ctl_build_load,
 		.render = ctl_render_load,
 		/* Compiling and warming a large model takes seconds. */

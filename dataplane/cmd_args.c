@@ -129,6 +129,15 @@ int qv_cmd_args_parse(enum qv_cmd_kind kind, const cJSON *req, struct qv_cmd_arg
 					    a.name, a.version);
 			snprintf(a.path, sizeof(a.path), "%s", p->valuestring);
 		}
+		p = cJSON_GetObjectItemCaseSensitive(req, "precision");
+		a.precision = -1;
+		if (p && !cJSON_IsNull(p)) {
+			a.precision = cJSON_IsString(p) ? qv_config_precision(p->valuestring) : -1;
+			if (a.precision < 0)
+				return fail(err, err_len,
+					    "%s/%u: \"precision\" must be \"fp32\", \"bf16\", \"int8\" or \"auto\"",
+					    a.name, a.version);
+		}
 		break;
 	}
 	case QV_CMD_CANARY:

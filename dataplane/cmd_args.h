@@ -31,6 +31,7 @@ struct qv_cmd_args {
 	int clear;
 	int fail;                   /* failpoint: 1 = runs of the version fail */
 	char path[4096];            /* load: "" = REPO/<name>/<version>/ */
+	int precision;              /* load: -1 = config.json's, else qv_config_precision() */
 };
 
 /* "load" -> QV_CMD_LOAD ..., 0 for a command that is not a routing command. */

@@ -277,6 +277,29 @@ static void add_failed(cJSON *ms, const struct qv_route *r)
 	cJSON_AddItemToArray(ms, m);
 }
 
+/*
+ * A version's precision: what was asked, what it serves and the guard's
+ * measured error ("max_abs_error" etc. only when a reduced plan was
+ * checked), and why a reduced request serves fp32.
+ */
+void qv_precision_json(cJSON *e, const struct qv_precision_report *p)
+{
+	cJSON_AddStringToObject(e, "precision", p->served[0] ? p->served : "fp32");
+	cJSON_AddStringToObject(e, "precision_requested", qv_precision_name(p->requested));
+	if (p->checked) {
+		cJSON_AddNumberToObject(e, "max_abs_error", p->max_abs);
+		cJSON_AddNumberToObject(e, "max_rel_error", p->max_rel);
+		if (p->top1 >= 0)
+			cJSON_AddNumberToObject(e, "top1_agreement", p->top1);
+		cJSON_AddNumberToObject(e, "golden_rows", p->golden_rows);
+		cJSON_AddStringToObject(e, "golden", p->golden_given ? "golden.npy" : "generated");
+		cJSON_AddNumberToObject(e, "tolerance_abs", p->tol_abs);
+		cJSON_AddNumberToObject(e, "tolerance_rel", p->tol_rel);
+	}
+	if (p->reason[0])
+		cJSON_AddStringToObject(e, "precision_note", p->reason);
+}
+
 /* One entry per loaded version (with its role), one per route that has none. */
 static cJSON *cmd_models(struct qv_daemon *d)
 {
@@ -313,6 +336,7 @@ static cJSON *cmd_models(struct qv_daemon *d)
 			cJSON_AddNumberToObject(m, "max_queue_delay_us", v->queue_delay_us);
 			cJSON_AddNumberToObject(m, "preferred_batch", v->preferred_batch);
 			cJSON_AddNumberToObject(m, "load_ms", v->load_ms);
+			qv_precision_json(m, &v->prec);
 			cJSON_AddItemToArray(ms, m);
 		}
 	}

@@ -82,4 +82,10 @@ int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *req, void **r
 /* Routes with a servable primary. */
 uint32_t qv_daemon_models_ready(const struct qv_daemon *d);
 
+/* commands.c: a version's precision fields ("precision", the guard's
+ * measured errors, "precision_note") added to a models / routes entry. */
+struct cJSON;
+struct qv_precision_report;
+void qv_precision_json(struct cJSON *e, const struct qv_precision_report *p);
+
 #endif /* QV_DP_QUIVERD_H */

@@ -31,6 +31,64 @@ static int json_uint(const cJSON *v, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
+int qv_config_precision(const char *s)
+{
+	/* numbered as the runtime's enum qv_precision (qv_model.h); this
+	 * library links no runtime, routes.c hands the number on */
+	static const char *const names[] = { "fp32", "bf16", "int8", "auto" };
+	for (int i = 0; i < 4; i++)
+		if (s && strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* A tolerance: >= 0 and finite (top1: a fraction, 0..1). */
+static int tol_value(const cJSON *v, double max, float *ret)
+{
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0.0) || !(v->valuedouble <= max))
+		return -EINVAL;
+	*ret = (float)v->valuedouble;
+	return 0;
+}
+
+/* "tolerance": 0.01, or {"abs": 0.01, "rel": 0.001, "top1": 0.99} */
+static int parse_tolerance(const cJSON *v, struct qv_model_config *cfg, char *err, size_t err_len)
+{
+	static const char *const keys[] = { "abs", "rel", "top1" };
+	float *dst[] = { &cfg->tol_abs, &cfg->tol_rel, &cfg->tol_top1 };
+	const cJSON *k;
+
+	if (cJSON_IsNumber(v)) {
+		if (tol_value(v, 1e30, &cfg->tol_abs) == 0)
+			return 0;
+	} else if (cJSON_IsObject(v)) {
+		cJSON_ArrayForEach(k, v) {
+			int found = 0;
+			for (int i = 0; i < 3; i++) {
+				if (strcmp(k->string, keys[i]) != 0)
+					continue;
+				found = 1;
+				if (tol_value(k, i == 2 ? 1.0 : 1e30, dst[i]) < 0) {
+					snprintf(err, err_len,
+						 "config.json: tolerance.%s must be a number %s", keys[i],
+						 i == 2 ? "in 0..1" : ">= 0");
+					return -EINVAL;
+				}
+			}
+			if (!found) {
+				snprintf(err, err_len,
+					 "config.json: tolerance has an unknown key \"%.40s\" (abs, rel, top1)",
+					 k->string);
+				return -EINVAL;
+			}
+		}
+		return 0;
+	}
+	snprintf(err, err_len,
+		 "config.json: tolerance must be a number >= 0 or an object {\"abs\", \"rel\", \"top1\"}");
+	return -EINVAL;
+}
+
 int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cfg, char *err,
 		    size_t err_len)
 {
@@ -92,6 +150,22 @@ int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cf
 			goto out;
 		}
 		cfg.preferred_batch = (uint32_t)u;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "precision");
+	if (v && !cJSON_IsNull(v)) {
+		int p = cJSON_IsString(v) ? qv_config_precision(v->valuestring) : -1;
+		if (p < 0) {
+			snprintf(err, err_len,
+				 "config.json: precision must be \"fp32\", \"bf16\", \"int8\" or \"auto\"");
+			r = -EINVAL;
+			goto out;
+		}
+		cfg.precision = (uint32_t)p;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "tolerance");
+	if (v && !cJSON_IsNull(v) && parse_tolerance(v, &cfg, err, err_len) < 0) {
+		r = -EINVAL;
+		goto out;
 	}
 	if (cfg.preferred_batch && cfg.max_batch && cfg.preferred_batch > cfg.max_batch) {
 		snprintf(err, err_len, "config.json: preferred_batch %u is over max_batch %u",

@@ -32,6 +32,14 @@ struct qv_model_config {
 	 */
 	uint32_t max_queue_delay_us;  /* 0 = never wait (the default) */
 	uint32_t preferred_batch;     /* 0 = max_batch */
+	/*
+	 * "precision": "fp32" | "bf16" | "int8" | "auto" (enum qv_precision,
+	 * default fp32) and "tolerance": a number (absolute) or an object
+	 * {"abs": A, "rel": R, "top1": T}; 0 = the runtime's defaults
+	 * (kernels/qv_model.h).
+	 */
+	uint32_t precision;
+	float tol_abs, tol_rel, tol_top1;
 };
 
 struct qv_repo_entry {
@@ -69,6 +77,9 @@ int qv_repo_versions_below(const char *dir, const char *name, uint32_t below, ui
 
 int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cfg, char *err,
 		    size_t err_len);
+
+/* "fp32" 0, "bf16" 1, "int8" 2, "auto" 3 (enum qv_precision's numbers), else -1. */
+int qv_config_precision(const char *s);
 
 /*
  * Ensembles. A version directory REPO/<name>/<version>/ without a model

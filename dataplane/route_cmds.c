@@ -127,6 +127,7 @@ static cJSON *route_obj(const struct qv_route *r)
 		cJSON_AddItemToObject(e, "in_shape", shape(v->info.in_shape, v->info.in_rank));
 		cJSON_AddItemToObject(e, "out_shape", shape(v->info.out_shape, v->info.out_rank));
 		cJSON_AddNumberToObject(e, "max_batch", v->max_batch);
+		qv_precision_json(e, &v->prec);
 		cJSON_AddItemToArray(vs, e);
 	}
 	return o;
@@ -150,8 +151,8 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 {
 	char err[1024] = "";
 	double ms = 0;
-	int rc = qv_reg_load(&d->reg, a->name, a->version, a->path[0] ? a->path : NULL, &ms, err,
-			     sizeof(err));
+	int rc = qv_reg_load_prec(&d->reg, a->name, a->version, a->path[0] ? a->path : NULL,
+				  a->precision, &ms, err, sizeof(err));
 	cJSON *o;
 
 	if (rc < 0)

@@ -64,6 +64,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "npy.h"
 #include "outcheck.h"
 #include "worker.h"
 
@@ -388,12 +389,52 @@ out:
 	return r;
 }
 
+/*
+ * The precision guard's golden set: golden.npy in the version's directory
+ * (beside the model file), else in the model's directory; float32, 2-D
+ * [rows, in_dim] (the width is checked by the runtime against the model).
+ * None: count 0, and the runtime draws its documented rows.
+ */
+static int golden_read(const char *file, struct qv_npy *ret, char *err, size_t len)
+{
+	char path[4400], nerr[160];
+	const char *slash = strrchr(file, '/');
+	int n = slash ? (int)(slash - file) : 0;
+	struct stat st;
+
+	for (int up = 0; up < 2; up++) {
+		if (up) {
+			/* REPO/name/version/ -> REPO/name/ */
+			const char *p = file + n;
+			while (p > file && *--p != '/')
+				;
+			n = (int)(p - file);
+		}
+		snprintf(path, sizeof(path), "%.*s%sgolden.npy", n, file, n ? "/" : "");
+		if (stat(path, &st) != 0)
+			continue;
+		int r = qv_npy_read(path, ret, nerr, sizeof(nerr));
+		if (r == 0 && (ret->rank != 2 || ret->shape[0] < 1 || ret->shape[1] < 1)) {
+			qv_npy_free(ret);
+			snprintf(nerr, sizeof(nerr), "want a 2-D float32 array [rows, in_dim]");
+			r = -EINVAL;
+		}
+		if (r < 0) {
+			snprintf(err, len, "golden.npy: %s", nerr);
+			return -EIO;
+		}
+		return 0;
+	}
+	return 0;
+}
+
 /* Compiles, makes contexts, warms. Returns -EIO (err: loader's chain) or -errno. */
 static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t version,
 			const char *file, const struct qv_model_config *cfg,
 			struct qv_version **ret, char *err, size_t len)
 {
 	struct qv_model_opts opts = { 0 };
+	struct qv_npy golden = { 0 };
 	struct qv_version *v = calloc(1, sizeof(*v));
 	uint32_t *copy = calloc(reg->nworkers ? reg->nworkers : 1, sizeof(*copy));
 	struct timespec t0;
@@ -418,7 +459,20 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 	v->queue_delay_us = cfg->max_queue_delay_us;
 	v->queue_delay_cycles = (uint64_t)((double)cfg->max_queue_delay_us * 1000.0 *
 					   (double)reg->tsc_hz / 1e9);
+	opts.precision = (enum qv_precision)cfg->precision;
+	opts.tol_abs = cfg->tol_abs;
+	opts.tol_rel = cfg->tol_rel;
+	opts.tol_top1 = cfg->tol_top1;
+	r = opts.precision != QV_PRECISION_FP32 ? golden_read(file, &golden, err, len) : 0;
+	if (r < 0)
+		goto fail;
+	if (golden.count) {
+		opts.golden = golden.data;
+		opts.golden_rows = (uint32_t)golden.shape[0];
+		opts.golden_dim = (uint32_t)(golden.count / golden.shape[0]);
+	}
 	r = load_copies(reg, v, file, &opts, copy, err, len);
+	qv_npy_free(&golden);
 	if (r < 0)
 		goto fail;
 	r = qv_model_get_info(v->model, &v->info);
@@ -428,6 +482,7 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 		goto fail;
 	}
 	qv_version_out_spans(v);
+	qv_model_precision(v->model, &v->prec);
 	/* The runtime rounds max_batch up to a power of two; we serve what was asked. */
 	v->max_batch = mb < v->info.max_batch ? mb : v->info.max_batch;
 	v->preferred_batch = cfg->preferred_batch && cfg->preferred_batch < v->max_batch
@@ -734,6 +789,32 @@ static int attach(struct qv_registry *reg, const char *name, struct qv_version *
 int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
 		double *ret_load_ms, char *err, size_t err_len)
 {
+	return qv_reg_load_prec(reg, name, version, dir, -1, ret_load_ms, err, err_len);
+}
+
+/* Says what precision a version serves, and why not the one asked for. */
+static void log_precision(const char *name, const struct qv_version *v)
+{
+	const struct qv_precision_report *p = &v->prec;
+	char top1[48] = "";
+
+	if (p->requested == QV_PRECISION_FP32)
+		return;
+	if (p->top1 >= 0)
+		snprintf(top1, sizeof(top1), ", top-1 agreement %.4f", p->top1);
+	if (p->reduced)
+		qv_log(QV_LOG_INFO,
+		       "model %s: version %u serves %s (%s asked; guard on %u %s rows: max abs error %.3g, max rel %.3g%s)",
+		       name, v->version, p->served, qv_precision_name(p->requested), p->golden_rows,
+		       p->golden_given ? "golden.npy" : "generated", p->max_abs, p->max_rel, top1);
+	if (p->reason[0])
+		qv_log(QV_LOG_WARN, "model %s: version %u %s in fp32: %s", name, v->version,
+		       p->reduced ? "keeps some layers" : "is served", p->reason);
+}
+
+int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
+		     int precision, double *ret_load_ms, char *err, size_t err_len)
+{
 	struct qv_route *r = qv_reg_find(reg, name), saved;
 	char d[4200], file[4300], why[QV_ERR_LEN] = "";
 	struct qv_model_config cfg;
@@ -755,6 +836,8 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
 		return -ENOENT;
 	}
 	rc = read_config(reg->repo, name, &cfg, why, sizeof(why));
+	if (precision >= 0)
+		cfg.precision = (uint32_t)precision;
 	if (rc == 0)
 		rc = version_make(reg, r ? r->handle : reg->n, version, file, &cfg, &v, why,
 				  sizeof(why));
@@ -794,6 +877,7 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
 	}
 	qv_log(QV_LOG_INFO, "model %s: version %u loaded in %.1f ms (handle %u, in %u, out %u, max_batch %u)",
 	       name, version, v->load_ms, v->handle, v->info.in_dim, v->info.out_dim, v->max_batch);
+	log_precision(name, v);
 	if (ret_load_ms)
 		*ret_load_ms = v->load_ms;
 	return 0;

@@ -70,6 +70,7 @@ struct qv_version {
 	uint32_t nsteps;
 	struct qv_version **steps;  /* [nsteps], NULL for a plain model */
 	struct qv_model_info info;
+	struct qv_precision_report prec;  /* asked for, served, the guard's measured error */
 	double load_ms;
 	/* Float32 output words of a packed output row, as spans: the nonfinite
 	 * check and the shadow comparison read only these (outcheck.h).
@@ -168,6 +169,10 @@ int qv_reg_reload_repo(struct qv_registry *reg, uint32_t *ret_loaded);
  */
 int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
 		double *ret_load_ms, char *err, size_t err_len);
+/* The same with config.json's precision replaced by `precision` (enum
+ * qv_precision) unless it is negative (quiverctl load --precision). */
+int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
+		     int precision, double *ret_load_ms, char *err, size_t err_len);
 
 /* Builds a table from the registry and publishes it; the old one is retired. */
 int qv_reg_publish(struct qv_registry *reg);

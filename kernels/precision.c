@@ -306,6 +306,11 @@ int qv_plan_precision(struct qv_model *m, const struct qv_model_opts *o, char *e
 	}
 
 	const uint32_t in_dim = m->info.in_dim, od = m->info.out_dim;
+	if (o->golden && o->golden_dim != in_dim) {
+		qvg_err(err, err_len, "golden set: %u floats a row, the model takes %u", o->golden_dim,
+			in_dim);
+		return -EINVAL;
+	}
 	const uint32_t rows = o->golden ? o->golden_rows : QV_GOLDEN_ROWS;
 	p->golden_rows = rows;
 	p->golden_given = o->golden != NULL;

@@ -91,8 +91,9 @@ struct qv_model_opts {
 	uint32_t tune_iters;           /* AUTO: timed runs per candidate, 0 = default */
 	enum qv_precision precision;   /* default fp32: plans exactly as before */
 	float tol_abs, tol_rel, tol_top1;  /* the guard's tolerance, 0 = default */
-	const float *golden;           /* golden_rows x in_dim floats, or NULL */
+	const float *golden;           /* golden_rows x golden_dim floats, or NULL */
 	uint32_t golden_rows;
+	uint32_t golden_dim;           /* must be the model's in_dim (a load error otherwise) */
 	/* AUTO ranks int8 < bf16 < fp32 by weight bytes instead of timing each
 	 * layer (deterministic, for tests on a noisy machine) */
 	int auto_untimed;

@@ -58,13 +58,14 @@ static struct data load_data(const char *name)
 }
 
 static int load(const char *name, enum qv_precision prec, const float *golden, uint32_t grows,
-		qv_model **ret, char *err)
+		uint32_t gdim, qv_model **ret, char *err)
 {
 	char p[512];
 	snprintf(p, sizeof(p), "%s/%s.onnx", dir, name);
 	/* auto_untimed: the per-layer choice must not hang on this machine's noise */
 	struct qv_model_opts o = { .max_batch = 256, .tune_iters = 2, .precision = prec,
-				   .golden = golden, .golden_rows = grows, .auto_untimed = 1 };
+				   .golden = golden, .golden_rows = grows, .golden_dim = gdim,
+				   .auto_untimed = 1 };
 	return qv_model_load_file(p, &o, ret, err, QV_ERR_LEN);
 }
 
@@ -104,7 +105,7 @@ static void check_reduced(const char *name, enum qv_precision prec)
 	expect(d.ok, "test data", name);
 	if (!d.ok)
 		return;
-	int r = load(name, prec, NULL, 0, &m, err);
+	int r = load(name, prec, NULL, 0, 0, &m, err);
 	expect(r == 0, err, name);
 	if (r == 0) {
 		struct qv_precision_report rep;
@@ -128,12 +129,18 @@ static void check_reduced(const char *name, enum qv_precision prec)
 		/* a golden set given: used instead of the generated rows */
 		qv_model_free(m);
 		m = NULL;
-		r = load(name, prec, d.x.data, (uint32_t)d.x.shape[0], &m, err);
+		uint32_t gdim = (uint32_t)(d.x.count / d.x.shape[0]);
+		r = load(name, prec, d.x.data, (uint32_t)d.x.shape[0], gdim, &m, err);
 		expect(r == 0, err, name);
 		if (r == 0) {
 			qv_model_precision(m, &rep);
 			expect(rep.golden_given && rep.golden_rows == d.x.shape[0], "golden rows given", name);
+			qv_model_free(m);
+			m = NULL;
 		}
+		/* a golden set of the wrong width is a load error naming both */
+		r = load(name, prec, d.x.data, (uint32_t)d.x.shape[0] / 2, gdim * 2, &m, err);
+		expect(r == -EINVAL && strstr(err, "golden set") != NULL, "golden width checked", name);
 	}
 	qv_model_free(m);
 	qv_npy_free(&d.x);
@@ -152,7 +159,7 @@ static void check_break(void)
 		return;
 	/* int8 cannot carry it either (per-column scales of about 100 / 127) */
 	for (int prec = QV_PRECISION_BF16; prec <= QV_PRECISION_AUTO; prec++) {
-		int r = load(name, (enum qv_precision)prec, NULL, 0, &m, err);
+		int r = load(name, (enum qv_precision)prec, NULL, 0, 0, &m, err);
 		expect(r == 0, err, name);
 		if (r)
 			continue;
@@ -185,7 +192,7 @@ static void check_auto(void)
 	expect(d.ok, "test data", name);
 	if (!d.ok)
 		return;
-	int r = load(name, QV_PRECISION_AUTO, NULL, 0, &m, err);
+	int r = load(name, QV_PRECISION_AUTO, NULL, 0, 0, &m, err);
 	expect(r == 0, err, name);
 	if (r == 0) {
 		struct qv_precision_report rep;
@@ -243,7 +250,7 @@ static void check_masked(void)
 	char err[QV_ERR_LEN];
 	for (int prec = QV_PRECISION_BF16; prec <= QV_PRECISION_AUTO; prec++) {
 		qv_model *m = NULL;
-		int r = load("trade-mlp", (enum qv_precision)prec, NULL, 0, &m, err);
+		int r = load("trade-mlp", (enum qv_precision)prec, NULL, 0, 0, &m, err);
 		expect(r == 0, err, "trade-mlp");
 		if (r)
 			continue;
