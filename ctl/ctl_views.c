@@ -204,14 +204,15 @@ void ctl_render_stats(const cJSON *reply)
 	}
 	static const char *const head[] = { "NAME",     "VERSION",  "REQUESTS", "OK",
 					    "ERRORS",   "CANARY",   "SHADOW",   "DISAGREE",
-					    "FALLBACK", "P50_US",   "P99_US",   "P99.9_US" };
-	struct ctl_table *t = ctl_table_new(12);
+					    "MAX_DIFF", "FALLBACK", "P50_US",   "P99_US",
+					    "P99.9_US" };
+	struct ctl_table *t = ctl_table_new(13);
 	ctl_table_add(t, head);
 	cJSON_ArrayForEach(r, routes) {
 		const cJSON *v;
 		cJSON_ArrayForEach(v, item(r, "versions")) {
 			char ver[32], req[32], ok[32], err[32], can[32], sha[32], dis[32], fb[32],
-				p50[32], p99[32], p999[32];
+				p50[32], p99[32], p999[32], mdiff[32];
 			num(ver, sizeof(ver), v, "version");
 			num(req, sizeof(req), v, "requests");
 			num(ok, sizeof(ok), v, "ok");
@@ -224,11 +225,17 @@ void ctl_render_stats(const cJSON *reply)
 			num(sha, sizeof(sha), v, "shadow");
 			num(dis, sizeof(dis), v, "shadow_disagree");
 			num(fb, sizeof(fb), v, "fallback");
+			/* a shadow's largest |difference| from the answers given */
+			const cJSON *md = item(v, "shadow_max_abs_diff"), *ns = item(v, "shadow");
+			if (cJSON_IsNumber(md) && cJSON_IsNumber(ns) && ns->valuedouble > 0)
+				snprintf(mdiff, sizeof(mdiff), "%.2g", md->valuedouble);
+			else
+				snprintf(mdiff, sizeof(mdiff), "-");
 			us(p50, sizeof(p50), v, "p50_ns");
 			us(p99, sizeof(p99), v, "p99_ns");
 			us(p999, sizeof(p999), v, "p999_ns");
 			const char *row[] = { str_or(r, "name", "-"), ver, req, ok, err, can,
-					      sha, dis, fb, p50, p99, p999 };
+					      sha, dis, mdiff, fb, p50, p99, p999 };
 			ctl_table_add(t, row);
 		}
 	}

@@ -338,6 +338,9 @@ static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, str
 	cJSON_AddNumberToObject(e, "canary", (double)s->canary);
 	cJSON_AddNumberToObject(e, "shadow", (double)s->shadow);
 	cJSON_AddNumberToObject(e, "shadow_disagree", (double)s->shadow_disagree);
+	cJSON_AddNumberToObject(e, "shadow_max_abs_diff", s->shadow_maxdiff);
+	cJSON_AddNumberToObject(e, "shadow_mean_abs_diff",
+				s->shadow_values ? (double)s->shadow_sumdiff_n9 * 1e-9 / (double)s->shadow_values : 0.0);
 	cJSON_AddNumberToObject(e, "batches", (double)s->batches);
 	cJSON_AddNumberToObject(e, "batch_rows", (double)s->batch_rows);
 	cJSON_AddNumberToObject(e, "split_batches", (double)s->split_batches);

@@ -3,6 +3,7 @@
 #include "stats.h"
 
 #include <math.h>
+#include <string.h>
 
 uint64_t qv_hist_bucket_lo(uint32_t b)
 {
@@ -31,6 +32,13 @@ void qv_vsum_add(struct qv_vsum *s, const struct qv_vstats *v)
 	s->fallback += atomic_load_explicit(&v->fallback, memory_order_relaxed);
 	s->shadow += atomic_load_explicit(&v->shadow, memory_order_relaxed);
 	s->shadow_disagree += atomic_load_explicit(&v->shadow_disagree, memory_order_relaxed);
+	uint64_t bits = atomic_load_explicit(&v->shadow_maxdiff, memory_order_relaxed);
+	double md;
+	memcpy(&md, &bits, sizeof(md));
+	if (md > s->shadow_maxdiff)
+		s->shadow_maxdiff = md;
+	s->shadow_sumdiff_n9 += atomic_load_explicit(&v->shadow_sumdiff_n9, memory_order_relaxed);
+	s->shadow_values += atomic_load_explicit(&v->shadow_values, memory_order_relaxed);
 	s->batches += atomic_load_explicit(&v->batches, memory_order_relaxed);
 	s->batch_rows += atomic_load_explicit(&v->batch_rows, memory_order_relaxed);
 	s->split_batches += atomic_load_explicit(&v->split_batches, memory_order_relaxed);
@@ -49,6 +57,8 @@ void qv_vsum_sub(struct qv_vsum *s, const struct qv_vsum *base)
 	s->fallback -= base->fallback;
 	s->shadow -= base->shadow;
 	s->shadow_disagree -= base->shadow_disagree;
+	s->shadow_sumdiff_n9 -= base->shadow_sumdiff_n9;
+	s->shadow_values -= base->shadow_values;
 	s->batches -= base->batches;
 	s->batch_rows -= base->batch_rows;
 	s->split_batches -= base->split_batches;

@@ -57,6 +57,14 @@ struct qv_vstats {
 	_Atomic uint64_t fallback;
 	_Atomic uint64_t shadow;
 	_Atomic uint64_t shadow_disagree;
+	/* largest |shadow - answer| over float outputs, as the bits of a
+	 * non-negative double (ordered like the values): how far a reduced-
+	 * precision primary and its fp32 shadow drift, not only whether */
+	_Atomic uint64_t shadow_maxdiff;
+	/* sum of |shadow - answer| over compared float outputs, in 1e-9 units,
+	 * and how many were compared: the mean drift */
+	_Atomic uint64_t shadow_sumdiff_n9;
+	_Atomic uint64_t shadow_values;
 	_Atomic uint64_t batches;   /* runs of more than one request gathered together */
 	_Atomic uint64_t batch_rows;/* rows in those runs */
 	/* batches that an id out of range split: each member ran again alone */
@@ -73,6 +81,8 @@ struct qv_vsum {
 	uint64_t requests;
 	uint64_t status[QV_STATUS_COUNT];
 	uint64_t canary, fallback, shadow, shadow_disagree;
+	double shadow_maxdiff;      /* max over workers, since load (not reset by sub) */
+	uint64_t shadow_sumdiff_n9, shadow_values;
 	uint64_t batches, batch_rows, split_batches;
 	uint64_t runs[QV_RUN_HIST];
 	uint64_t hist[QV_HIST_BUCKETS];

@@ -200,6 +200,50 @@ static void mirror_add(struct qv_worker *w, const struct qv_version *sh,
 	w->sh_ver = sh;
 }
 
+/*
+ * How far the shadow's float outputs are from the answers given (finite
+ * pairs only; nonfinite ones count as disagreements above): the running
+ * max and sum. Single writer: plain relaxed load and store, as qv_stat_inc.
+ */
+static void shadow_drift(struct qv_vstats *vs, const struct qv_version *s, const float *got,
+			 const float *ref, uint32_t rows)
+{
+	const uint32_t od = s->info.out_dim;
+	double mx = 0, sum = 0;
+	uint64_t n = 0;
+
+	for (uint32_t r = 0; r < rows; r++) {
+		for (uint32_t k = 0; k < (s->out_mixed ? s->n_fspans : 1u); k++) {
+			uint32_t off = s->out_mixed ? s->fspans[k].off : 0;
+			uint32_t cnt = s->out_mixed ? s->fspans[k].n : od;
+			const float *a = got + (uint64_t)r * od + off, *b = ref + (uint64_t)r * od + off;
+			for (uint32_t i = 0; i < cnt; i++) {
+				double d = fabs((double)a[i] - (double)b[i]);
+				if (!isfinite(d))
+					continue;
+				mx = d > mx ? d : mx;
+				sum += d;
+				n++;
+			}
+		}
+	}
+	uint64_t bits = atomic_load_explicit(&vs->shadow_maxdiff, memory_order_relaxed);
+	double cur;
+	memcpy(&cur, &bits, sizeof(cur));
+	if (mx > cur) {
+		memcpy(&bits, &mx, sizeof(bits));
+		atomic_store_explicit(&vs->shadow_maxdiff, bits, memory_order_relaxed);
+	}
+	double add = sum * 1e9;
+	atomic_store_explicit(&vs->shadow_sumdiff_n9,
+			      atomic_load_explicit(&vs->shadow_sumdiff_n9, memory_order_relaxed) +
+				      (add < 1.8e19 ? (uint64_t)add : 0),
+			      memory_order_relaxed);
+	atomic_store_explicit(&vs->shadow_values,
+			      atomic_load_explicit(&vs->shadow_values, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 void qv_worker_shadow_flush(struct qv_worker *w)
 {
 	const struct qv_version *s = w->sh_ver;
@@ -220,6 +264,8 @@ void qv_worker_shadow_flush(struct qv_worker *w)
 					      w->sh_ref + (uint64_t)r * od, w->sh_req_rows[k]))
 			qv_stat_inc(&vs->shadow_disagree);
 	}
+	if (!failed)
+		shadow_drift(vs, s, w->sh_out, w->sh_ref, w->sh_rows);
 	w->sh_n = 0;
 	w->sh_rows = 0;
 }
