@@ -194,10 +194,12 @@ void ctl_render_models(const cJSON *reply)
 		 * the daemon's log); the guard's max abs error when measured */
 		char prec[160], merr[32];
 		const char *served = get_str(m, "precision"), *asked = get_str(m, "precision_requested");
-		if (strcmp(asked, "-") && strcmp(asked, served) && strcmp(asked, "auto"))
-			snprintf(prec, sizeof(prec), "%s (%s asked)", served, asked);
-		else if (!strcmp(asked, "auto"))
+		if (!served)
+			snprintf(prec, sizeof(prec), "-");
+		else if (asked && !strcmp(asked, "auto"))
 			snprintf(prec, sizeof(prec), "auto: %s", served);
+		else if (asked && strcmp(asked, served))
+			snprintf(prec, sizeof(prec), "%s (%s asked)", served, asked);
 		else
 			snprintf(prec, sizeof(prec), "%s", served);
 		double me = get_num(m, "max_abs_error", -1);

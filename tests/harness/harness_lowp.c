@@ -10,6 +10,8 @@
  *                              CPU has neither AVX512_BF16 nor AVX512_VNNI
  *   op-harness-lowp --masked   run with QUIVER_DISABLE_ISA set: checks the
  *                              kernels refuse (-ENOTSUP), so plans fall back
+ *   op-harness-lowp --bench    times fp32 / bf16 / int8 (per-row and static
+ *                              activation scales) and int8's errors
  *
  * Tolerances. int8: the integer sums are exact and the rescale is the same
  * single fma in kernel and reference, so outputs agree to the activation's
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "qv_model.h"
 #include "qv_ops.h"
@@ -279,9 +282,105 @@ static void check_errors(void)
 	expect(isnan(qv_bf16_round(NAN)) && isinf(qv_bf16_round(INFINITY)), "bf16 NaN and inf");
 }
 
+static double now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static double time_run(const struct qv_hand_dense *h, const float *x, uint32_t rows, float *y)
+{
+	double best = 1e30;
+	for (int r = 0; r < 30; r++) {
+		double t0 = now_ns();
+		for (int i = 0; i < 200; i++)
+			qv_hand_dense_run(h, x, rows, y);
+		double dt = (now_ns() - t0) / 200;
+		best = dt < best ? dt : best;
+	}
+	return best;
+}
+
+/* Gaussian rows (Box-Muller), times `scale`. */
+static void fill_normal(float *v, size_t n, float scale)
+{
+	for (size_t i = 0; i < n; i++) {
+		double u1 = unit() + 1e-12, u2 = unit();
+		v[i] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2) * scale);
+	}
+}
+
+/*
+ * --bench: what decided int8's activation quantisation. Per shape, batch-1
+ * and batch-8 time of fp32, bf16, int8 with per-row scales and int8 with a
+ * static scale (calibrated as the max |x| of 256 other N(0,1) rows), and
+ * the max |y - fp32| of both int8 variants on 256 N(0,1) rows and on 256
+ * rows of twice the spread (traffic drifting from the calibration set).
+ */
+static int bench(void)
+{
+	static const struct shape bs[] = { { 32, 256 }, { 256, 256 }, { 256, 512 }, { 512, 256 } };
+	struct qv_act_desc relu = { QV_ACT_RELU, 0, 0 };
+	printf("%-9s %5s %9s %9s %9s %9s   %-22s %-22s\n", "shape", "rows", "fp32_ns", "bf16_ns",
+	       "i8row_ns", "i8stat_ns", "err i8row (N / 2N)", "err i8stat (N / 2N)");
+	for (size_t si = 0; si < sizeof(bs) / sizeof(bs[0]); si++) {
+		uint32_t K = bs[si].K, N = bs[si].N, R = 256;
+		float *W = xmalloc((size_t)K * N * 4), *b = xmalloc((size_t)N * 4);
+		float *cal = xmalloc((size_t)R * K * 4), *x = xmalloc((size_t)R * K * 4);
+		float *x2 = xmalloc((size_t)R * K * 4), *y = xmalloc((size_t)R * N * 4);
+		float *ref = xmalloc((size_t)R * N * 4);
+		fill_normal(W, (size_t)K * N, 1.0f / sqrtf((float)K));
+		fill(b, N, 0.1f);
+		fill_normal(cal, (size_t)R * K, 1.0f);
+		fill_normal(x, (size_t)R * K, 1.0f);
+		fill_normal(x2, (size_t)R * K, 2.0f);
+		float cmax = 0;
+		for (size_t i = 0; i < (size_t)R * K; i++)
+			cmax = fabsf(cal[i]) > cmax ? fabsf(cal[i]) : cmax;
+		struct qv_hand_dense *h[4] = { 0 };
+		if (qv_hand_dense_create(W, K, N, b, relu, -1, &h[0]) < 0 ||
+		    qv_hand_dense_create_lowp(W, K, N, b, relu, QV_PREC_BF16, 0, &h[1]) < 0 ||
+		    qv_hand_dense_create_lowp(W, K, N, b, relu, QV_PREC_INT8, 0, &h[2]) < 0 ||
+		    qv_hand_dense_create_lowp(W, K, N, b, relu, QV_PREC_INT8, cmax, &h[3]) < 0) {
+			printf("create failed\n");
+			return 1;
+		}
+		double err[2][2];
+		for (int set = 0; set < 2; set++) {
+			const float *xs = set ? x2 : x;
+			qv_hand_dense_run(h[0], xs, R, ref);
+			for (int v = 0; v < 2; v++) {
+				qv_hand_dense_run(h[2 + v], xs, R, y);
+				double e = 0;
+				for (size_t i = 0; i < (size_t)R * N; i++)
+					e = fmax(e, fabs((double)y[i] - ref[i]));
+				err[v][set] = e;
+			}
+		}
+		for (uint32_t rows = 1; rows <= 8; rows *= 8) {
+			double t[4];
+			for (int k = 0; k < 4; k++)
+				t[k] = time_run(h[k], x, rows, y);
+			char sh[16], e0[32], e1[32];
+			snprintf(sh, sizeof(sh), "%ux%u", K, N);
+			snprintf(e0, sizeof(e0), "%.2g / %.2g", err[0][0], err[0][1]);
+			snprintf(e1, sizeof(e1), "%.2g / %.2g", err[1][0], err[1][1]);
+			printf("%-9s %5u %9.0f %9.0f %9.0f %9.0f   %-22s %-22s\n", sh, rows, t[0], t[1],
+			       t[2], t[3], e0, e1);
+		}
+		for (int k = 0; k < 4; k++)
+			qv_hand_dense_free(h[k]);
+		free(W), free(b), free(cal), free(x), free(x2), free(y), free(ref);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int masked = argc > 1 && strcmp(argv[1], "--masked") == 0;
+	if (argc > 1 && strcmp(argv[1], "--bench") == 0)
+		return qv_prec_supported(QV_PREC_INT8) && qv_prec_supported(QV_PREC_BF16) ? bench() : 77;
 	if (masked) {
 		float W[8 * 8] = { 0 };
 		struct qv_act_desc none = { QV_ACT_NONE, 0, 0 };

@@ -509,7 +509,7 @@ def gen_torch(out):
         layers.append(nn.Sigmoid())
         return nn.Sequential(*layers).eval()
 
-    def export(name, model, in_dim, seed, opset=13):
+    def export(name, model, in_dim, seed, opset=13, atol=ATOL):
         path = os.path.join(out, name + ".onnx")
         dummy = torch.zeros(2, in_dim)
         torch.onnx.export(model, dummy, path, input_names=["X"], output_names=["Y"],
@@ -522,7 +522,7 @@ def gen_torch(out):
             import copy
             y = copy.deepcopy(model).double()(torch.from_numpy(x.astype(np.float64))).numpy()
         m = onnx.load(path)
-        write_good(out, name, m, x, y, kind="torch")
+        write_good(out, name, m, x, y, atol=atol, kind="torch")
 
     export("trade-mlp", mlp([32, 256, 256, 1], 1), 32, 101)
     export("trade-mlp-v2", mlp([32, 256, 256, 1], 2), 32, 102)
@@ -558,12 +558,15 @@ def gen_torch(out):
 
     r = np.random.default_rng(105)
     w1, d1 = pairs(16, 16, 0.2, r)
-    export("bf16-break", fixed((w1, False), (d1, False)), 16, 105)
+    # (the cancellation of two values of magnitude 100 costs fp32 itself
+    # about 1e-5 relative of 100: atol 1e-3 here, still 1000x below what
+    # bf16 or int8 would lose)
+    export("bf16-break", fixed((w1, False), (d1, False)), 16, 105, atol=1e-3)
     # only the first layer may be reduced: auto must choose per layer
     r = np.random.default_rng(106)
     w0 = r.standard_normal((256, 64)) / 8.0
     w1, d1 = pairs(256, 16, 0.0625, r)
-    export("prec-auto", fixed((w0, True), (w1, False), (d1, False)), 64, 106)
+    export("prec-auto", fixed((w0, True), (w1, False), (d1, False)), 64, 106, atol=1e-3)
 
 
 # ---------------------------------------------------------------------------
