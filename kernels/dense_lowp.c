@@ -526,7 +526,6 @@ int qv_hand_dense_create_lowp(const float *W, uint32_t K, uint32_t N, const floa
 		d->bias[c] = b ? b[c] : 0.0f;
 
 	uint32_t *w = (uint32_t *)(void *)d->w;
-	const uint32_t npanel = (d->nv + PANEL_VECS - 1) / PANEL_VECS;
 	for (uint32_t c = 0; c < N; c++) {
 		const uint32_t p = c / PANEL, j = c % PANEL;
 		uint32_t left = d->nv - p * PANEL_VECS;
@@ -556,7 +555,6 @@ int qv_hand_dense_create_lowp(const float *W, uint32_t K, uint32_t N, const floa
 		if (prec == QV_PREC_INT8)
 			d->comp[c] = 128 * qsum;
 	}
-	(void)npanel;
 	*ret = d;
 	return 0;
 }
