@@ -91,7 +91,11 @@ int main(void)
 	CHECK(parse("{\"cmd\":\"load\",\"name\":\"trade-mlp\",\"version\":3,\"path\":\"/x/y\"}", &a,
 		    err) == 0);
 	CHECK(a.kind == QV_CMD_LOAD && a.version == 3 && strcmp(a.name, "trade-mlp") == 0 &&
-	      strcmp(a.path, "/x/y") == 0);
+	      strcmp(a.path, "/x/y") == 0 && a.precision == -1);
+	CHECK(parse("{\"cmd\":\"load\",\"name\":\"m\",\"version\":3,\"precision\":\"int8\"}", &a,
+		    err) == 0 && a.precision == 2);
+	bad("{\"cmd\":\"load\",\"name\":\"m\",\"version\":2,\"precision\":\"fp16\"}", "precision");
+	bad("{\"cmd\":\"load\",\"name\":\"m\",\"version\":2,\"precision\":2}", "precision");
 	CHECK(parse("{\"cmd\":\"canary\",\"name\":\"m\",\"version\":2,\"ppm\":100000,\"sticky\":true}",
 		    &a, err) == 0);
 	CHECK(a.ppm == 100000 && a.sticky == 1 && a.version == 2);

@@ -94,6 +94,13 @@ static void test_config(void)
 		{ "{\"preferred_batch\": 0}", "preferred_batch" },
 		{ "{\"preferred_batch\": 2.5}", "preferred_batch" },
 		{ "{\"max_batch\": 8, \"preferred_batch\": 16}", "over max_batch" },
+		{ "{\"precision\": \"fp16\"}", "precision" },
+		{ "{\"precision\": 1}", "precision" },
+		{ "{\"tolerance\": -0.1}", "tolerance" },
+		{ "{\"tolerance\": \"1e-2\"}", "tolerance" },
+		{ "{\"tolerance\": {\"abs\": -1}}", "tolerance.abs" },
+		{ "{\"tolerance\": {\"top1\": 1.5}}", "tolerance.top1" },
+		{ "{\"tolerance\": {\"absolute\": 0.1}}", "unknown key" },
 	};
 	for (size_t i = 0; i < sizeof(badq) / sizeof(badq[0]); i++) {
 		err[0] = '\0';
@@ -101,6 +108,13 @@ static void test_config(void)
 		      -EINVAL);
 		CHECK(strstr(err, badq[i].word) != NULL);
 	}
+
+	s = "{\"precision\": \"int8\", \"tolerance\": {\"abs\": 0.05, \"rel\": 0.01, \"top1\": 0.98}}";
+	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0 && c.precision == 2 &&
+	      c.tol_abs == 0.05f && c.tol_rel == 0.01f && c.tol_top1 == 0.98f);
+	s = "{\"precision\": \"auto\", \"tolerance\": 0.02}";
+	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0 && c.precision == 3 &&
+	      c.tol_abs == 0.02f && c.tol_rel == 0.0f);
 
 	s = "{\"max_batch\": 32768}";
 	CHECK(qv_config_parse(s, strlen(s), &c, err, sizeof(err)) == 0 && c.max_batch == 32768);

@@ -380,6 +380,8 @@ static void control_cmds(const char *path)
 		   "load", "m", "--path", "/x y", "3", NULL);
 	expect_req(path, "{\"cmd\":\"load\",\"name\":\"m\",\"version\":3,\"path\":\"/d\"}",
 		   "load", "m", "3", "--path=/d", NULL);
+	expect_req(path, "{\"cmd\":\"load\",\"name\":\"m\",\"version\":3,\"precision\":\"bf16\"}",
+		   "load", "m", "3", "--precision", "bf16", NULL);
 	expect_req(path, "{\"cmd\":\"unload\",\"name\":\"m\",\"version\":4294967295}", "unload",
 		   "m", "4294967295", NULL);
 	expect_req(path, "{\"cmd\":\"swap\",\"name\":\"m\",\"version\":1}", "swap", "m", "1", NULL);
@@ -422,6 +424,8 @@ static void control_cmds(const char *path)
 		{ "load", "m", "0", NULL },
 		{ "load", "m", "x", NULL },
 		{ "load", "m", "1", "--path", NULL },
+		{ "load", "m", "1", "--precision", "fp16", NULL },
+		{ "load", "m", "1", "--precision", NULL },
 		{ "load", "m", "1", "2", NULL },
 		{ "unload", "m", NULL },
 		{ "swap", "m", "-1", NULL },
