@@ -18,6 +18,7 @@
 
 #include "cmd_args.h"
 #include "log.h"
+#include "prom.h"
 #include "quiverd.h"
 #include "state.h"
 
@@ -397,99 +398,13 @@ static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_statu
 	return o;
 }
 
+/* The Prometheus text of prom.c (the same as GET /metrics), in a reply. */
 static cJSON *do_metrics(struct qv_daemon *d)
 {
-	static const double qs[] = { 0.5, 0.99, 0.999 };
-	struct qv_vsum *s = malloc(sizeof(*s));
 	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
 	cJSON *o = NULL;
 
-	if (!s || !f) {
-		free(s);
-		if (f)
-			fclose(f);
-		free(text);
-		return NULL;
-	}
-	fprintf(f, "# HELP quiver_requests_total Requests answered, by model version and status.\n"
-		   "# TYPE quiver_requests_total counter\n");
-	for (uint32_t i = 0; i < d->reg.n; i++) {
-		const struct qv_route *r = &d->reg.routes[i];
-		for (uint32_t k = 0; k < r->nvers; k++) {
-			qv_reg_version_stats(&d->reg, r->vers[k], s);
-			for (uint32_t st = 0; st < QV_STATUS_COUNT; st++)
-				fprintf(f, "quiver_requests_total{model=\"%s\",version=\"%u\",status=\"%s\"} %llu\n",
-					r->name, r->vers[k]->version, status_upper[st],
-					(unsigned long long)s->status[st]);
-		}
-	}
-	static const char *const cnames[] = { "fallback", "canary",  "shadow",
-					      "shadow_disagree", "batches", "batch_rows",
-					      "split_batches" };
-	static const char *const chelp[] = {
-		"Requests answered by this version as a fallback.",
-		"Requests answered by this version as the canary.",
-		"Requests mirrored to this version as the shadow.",
-		"Mirrored requests whose shadow output disagreed with the answer given.",
-		"Model runs of more than one request gathered together.",
-		"Rows in those runs.",
-		"Batches an id out of range split, every member run again alone.",
-	};
-	for (uint32_t c = 0; c < 7; c++) {
-		fprintf(f, "# HELP quiver_%s_total %s\n# TYPE quiver_%s_total counter\n", cnames[c],
-			chelp[c], cnames[c]);
-		for (uint32_t i = 0; i < d->reg.n; i++) {
-			const struct qv_route *r = &d->reg.routes[i];
-			for (uint32_t k = 0; k < r->nvers; k++) {
-				uint64_t n;
-				qv_reg_version_stats(&d->reg, r->vers[k], s);
-				n = c == 0 ? s->fallback : c == 1 ? s->canary : c == 2 ? s->shadow :
-				    c == 3 ? s->shadow_disagree : c == 4 ? s->batches :
-				    c == 5 ? s->batch_rows : s->split_batches;
-				fprintf(f, "quiver_%s_total{model=\"%s\",version=\"%u\"} %llu\n",
-					cnames[c], r->name, r->vers[k]->version, (unsigned long long)n);
-			}
-		}
-	}
-	fprintf(f, "# HELP quiver_model_runs_total Model runs by rows; the label is the smallest row "
-		   "count of the bucket (1, 2-3, 4-7, ...).\n"
-		   "# TYPE quiver_model_runs_total counter\n");
-	for (uint32_t i = 0; i < d->reg.n; i++) {
-		const struct qv_route *r = &d->reg.routes[i];
-		for (uint32_t k = 0; k < r->nvers; k++) {
-			qv_reg_version_stats(&d->reg, r->vers[k], s);
-			for (uint32_t b = 0; b < QV_RUN_HIST; b++)
-				fprintf(f, "quiver_model_runs_total{model=\"%s\",version=\"%u\",rows=\"%u\"} %llu\n",
-					r->name, r->vers[k]->version, 1u << b,
-					(unsigned long long)s->runs[b]);
-		}
-	}
-	fprintf(f, "# HELP quiver_service_time_seconds Pick-up to completion, per version.\n"
-		   "# TYPE quiver_service_time_seconds summary\n");
-	for (uint32_t i = 0; i < d->reg.n; i++) {
-		const struct qv_route *r = &d->reg.routes[i];
-		for (uint32_t k = 0; k < r->nvers; k++) {
-			qv_reg_version_stats(&d->reg, r->vers[k], s);
-			for (uint32_t q = 0; q < 3; q++)
-				fprintf(f, "quiver_service_time_seconds{model=\"%s\",version=\"%u\",quantile=\"%g\"} %.9f\n",
-					r->name, r->vers[k]->version, qs[q],
-					cycles_to_ns(d, qv_hist_quantile(s->hist, qs[q])) / 1e9);
-			fprintf(f, "quiver_service_time_seconds_count{model=\"%s\",version=\"%u\"} %llu\n",
-				r->name, r->vers[k]->version, (unsigned long long)s->requests);
-		}
-	}
-	fprintf(f, "# TYPE quiver_worker_busy_cycles_total counter\n");
-	for (uint32_t i = 0; i < d->nworkers; i++)
-		fprintf(f, "quiver_worker_busy_cycles_total{worker=\"%u\"} %llu\n", i,
-			(unsigned long long)qv_cnt_get(&d->workers[i]->cnt.busy_cycles));
-	fprintf(f, "# TYPE quiver_worker_idle_cycles_total counter\n");
-	for (uint32_t i = 0; i < d->nworkers; i++)
-		fprintf(f, "quiver_worker_idle_cycles_total{worker=\"%u\"} %llu\n", i,
-			(unsigned long long)qv_cnt_get(&d->workers[i]->cnt.idle_cycles));
-	free(s);
-	if (fclose(f) == 0 && text) {
+	if (qv_prom_render(d, &text, NULL) == 0) {
 		o = cJSON_CreateObject();
 		if (o)
 			cJSON_AddStringToObject(o, "text", text);

@@ -112,7 +112,7 @@ static inline void count_status(struct qv_worker *w, uint32_t st)
  * deadline check use.
  */
 static inline void vs_record(struct qv_worker *w, const struct qv_version *v, uint32_t st,
-			     uint32_t flags, uint64_t d, uint64_t svc)
+			     uint32_t flags, uint64_t d, uint64_t svc, uint64_t run)
 {
 	struct qv_vstats *s = &w->vs[v->slot];
 
@@ -123,6 +123,17 @@ static inline void vs_record(struct qv_worker *w, const struct qv_version *v, ui
 	if (flags & QV_FLAG_FALLBACK)
 		qv_stat_inc(&s->fallback);
 	qv_stat_inc(&s->hist[qv_hist_bucket(d)]);
+	qv_stat_add(&s->lat_sum, d);
+	/* run: cycles of the model run that answered (0: none ran); the rest of
+	 * d is queueing (held for a batch, behind other runs, routing). */
+	if (run) {
+		uint64_t q = d > run ? d - run : 0;
+
+		qv_stat_add(&s->compute_sum, run);
+		qv_stat_inc(&s->compute_hist[qv_log2_bucket(run)]);
+		qv_stat_add(&s->queue_sum, q);
+		qv_stat_inc(&s->queue_hist[qv_log2_bucket(q)]);
+	}
 	if (st == QV_OK) {
 		uint64_t tag = (uint64_t)v->handle << 32 | v->version;
 		/* A reused stats slot: the estimate starts over with its new version. */
@@ -380,7 +391,7 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 	ret->version = v->version;
 	ret->flags = flags;
 	t0 = qv_tsc() - t0;
-	vs_record(w, v, st, flags, t0, t0);
+	vs_record(w, v, st, flags, t0, t0, st == QV_OK || st == QV_INTERNAL ? t0 : 0);
 out:
 	ret->status = st;
 	count_status(w, st);
@@ -431,7 +442,7 @@ static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch
 	it->res.flags = flags;
 	it->res.out_bytes = 0;
 	it->res.n_outputs = 0;
-	vs_record(w, v, st, flags, qv_tsc() - it->t0, 0);
+	vs_record(w, v, st, flags, qv_tsc() - it->t0, 0, 0);
 	count_status(w, st);
 	return NULL;
 single:
@@ -462,6 +473,7 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 		v = h->fallback;
 		flags = QV_FLAG_FALLBACK;
 		run_record(w, v, it->req.rows);
+		w->run_t0 = qv_tsc();
 		st = run_status(run_v(w, v, it->req.in, it->req.rows, it->req.out));
 		now = qv_tsc();
 	}
@@ -472,7 +484,8 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 					: 0;
 	it->res.n_outputs = st == QV_OK ? h->n_outputs : 0;
 	/* The estimate is of running, not of waiting: from this turn's start at most. */
-	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0));
+	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0),
+		  now - w->run_t0);
 	count_status(w, st);
 	if (__builtin_expect(it->mirror, 0) && st == QV_OK)
 		mirror_add(w, h->shadow, v, &it->req);
@@ -507,6 +520,7 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 		}
 	}
 	run_record(w, v, rows);
+	w->run_t0 = qv_tsc();
 	if (cnt == 1) {
 		st = run_status(run_v(w, v, items[i].req.in, rows, items[i].req.out));
 		batch_answer(w, &items[i], v, st, qv_tsc());
@@ -525,6 +539,7 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 				continue;
 			it->v = NULL;
 			run_record(w, v, it->req.rows);
+			w->run_t0 = qv_tsc();
 			st = run_status(run_v(w, v, it->req.in, it->req.rows, it->req.out));
 			batch_answer(w, it, v, st, qv_tsc());
 		}
@@ -936,6 +951,7 @@ static void worker_loop(struct qv_worker *w)
 		}
 		t = qv_tsc();
 		cnt_add(work ? &w->cnt.busy_cycles : &w->cnt.idle_cycles, t - w->last_tsc);
+		cnt_add(work ? &w->cnt.busy_turns : &w->cnt.idle_turns, 1);
 		w->last_tsc = t;
 		if (t - w->last_hb_tsc >= w->hb_interval_tsc) {
 			w->last_hb_tsc = t;
