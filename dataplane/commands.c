@@ -197,6 +197,14 @@ static cJSON *cmd_status(struct qv_daemon *d)
 		cJSON_AddNumberToObject(wo, "idle_cycles", (double)qv_cnt_get(&w->cnt.idle_cycles));
 		cJSON_AddNumberToObject(wo, "corrupt_channels",
 					(double)qv_cnt_get(&w->cnt.corrupt_channels));
+		cJSON_AddNumberToObject(wo, "busy_turns", (double)qv_cnt_get(&w->cnt.busy_turns));
+		cJSON_AddNumberToObject(wo, "idle_turns", (double)qv_cnt_get(&w->cnt.idle_turns));
+		if (d->udp[i]) {   /* this worker's io_uring socket (quiverctl top) */
+			struct qv_udp_stats us;
+			qv_udp_uring_stats(d->udp[i], &us);
+			cJSON_AddNumberToObject(wo, "udp_rx", (double)us.rx);
+			cJSON_AddNumberToObject(wo, "udp_tx", (double)us.tx);
+		}
 		cJSON_AddItemToArray(ws, wo);
 		served += req;
 		for (int s = 0; s < QV_STATUS_COUNT; s++)

@@ -38,8 +38,12 @@ int qv_notify_send(const char *msg)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* Never wait: a receiver that does not read (its queue holds only
+	 * net.unix.max_dgram_qlen datagrams, 10 by default) must not stop the
+	 * control thread. A message that does not fit is lost: -EAGAIN. */
 	do
-		w = sendto(fd, msg, len, MSG_NOSIGNAL, (const struct sockaddr *)&sa, salen);
+		w = sendto(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT, (const struct sockaddr *)&sa,
+			   salen);
 	while (w < 0 && errno == EINTR);
 	if (w < 0)
 		r = -errno;

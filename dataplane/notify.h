@@ -15,7 +15,8 @@
  * Sends msg (e.g. "READY=1\nSTATUS=serving") to $NOTIFY_SOCKET: a path
  * ("/run/systemd/notify") or an abstract name ("@name"). Returns 1 when
  * sent, 0 when NOTIFY_SOCKET is unset (not run by a service manager),
- * -EINVAL for an address it cannot use, or the -errno of the send.
+ * -EINVAL for an address it cannot use, or the -errno of the send (-EAGAIN:
+ * the receiver's queue is full; the call never blocks).
  */
 int qv_notify_send(const char *msg);
 

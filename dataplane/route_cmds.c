@@ -322,7 +322,8 @@ static double cycles_to_ns(const struct qv_daemon *d, uint64_t c)
 	return (double)c * 1e9 / (double)(d->tsc_hz ? d->tsc_hz : 1000000000ull);
 }
 
-static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, struct qv_vsum *s)
+static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, struct qv_vsum *s,
+			    int want_hist)
 {
 	cJSON *e = cJSON_CreateObject(), *st, *rn;
 
@@ -352,12 +353,25 @@ static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, str
 	cJSON_AddNumberToObject(e, "p50_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.5)));
 	cJSON_AddNumberToObject(e, "p99_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.99)));
 	cJSON_AddNumberToObject(e, "p999_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.999)));
+	/* "hist": true - the non-empty latency buckets as [index, count, midpoint
+	 * ns], so a client (quiverctl top) takes percentiles of an interval
+	 * from the difference of two replies. */
+	if (want_hist) {
+		cJSON *h = cJSON_AddArrayToObject(e, "hist");
+		for (uint32_t b = 0; h && b < QV_HIST_BUCKETS; b++) {
+			uint64_t lo = qv_hist_bucket_lo(b), hi = qv_hist_bucket_hi(b);
+			double t[3] = { b, (double)s->hist[b], cycles_to_ns(d, lo + (hi - lo) / 2) };
+			if (s->hist[b])
+				cJSON_AddItemToArray(h, cJSON_CreateDoubleArray(t, 3));
+		}
+	}
 	return e;
 }
 
 static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_status)
 {
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "name");
+	int want_hist = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "hist"));
 	cJSON *o, *rs;
 	struct qv_vsum *s;
 
@@ -388,7 +402,7 @@ static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_statu
 		cJSON_AddNumberToObject(ro, "handle", r->handle);
 		vs = cJSON_AddArrayToObject(ro, "versions");
 		for (uint32_t k = 0; vs && k < r->nvers; k++) {
-			cJSON *e = version_stats(d, r->vers[k], s);
+			cJSON *e = version_stats(d, r->vers[k], s, want_hist);
 			if (e)
 				cJSON_AddItemToArray(vs, e);
 		}

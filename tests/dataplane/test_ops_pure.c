@@ -93,6 +93,16 @@ static void test_notify(void)
 	CHECK(qv_notify_send("WATCHDOG=1") == 1);
 	recv_is(afd, "WATCHDOG=1");
 
+	/* A receiver that never reads: the sender is told, and never blocks. */
+	setenv("NOTIFY_SOCKET", path, 1);
+	{
+		int r = 1, sent = 0;
+		while (sent < 100000 && (r = qv_notify_send("WATCHDOG=1")) == 1)
+			sent++;
+		CHECK(r == -EAGAIN);
+		CHECK(sent < 100000);
+	}
+
 	/* Addresses it cannot use: relative, vsock, a lone '@', nobody listening. */
 	setenv("NOTIFY_SOCKET", "relative/path", 1);
 	CHECK(qv_notify_send("READY=1") == -EINVAL);
