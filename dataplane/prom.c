@@ -35,11 +35,25 @@ static const char *const status_upper[QV_STATUS_COUNT] = {
 	"DEADLINE_EXCEEDED", "OVERLOADED", "UNAVAILABLE", "INTERNAL",
 };
 
-/* One loaded version and the sum of its stats over the workers. */
+/* What a scrape shows of one loaded version's stats, summed over the
+ * workers: the counters and the histograms folded to power-of-two buckets
+ * (a full struct qv_vsum per version would be ~9 KiB, most of it the
+ * log-linear buckets the text never shows). */
+struct pv_sum {
+	uint64_t status[QV_STATUS_COUNT];
+	uint64_t canary, fallback, shadow, shadow_disagree;
+	uint64_t batches, batch_rows, split_batches;
+	uint64_t runs[QV_RUN_HIST];
+	uint64_t lat_sum, queue_sum, compute_sum;
+	uint64_t lat_hist[QV_LOG2_BUCKETS];
+	uint64_t queue_hist[QV_LOG2_BUCKETS];
+	uint64_t compute_hist[QV_LOG2_BUCKETS];
+};
+
 struct pv {
 	const struct qv_route *r;
 	const struct qv_version *v;
-	struct qv_vsum s;
+	struct pv_sum s;
 };
 
 void qv_prom_le_range(uint64_t tsc_hz, uint32_t *ret_lo, uint32_t *ret_hi)
@@ -93,12 +107,26 @@ static void hist(FILE *f, const char *name, const struct pv *p, const uint64_t *
 
 /* The log-linear request histogram folded into power-of-two buckets:
  * every log-linear bucket lies inside one octave. */
-static void fold_log2(const uint64_t *h, uint64_t *ret)
+static void pv_fill(struct pv_sum *p, const struct qv_vsum *s)
 {
-	memset(ret, 0, QV_LOG2_BUCKETS * sizeof(*ret));
+	memcpy(p->status, s->status, sizeof(p->status));
+	p->canary = s->canary;
+	p->fallback = s->fallback;
+	p->shadow = s->shadow;
+	p->shadow_disagree = s->shadow_disagree;
+	p->batches = s->batches;
+	p->batch_rows = s->batch_rows;
+	p->split_batches = s->split_batches;
+	memcpy(p->runs, s->runs, sizeof(p->runs));
+	p->lat_sum = s->lat_sum;
+	p->queue_sum = s->queue_sum;
+	p->compute_sum = s->compute_sum;
+	memcpy(p->queue_hist, s->queue_hist, sizeof(p->queue_hist));
+	memcpy(p->compute_hist, s->compute_hist, sizeof(p->compute_hist));
+	memset(p->lat_hist, 0, sizeof(p->lat_hist));
 	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)
-		if (h[i])
-			ret[qv_log2_bucket(qv_hist_bucket_lo(i))] += h[i];
+		if (s->hist[i])
+			p->lat_hist[qv_log2_bucket(qv_hist_bucket_lo(i))] += s->hist[i];
 }
 
 static void version_families(FILE *f, struct qv_daemon *d, const struct pv *pv, uint32_t n)
@@ -108,23 +136,23 @@ static void version_families(FILE *f, struct qv_daemon *d, const struct pv *pv, 
 		size_t off;
 	} cnts[] = {
 		{ "quiver_fallback_total", "Requests answered by this version as a fallback.",
-		  offsetof(struct qv_vsum, fallback) },
+		  offsetof(struct pv_sum, fallback) },
 		{ "quiver_canary_total", "Requests answered by this version as the canary.",
-		  offsetof(struct qv_vsum, canary) },
+		  offsetof(struct pv_sum, canary) },
 		{ "quiver_shadow_total", "Requests mirrored to this version as the shadow.",
-		  offsetof(struct qv_vsum, shadow) },
+		  offsetof(struct pv_sum, shadow) },
 		{ "quiver_shadow_disagree_total",
 		  "Mirrored requests whose shadow output disagreed with the answer given.",
-		  offsetof(struct qv_vsum, shadow_disagree) },
+		  offsetof(struct pv_sum, shadow_disagree) },
 		{ "quiver_batches_total", "Model runs of more than one request gathered together.",
-		  offsetof(struct qv_vsum, batches) },
+		  offsetof(struct pv_sum, batches) },
 		{ "quiver_batch_rows_total", "Rows in those runs.",
-		  offsetof(struct qv_vsum, batch_rows) },
+		  offsetof(struct pv_sum, batch_rows) },
 		{ "quiver_split_batches_total",
 		  "Batches an id out of range split, every member run again alone.",
-		  offsetof(struct qv_vsum, split_batches) },
+		  offsetof(struct pv_sum, split_batches) },
 	};
-	uint64_t hz = d->tsc_hz ? d->tsc_hz : 1000000000ull, l2[QV_LOG2_BUCKETS];
+	uint64_t hz = d->tsc_hz ? d->tsc_hz : 1000000000ull;
 	uint32_t e_lo, e_hi;
 
 	head(f, "quiver_requests_total", "counter",
@@ -156,11 +184,9 @@ static void version_families(FILE *f, struct qv_daemon *d, const struct pv *pv, 
 	head(f, "quiver_request_duration_seconds", "histogram",
 	     "Request time in quiverd, from the worker taking the descriptor off the ring to "
 	     "its answer (queueing, batching and the model run).");
-	for (uint32_t i = 0; i < n; i++) {
-		fold_log2(pv[i].s.hist, l2);
-		hist(f, "quiver_request_duration_seconds", &pv[i], l2, pv[i].s.lat_sum, hz, e_lo,
-		     e_hi);
-	}
+	for (uint32_t i = 0; i < n; i++)
+		hist(f, "quiver_request_duration_seconds", &pv[i], pv[i].s.lat_hist,
+		     pv[i].s.lat_sum, hz, e_lo, e_hi);
 	head(f, "quiver_queue_duration_seconds", "histogram",
 	     "Part of the request time not spent in the model run that answered it (held for a "
 	     "batch, behind other runs of the turn, routing); requests that ran a model only.");
@@ -307,6 +333,7 @@ static void process_families(FILE *f, const struct qv_daemon *d)
 int qv_prom_render(struct qv_daemon *d, char **ret_text, size_t *ret_len)
 {
 	struct pv *pv;
+	struct qv_vsum *scratch;
 	uint32_t n = 0, cap = 0;
 	char *text = NULL;
 	size_t len = 0;
@@ -315,17 +342,23 @@ int qv_prom_render(struct qv_daemon *d, char **ret_text, size_t *ret_len)
 	for (uint32_t i = 0; i < d->reg.n; i++)
 		cap += d->reg.routes[i].nvers;
 	pv = calloc(cap ? cap : 1, sizeof(*pv));
-	if (!pv)
+	scratch = malloc(sizeof(*scratch));
+	if (!pv || !scratch) {
+		free(pv);
+		free(scratch);
 		return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < d->reg.n; i++) {
 		const struct qv_route *r = &d->reg.routes[i];
 		for (uint32_t k = 0; k < r->nvers && n < cap; k++) {
 			pv[n].r = r;
 			pv[n].v = r->vers[k];
-			qv_reg_version_stats(&d->reg, r->vers[k], &pv[n].s);
+			qv_reg_version_stats(&d->reg, r->vers[k], scratch);
+			pv_fill(&pv[n].s, scratch);
 			n++;
 		}
 	}
+	free(scratch);
 	f = open_memstream(&text, &len);
 	if (!f) {
 		free(pv);
