@@ -118,15 +118,12 @@ static void pv_fill(struct pv_sum *p, const struct qv_vsum *s)
 	p->batch_rows = s->batch_rows;
 	p->split_batches = s->split_batches;
 	memcpy(p->runs, s->runs, sizeof(p->runs));
-	p->lat_sum = s->lat_sum;
 	p->queue_sum = s->queue_sum;
 	p->compute_sum = s->compute_sum;
 	memcpy(p->queue_hist, s->queue_hist, sizeof(p->queue_hist));
 	memcpy(p->compute_hist, s->compute_hist, sizeof(p->compute_hist));
-	memset(p->lat_hist, 0, sizeof(p->lat_hist));
-	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)
-		if (s->hist[i])
-			p->lat_hist[qv_log2_bucket(qv_hist_bucket_lo(i))] += s->hist[i];
+	memcpy(p->lat_hist, s->req_hist, sizeof(p->lat_hist));
+	p->lat_sum = s->req_sum;
 }
 
 static void version_families(FILE *f, struct qv_daemon *d, const struct pv *pv, uint32_t n)
@@ -182,14 +179,16 @@ static void version_families(FILE *f, struct qv_daemon *d, const struct pv *pv, 
 
 	qv_prom_le_range(hz, &e_lo, &e_hi);
 	head(f, "quiver_request_duration_seconds", "histogram",
-	     "Request time in quiverd, from the worker taking the descriptor off the ring to "
-	     "its answer (queueing, batching and the model run).");
+	     "Request time to the answer, from the client's push into the submission ring "
+	     "(shared memory; from the worker's pick-up for UDP and unstamped descriptors): "
+	     "ring wait, queueing, batching and the model run.");
 	for (uint32_t i = 0; i < n; i++)
 		hist(f, "quiver_request_duration_seconds", &pv[i], pv[i].s.lat_hist,
 		     pv[i].s.lat_sum, hz, e_lo, e_hi);
 	head(f, "quiver_queue_duration_seconds", "histogram",
-	     "Part of the request time not spent in the model run that answered it (held for a "
-	     "batch, behind other runs of the turn, routing); requests that ran a model only.");
+	     "Part of the request time not spent in the model run that answered it (in the "
+	     "submission ring, held for a batch, behind other runs of the turn, routing); "
+	     "requests that ran a model only.");
 	for (uint32_t i = 0; i < n; i++)
 		hist(f, "quiver_queue_duration_seconds", &pv[i], pv[i].s.queue_hist,
 		     pv[i].s.queue_sum, hz, e_lo, e_hi);

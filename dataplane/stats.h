@@ -78,13 +78,16 @@ struct qv_vstats {
 	uint64_t ewma_tag;          /* worker-private: handle << 32 | version it belongs to */
 	uint64_t pad;
 	_Atomic uint64_t hist[QV_HIST_BUCKETS];
-	/* Sums in cycles: of every value of hist (pick-up to answer), and of
-	 * the queue and compute parts of requests that ran a model. */
-	_Atomic uint64_t lat_sum;
+	/* Sums in cycles of the queue and compute parts of requests that ran a
+	 * model. */
 	_Atomic uint64_t queue_sum;
 	_Atomic uint64_t compute_sum;
 	_Atomic uint64_t queue_hist[QV_LOG2_BUCKETS];
 	_Atomic uint64_t compute_hist[QV_LOG2_BUCKETS];
+	/* Request time including the wait in the submission ring when the
+	 * client stamped it (hist above: from pick-up only), and its sum. */
+	_Atomic uint64_t req_hist[QV_LOG2_BUCKETS];
+	_Atomic uint64_t req_sum;
 };
 
 /* A plain sum of many workers' qv_vstats (control thread). */
@@ -95,9 +98,11 @@ struct qv_vsum {
 	uint64_t batches, batch_rows, split_batches;
 	uint64_t runs[QV_RUN_HIST];
 	uint64_t hist[QV_HIST_BUCKETS];
-	uint64_t lat_sum, queue_sum, compute_sum;
+	uint64_t queue_sum, compute_sum;
 	uint64_t queue_hist[QV_LOG2_BUCKETS];
 	uint64_t compute_hist[QV_LOG2_BUCKETS];
+	uint64_t req_hist[QV_LOG2_BUCKETS];
+	uint64_t req_sum;
 };
 
 /* Single writer: plain load and store, no locked read-modify-write. */

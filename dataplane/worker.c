@@ -112,7 +112,7 @@ static inline void count_status(struct qv_worker *w, uint32_t st)
  * deadline check use.
  */
 static inline void vs_record(struct qv_worker *w, const struct qv_version *v, uint32_t st,
-			     uint32_t flags, uint64_t d, uint64_t svc, uint64_t run)
+			     uint32_t flags, uint64_t d, uint64_t svc, uint64_t run, uint64_t ring)
 {
 	struct qv_vstats *s = &w->vs[v->slot];
 
@@ -123,11 +123,14 @@ static inline void vs_record(struct qv_worker *w, const struct qv_version *v, ui
 	if (flags & QV_FLAG_FALLBACK)
 		qv_stat_inc(&s->fallback);
 	qv_stat_inc(&s->hist[qv_hist_bucket(d)]);
-	qv_stat_add(&s->lat_sum, d);
+	/* ring: cycles in the submission ring before the pick-up (0: unknown). */
+	qv_stat_inc(&s->req_hist[qv_log2_bucket(d + ring)]);
+	qv_stat_add(&s->req_sum, d + ring);
 	/* run: cycles of the model run that answered (0: none ran); the rest of
-	 * d is queueing (held for a batch, behind other runs, routing). */
+	 * d + ring is queueing (in the ring, held for a batch, behind other
+	 * runs, routing). */
 	if (run) {
-		uint64_t q = d > run ? d - run : 0;
+		uint64_t q = d + ring > run ? d + ring - run : 0;
 
 		qv_stat_add(&s->compute_sum, run);
 		qv_stat_inc(&s->compute_hist[qv_log2_bucket(run)]);
@@ -391,7 +394,7 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 	ret->version = v->version;
 	ret->flags = flags;
 	t0 = qv_tsc() - t0;
-	vs_record(w, v, st, flags, t0, t0, st == QV_OK || st == QV_INTERNAL ? t0 : 0);
+	vs_record(w, v, st, flags, t0, t0, st == QV_OK || st == QV_INTERNAL ? t0 : 0, 0);
 out:
 	ret->status = st;
 	count_status(w, st);
@@ -442,7 +445,7 @@ static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch
 	it->res.flags = flags;
 	it->res.out_bytes = 0;
 	it->res.n_outputs = 0;
-	vs_record(w, v, st, flags, qv_tsc() - it->t0, 0, 0);
+	vs_record(w, v, st, flags, qv_tsc() - it->t0, 0, 0, it->ring);
 	count_status(w, st);
 	return NULL;
 single:
@@ -485,7 +488,7 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 	it->res.n_outputs = st == QV_OK ? h->n_outputs : 0;
 	/* The estimate is of running, not of waiting: from this turn's start at most. */
 	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0),
-		  now - w->run_t0);
+		  now - w->run_t0, it->ring);
 	count_status(w, st);
 	if (__builtin_expect(it->mirror, 0) && st == QV_OK)
 		mirror_add(w, h->shadow, v, &it->req);
@@ -580,6 +583,7 @@ void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uin
 		qv_worker_shadow_flush(w);
 	for (uint32_t i = 0; i < n; i++) {
 		items[i].t0 = t0;
+		items[i].ring = 0;
 		items[i].held = 0;
 		items[i].v = items[i].done ? NULL : batch_admit(w, &items[i], 0);
 	}
@@ -678,6 +682,9 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint64
 		it->chan = c;
 		it->slot = d.slot;
 		it->t0 = now;
+		/* A stamp from the future, or absurdly old, is not the same clock. */
+		it->ring = d.submit_tsc && d.submit_tsc <= now && now - d.submit_tsc < (1ull << 40) ?
+			   now - d.submit_tsc : 0;
 		it->held = 0;
 		it->req.request_id = d.request_id;
 		if (!qv_sqe_valid(&d, &c->lim)) {
