@@ -42,7 +42,11 @@ static int bind_dgram(const char *name, int abstract)
 		memcpy(sa.sun_path + 1, name, strlen(name));
 		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
 	} else {
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", name);
+		if (strlen(name) >= sizeof(sa.sun_path)) {
+			close(fd);
+			return -1;
+		}
+		memcpy(sa.sun_path, name, strlen(name) + 1);
 		len = sizeof(sa);
 	}
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
