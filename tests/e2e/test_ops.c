@@ -389,6 +389,7 @@ int main(int argc, char **argv)
 			qvt_fail("quiverctl metrics and /metrics differ in their families");
 	}
 	free(body);
+	qvt_ref_free(&m.ref);
 	qv_close(c);
 	notes_read(&notes, 0);
 
