@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes; documented in `quiverctl --help` and ctl/README.md. */
 enum ctl_exit {
@@ -50,7 +51,14 @@ struct ctl_cmd {
 	int (*build)(int argc, char **argv, struct cJSON *req);
 	void (*render)(const struct cJSON *reply);
 	uint32_t timeout_ms;   /* default reply timeout if not 5 s (load: compile + warm) */
+	/* A command that is not one request and one reply (top): runs instead
+	 * of build/render with its arguments (argv[0] its name) and returns
+	 * the exit code. */
+	int (*run)(int argc, char **argv, struct ctl_opts *o);
 };
+
+/* ctl_top.c: `quiverctl top`. */
+int ctl_top(int argc, char **argv, struct ctl_opts *o);
 
 /* ctl_conn.c: one request/reply round trip. Returns 0 or -errno (-ENOENT,
  * -ECONNREFUSED, -EACCES, -ETIMEDOUT, -EPROTO...). */
@@ -94,6 +102,9 @@ struct ctl_table;
 struct ctl_table *ctl_table_new(unsigned ncols);
 void ctl_table_add(struct ctl_table *t, const char *const *cells);
 void ctl_table_print(const struct ctl_table *t);
+/* The same to f, each line ending with eol before its newline (top's
+ * clear-to-end-of-line). */
+void ctl_table_print_to(const struct ctl_table *t, FILE *f, const char *eol);
 void ctl_table_free(struct ctl_table *t);
 
 #endif /* QV_CTL_H */

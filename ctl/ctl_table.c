@@ -54,6 +54,11 @@ void ctl_table_add(struct ctl_table *t, const char *const *cells)
 
 void ctl_table_print(const struct ctl_table *t)
 {
+	ctl_table_print_to(t, stdout, "");
+}
+
+void ctl_table_print_to(const struct ctl_table *t, FILE *f, const char *eol)
+{
 	size_t w[16] = { 0 };
 	unsigned ncols = t->ncols < 16 ? t->ncols : 16;
 
@@ -67,11 +72,11 @@ void ctl_table_print(const struct ctl_table *t)
 		for (unsigned c = 0; c < ncols; c++) {
 			const char *s = t->cells[r * t->ncols + c];
 			if (c + 1 == ncols)
-				fputs(s, stdout);   /* no trailing blanks */
+				fputs(s, f);   /* no trailing blanks */
 			else
-				printf("%-*s  ", (int)w[c], s);
+				fprintf(f, "%-*s  ", (int)w[c], s);
 		}
-		putchar('\n');
+		fprintf(f, "%s\n", eol);
 	}
 }
 

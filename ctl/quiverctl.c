@@ -166,6 +166,16 @@ static const struct ctl_cmd commands[] = {
 		.render = ctl_render_metrics,
 	},
 	{
+		.name = "top",
+		.args = "[--once] [--interval SECONDS]",
+		.summary = "live view: requests/s, latency, shares per version; workers",
+		.help = "Redraws every interval: per model version requests/s, traffic shares,\n"
+			"errors/s, p50/p99 of the interval and requests per run; per worker\n"
+			"busy %, channels, requests/s, UDP rx/tx. q or Ctrl-C quits; --once\n"
+			"prints one frame for scripts.",
+		.run = ctl_top,
+	},
+	{
 		.name = "drain",
 		.args = "",
 		.summary = "stop taking requests, finish in-flight ones, exit (admin)",
@@ -299,6 +309,8 @@ static int cmd_options(const struct ctl_cmd *c, int argc, char **argv, struct ct
 
 static int run_cmd(const struct ctl_cmd *c, int argc, char **argv, struct ctl_opts *o)
 {
+	if (c->run)
+		return c->run(argc, argv, o);
 	int first = argc;
 	int r = cmd_options(c, argc, argv, o, &first);
 	if (r < 0)

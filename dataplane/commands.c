@@ -142,26 +142,15 @@ static void add_udp(cJSON *o, const struct qv_daemon *d)
 }
 
 /*
- * Appends the UDP counters, as Prometheus counters labelled by back end,
- * to the text of a metrics reply (built by route_cmds.c). Leaves the reply
- * as it was when no back end runs or memory is short.
+ * Writes the UDP counters, as Prometheus counters labelled by back end, to
+ * a metrics text (prom.c). Writes nothing when no back end runs.
  */
-static void add_udp_metrics(const struct qv_daemon *d, cJSON *rep)
+void qv_udp_metrics_write(const struct qv_daemon *d, FILE *f)
 {
-	cJSON *text = cJSON_GetObjectItemCaseSensitive(rep, "text");
 	struct udp_view v[2];
 	uint32_t n = udp_views(d, v);
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
 
-	if (n == 0 || !cJSON_IsString(text))
-		return;
-	f = open_memstream(&buf, &len);
-	if (f == NULL)
-		return;
-	fputs(text->valuestring, f);
-	for (size_t i = 0; i < N_UDP_FIELDS; i++) {
+	for (size_t i = 0; i < N_UDP_FIELDS && n > 0; i++) {
 		const struct udp_field *fd = &udp_fields[i];
 		bool head = false;
 
@@ -177,13 +166,6 @@ static void add_udp_metrics(const struct qv_daemon *d, cJSON *rep)
 				v[k].backend, (unsigned long long)field_val(&v[k].s, fd));
 		}
 	}
-	if (fclose(f) == 0 && buf != NULL) {
-		cJSON *t = cJSON_CreateString(buf);
-
-		if (t && !cJSON_ReplaceItemInObjectCaseSensitive(rep, "text", t))
-			cJSON_Delete(t);
-	}
-	free(buf);
 }
 
 static cJSON *cmd_status(struct qv_daemon *d)
@@ -215,6 +197,14 @@ static cJSON *cmd_status(struct qv_daemon *d)
 		cJSON_AddNumberToObject(wo, "idle_cycles", (double)qv_cnt_get(&w->cnt.idle_cycles));
 		cJSON_AddNumberToObject(wo, "corrupt_channels",
 					(double)qv_cnt_get(&w->cnt.corrupt_channels));
+		cJSON_AddNumberToObject(wo, "busy_turns", (double)qv_cnt_get(&w->cnt.busy_turns));
+		cJSON_AddNumberToObject(wo, "idle_turns", (double)qv_cnt_get(&w->cnt.idle_turns));
+		if (d->udp[i]) {   /* this worker's io_uring socket (quiverctl top) */
+			struct qv_udp_stats us;
+			qv_udp_uring_stats(d->udp[i], &us);
+			cJSON_AddNumberToObject(wo, "udp_rx", (double)us.rx);
+			cJSON_AddNumberToObject(wo, "udp_tx", (double)us.tx);
+		}
 		cJSON_AddItemToArray(ws, wo);
 		served += req;
 		for (int s = 0; s < QV_STATUS_COUNT; s++)
@@ -404,8 +394,6 @@ int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
 			status = -EINVAL;
 		} else {
 			rep = r;
-			if (rep && status == 0 && strcmp(cmd->valuestring, "metrics") == 0)
-				add_udp_metrics(d, rep);
 		}
 	}
 	cJSON_Delete(req);

@@ -24,6 +24,7 @@
 #include "quiverd.h"
 #include "state.h"
 #include "log.h"
+#include "ops.h"
 
 #define MAX_CONNS 4096
 /*
@@ -741,6 +742,9 @@ static int loop(struct ctl *t)
 		for (uint32_t i = 0; i < nc; i++)
 			t->pfds[n++] = (struct pollfd){ .fd = t->conns[i].fd,
 							.events = t->conns[i].tx ? POLLOUT : POLLIN };
+		/* Last: the HTTP endpoint (ops.c), -1 when there is none. */
+		t->pfds[n++] = (struct pollfd){ .fd = qv_ops_fd(t->d), .events = POLLIN };
+		timeout = qv_ops_timeout(t->d, timeout);
 		r = poll(t->pfds, n, timeout);
 		if (r < 0 && errno != EINTR)
 			return -errno;
@@ -779,6 +783,7 @@ static int loop(struct ctl *t)
 		}
 		if (r > 0 && (t->pfds[1].revents & POLLIN))
 			accept_all(t);
+		qv_ops_tick(t->d);
 		reap(t);
 		beat(t);
 		qv_reg_reclaim(&t->d->reg);
@@ -796,7 +801,7 @@ int qv_control_run(struct qv_daemon *d, int sigfd)
 
 	t.conns = calloc(MAX_CONNS, sizeof(*t.conns));
 	t.retiring = calloc(MAX_CONNS, sizeof(*t.retiring));
-	t.pfds = calloc(MAX_CONNS + 2, sizeof(*t.pfds));
+	t.pfds = calloc(MAX_CONNS + 3, sizeof(*t.pfds));
 	t.rx = malloc(sizeof(struct qv_msg_hdr) + QV_MSG_MAX);
 	if (!t.conns || !t.retiring || !t.pfds || !t.rx) {
 		r = -ENOMEM;
@@ -819,9 +824,11 @@ int qv_control_run(struct qv_daemon *d, int sigfd)
 		close(d->ready_fd);
 		d->ready_fd = -1;
 	}
+	qv_ops_ready(d);
 	r = loop(&t);
 	if (r < 0)
 		qv_log(QV_LOG_ERROR, "control loop: %s", strerror(-r));
+	qv_ops_stopping(d);
 	drain(&t);
 out:
 	/* Stop and join the workers first: only then are their channels ours to free. */

@@ -6,7 +6,8 @@
  *           [--allow-uid UID]... [--allow-gid GID]... [--udp ADDR:PORT]
  *           [--dpdk "EAL ARGS" --ip A.B.C.D --udp-port N] [--udp-allow CIDR]...
  *           [--admin-gid GID]... [--max-batch N] [--max-channels-per-uid N] [--state-file PATH]
- *           [--foreground] [--log-level LEVEL]
+ *           [--foreground] [--log-level LEVEL] [--log-format text|json]
+ *           [--metrics-listen ADDR:PORT]
  *
  * Threads
  *   The main thread is the control thread: it creates one worker per core
@@ -71,6 +72,8 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "http_metrics.h"
+#include "ops.h"
 #include "quiverd.h"
 #include "state.h"
 #include "log.h"
@@ -101,6 +104,9 @@ static void usage(FILE *f)
 		"  --state-file PATH     keep routes (swaps, canaries, fallbacks) across restarts\n"
 		"  --foreground          do not detach (always the case under systemd)\n"
 		"  --log-level LEVEL     debug, info, warn or error (default info)\n"
+		"  --log-format FORMAT   text (default) or json: one JSON object a line\n"
+		"  --metrics-listen ADDR:PORT  serve GET /metrics (Prometheus), /healthz and\n"
+		"                        /readyz over HTTP, e.g. 127.0.0.1:9464 or [::]:9464\n"
 		"Root and the daemon's own uid are always allowed.\n",
 		QV_DEFAULT_SOCKET, QV_DEFAULT_CHANS_PER_UID);
 }
@@ -191,6 +197,7 @@ enum {
 	OPT_REPO = 256, OPT_CORES, OPT_SOCKET, OPT_SOCKET_MODE, OPT_ALLOW_UID, OPT_ALLOW_GID,
 	OPT_UDP, OPT_MAX_BATCH, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_DPDK, OPT_DPDK_IP,
 	OPT_DPDK_PORT, OPT_UDP_ALLOW, OPT_ADMIN_GID, OPT_MAX_CHANS_UID, OPT_STATE_FILE,
+	OPT_LOG_FORMAT, OPT_METRICS_LISTEN,
 };
 
 static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreground)
@@ -216,9 +223,14 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 		{ "admin-gid", required_argument, NULL, OPT_ADMIN_GID },
 		{ "max-channels-per-uid", required_argument, NULL, OPT_MAX_CHANS_UID },
 		{ "state-file", required_argument, NULL, OPT_STATE_FILE },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 		{ 0 },
 	};
 	enum qv_log_level lvl;
+	enum qv_log_format lfmt;
+	struct sockaddr_storage sa;
+	socklen_t salen;
 	unsigned long v;
 	int o;
 
@@ -299,6 +311,21 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 				return -EINVAL;
 			}
 			qv_log_set_level(lvl);
+			break;
+		case OPT_LOG_FORMAT:
+			if (qv_log_parse_format(optarg, &lfmt) < 0) {
+				fprintf(stderr, "quiverd: bad --log-format '%s' (text or json)\n", optarg);
+				return -EINVAL;
+			}
+			qv_log_set_format(lfmt);
+			break;
+		case OPT_METRICS_LISTEN:
+			if (qv_listen_addr_parse(optarg, &sa, &salen) < 0) {
+				fprintf(stderr, "quiverd: bad --metrics-listen '%s' (ADDR:PORT, e.g. "
+					"127.0.0.1:9464, [::1]:9464 or :9464)\n", optarg);
+				return -EINVAL;
+			}
+			d->metrics_listen = optarg;
 			break;
 		case OPT_DPDK:
 			d->dpdk_eal = optarg;
@@ -530,6 +557,9 @@ int main(int argc, char **argv)
 	keep_control_off_workers(d);
 	d->start_ns = qv_now_ns();
 	d->tsc_hz = qv_tsc_calibrate();
+	r = qv_ops_start(d);
+	if (r < 0)
+		goto out;
 	r = qv_reg_init(&d->reg, d->repo, d->max_batch, d->tsc_hz, d->workers, d->ncores);
 	if (r < 0)
 		goto out;
@@ -562,6 +592,7 @@ out:
 	/* After every worker stopped polling its queue. */
 	qv_udp_dpdk_close(d->dpdk);
 #endif
+	qv_ops_stop(d);
 	/* Every worker is joined: nothing reads the tables any more. */
 	qv_reg_fini(&d->reg);
 	free(d->udp_allow);

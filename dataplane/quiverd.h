@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "routes.h"
@@ -62,6 +63,10 @@ struct qv_daemon {
 	uint64_t channels_total;
 	int draining;
 	int drain_requested;        /* the drain command: the control loop drains */
+
+	/* operations (ops.c): --metrics-listen, sd_notify, the watchdog */
+	const char *metrics_listen; /* ADDR:PORT, NULL: no HTTP endpoint */
+	void *ops;                  /* struct qv_ops *, set by qv_ops_start */
 };
 
 /* Runs the control loop until SIGTERM/SIGINT (drains) or a fatal error. */
@@ -78,6 +83,9 @@ int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
 /* Routing commands (route_cmds.c): *ret_reply set on success and on failure. */
 int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *req, void **ret_reply,
 		 int32_t *ret_status);
+
+/* Writes the UDP back ends' counters as Prometheus text (commands.c). */
+void qv_udp_metrics_write(const struct qv_daemon *d, FILE *f);
 
 /* Routes with a servable primary. */
 uint32_t qv_daemon_models_ready(const struct qv_daemon *d);

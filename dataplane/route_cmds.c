@@ -18,6 +18,7 @@
 
 #include "cmd_args.h"
 #include "log.h"
+#include "prom.h"
 #include "quiverd.h"
 #include "state.h"
 
@@ -322,7 +323,8 @@ static double cycles_to_ns(const struct qv_daemon *d, uint64_t c)
 	return (double)c * 1e9 / (double)(d->tsc_hz ? d->tsc_hz : 1000000000ull);
 }
 
-static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, struct qv_vsum *s)
+static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, struct qv_vsum *s,
+			    int want_hist)
 {
 	cJSON *e = cJSON_CreateObject(), *st, *rn;
 
@@ -355,12 +357,25 @@ static cJSON *version_stats(struct qv_daemon *d, const struct qv_version *v, str
 	cJSON_AddNumberToObject(e, "p50_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.5)));
 	cJSON_AddNumberToObject(e, "p99_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.99)));
 	cJSON_AddNumberToObject(e, "p999_ns", cycles_to_ns(d, qv_hist_quantile(s->hist, 0.999)));
+	/* "hist": true - the non-empty latency buckets as [index, count, midpoint
+	 * ns], so a client (quiverctl top) takes percentiles of an interval
+	 * from the difference of two replies. */
+	if (want_hist) {
+		cJSON *h = cJSON_AddArrayToObject(e, "hist");
+		for (uint32_t b = 0; h && b < QV_HIST_BUCKETS; b++) {
+			uint64_t lo = qv_hist_bucket_lo(b), hi = qv_hist_bucket_hi(b);
+			double t[3] = { b, (double)s->hist[b], cycles_to_ns(d, lo + (hi - lo) / 2) };
+			if (s->hist[b])
+				cJSON_AddItemToArray(h, cJSON_CreateDoubleArray(t, 3));
+		}
+	}
 	return e;
 }
 
 static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_status)
 {
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "name");
+	int want_hist = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "hist"));
 	cJSON *o, *rs;
 	struct qv_vsum *s;
 
@@ -391,7 +406,7 @@ static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_statu
 		cJSON_AddNumberToObject(ro, "handle", r->handle);
 		vs = cJSON_AddArrayToObject(ro, "versions");
 		for (uint32_t k = 0; vs && k < r->nvers; k++) {
-			cJSON *e = version_stats(d, r->vers[k], s);
+			cJSON *e = version_stats(d, r->vers[k], s, want_hist);
 			if (e)
 				cJSON_AddItemToArray(vs, e);
 		}
@@ -401,99 +416,13 @@ static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_statu
 	return o;
 }
 
+/* The Prometheus text of prom.c (the same as GET /metrics), in a reply. */
 static cJSON *do_metrics(struct qv_daemon *d)
 {
-	static const double qs[] = { 0.5, 0.99, 0.999 };
-	struct qv_vsum *s = malloc(sizeof(*s));
 	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
 	cJSON *o = NULL;
 
-	if (!s || !f) {
-		free(s);
-		if (f)
-			fclose(f);
-		free(text);
-		return NULL;
-	}
-	fprintf(f, "# HELP quiver_requests_total Requests answered, by model version and status.\n"
-		   "# TYPE quiver_requests_total counter\n");
-	for (uint32_t i = 0; i < d->reg.n; i++) {
-		const struct qv_route *r = &d->reg.routes[i];
-		for (uint32_t k = 0; k < r->nvers; k++) {
-			qv_reg_version_stats(&d->reg, r->vers[k], s);
-			for (uint32_t st = 0; st < QV_STATUS_COUNT; st++)
-				fprintf(f, "quiver_requests_total{model=\"%s\",version=\"%u\",status=\"%s\"} %llu\n",
-					r->name, r->vers[k]->version, status_upper[st],
-					(unsigned long long)s->status[st]);
-		}
-	}
-	static const char *const cnames[] = { "fallback", "canary",  "shadow",
-					      "shadow_disagree", "batches", "batch_rows",
-					      "split_batches" };
-	static const char *const chelp[] = {
-		"Requests answered by this version as a fallback.",
-		"Requests answered by this version as the canary.",
-		"Requests mirrored to this version as the shadow.",
-		"Mirrored requests whose shadow output disagreed with the answer given.",
-		"Model runs of more than one request gathered together.",
-		"Rows in those runs.",
-		"Batches an id out of range split, every member run again alone.",
-	};
-	for (uint32_t c = 0; c < 7; c++) {
-		fprintf(f, "# HELP quiver_%s_total %s\n# TYPE quiver_%s_total counter\n", cnames[c],
-			chelp[c], cnames[c]);
-		for (uint32_t i = 0; i < d->reg.n; i++) {
-			const struct qv_route *r = &d->reg.routes[i];
-			for (uint32_t k = 0; k < r->nvers; k++) {
-				uint64_t n;
-				qv_reg_version_stats(&d->reg, r->vers[k], s);
-				n = c == 0 ? s->fallback : c == 1 ? s->canary : c == 2 ? s->shadow :
-				    c == 3 ? s->shadow_disagree : c == 4 ? s->batches :
-				    c == 5 ? s->batch_rows : s->split_batches;
-				fprintf(f, "quiver_%s_total{model=\"%s\",version=\"%u\"} %llu\n",
-					cnames[c], r->name, r->vers[k]->version, (unsigned long long)n);
-			}
-		}
-	}
-	fprintf(f, "# HELP quiver_model_runs_total Model runs by rows; the label is the smallest row "
-		   "count of the bucket (1, 2-3, 4-7, ...).\n"
-		   "# TYPE quiver_model_runs_total counter\n");
-	for (uint32_t i = 0; i < d->reg.n; i++) {
-		const struct qv_route *r = &d->reg.routes[i];
-		for (uint32_t k = 0; k < r->nvers; k++) {
-			qv_reg_version_stats(&d->reg, r->vers[k], s);
-			for (uint32_t b = 0; b < QV_RUN_HIST; b++)
-				fprintf(f, "quiver_model_runs_total{model=\"%s\",version=\"%u\",rows=\"%u\"} %llu\n",
-					r->name, r->vers[k]->version, 1u << b,
-					(unsigned long long)s->runs[b]);
-		}
-	}
-	fprintf(f, "# HELP quiver_service_time_seconds Pick-up to completion, per version.\n"
-		   "# TYPE quiver_service_time_seconds summary\n");
-	for (uint32_t i = 0; i < d->reg.n; i++) {
-		const struct qv_route *r = &d->reg.routes[i];
-		for (uint32_t k = 0; k < r->nvers; k++) {
-			qv_reg_version_stats(&d->reg, r->vers[k], s);
-			for (uint32_t q = 0; q < 3; q++)
-				fprintf(f, "quiver_service_time_seconds{model=\"%s\",version=\"%u\",quantile=\"%g\"} %.9f\n",
-					r->name, r->vers[k]->version, qs[q],
-					cycles_to_ns(d, qv_hist_quantile(s->hist, qs[q])) / 1e9);
-			fprintf(f, "quiver_service_time_seconds_count{model=\"%s\",version=\"%u\"} %llu\n",
-				r->name, r->vers[k]->version, (unsigned long long)s->requests);
-		}
-	}
-	fprintf(f, "# TYPE quiver_worker_busy_cycles_total counter\n");
-	for (uint32_t i = 0; i < d->nworkers; i++)
-		fprintf(f, "quiver_worker_busy_cycles_total{worker=\"%u\"} %llu\n", i,
-			(unsigned long long)qv_cnt_get(&d->workers[i]->cnt.busy_cycles));
-	fprintf(f, "# TYPE quiver_worker_idle_cycles_total counter\n");
-	for (uint32_t i = 0; i < d->nworkers; i++)
-		fprintf(f, "quiver_worker_idle_cycles_total{worker=\"%u\"} %llu\n", i,
-			(unsigned long long)qv_cnt_get(&d->workers[i]->cnt.idle_cycles));
-	free(s);
-	if (fclose(f) == 0 && text) {
+	if (qv_prom_render(d, &text, NULL) == 0) {
 		o = cJSON_CreateObject();
 		if (o)
 			cJSON_AddStringToObject(o, "text", text);

@@ -46,6 +46,15 @@ void qv_vsum_add(struct qv_vsum *s, const struct qv_vstats *v)
 		s->runs[i] += atomic_load_explicit(&v->runs[i], memory_order_relaxed);
 	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)
 		s->hist[i] += atomic_load_explicit(&v->hist[i], memory_order_relaxed);
+	s->queue_sum += atomic_load_explicit(&v->queue_sum, memory_order_relaxed);
+	s->compute_sum += atomic_load_explicit(&v->compute_sum, memory_order_relaxed);
+	s->req_sum += atomic_load_explicit(&v->req_sum, memory_order_relaxed);
+	for (uint32_t i = 0; i < QV_LOG2_BUCKETS; i++) {
+		s->queue_hist[i] += atomic_load_explicit(&v->queue_hist[i], memory_order_relaxed);
+		s->compute_hist[i] += atomic_load_explicit(&v->compute_hist[i],
+							   memory_order_relaxed);
+		s->req_hist[i] += atomic_load_explicit(&v->req_hist[i], memory_order_relaxed);
+	}
 }
 
 void qv_vsum_sub(struct qv_vsum *s, const struct qv_vsum *base)
@@ -66,6 +75,14 @@ void qv_vsum_sub(struct qv_vsum *s, const struct qv_vsum *base)
 		s->runs[i] -= base->runs[i];
 	for (uint32_t i = 0; i < QV_HIST_BUCKETS; i++)
 		s->hist[i] -= base->hist[i];
+	s->queue_sum -= base->queue_sum;
+	s->compute_sum -= base->compute_sum;
+	s->req_sum -= base->req_sum;
+	for (uint32_t i = 0; i < QV_LOG2_BUCKETS; i++) {
+		s->queue_hist[i] -= base->queue_hist[i];
+		s->compute_hist[i] -= base->compute_hist[i];
+		s->req_hist[i] -= base->req_hist[i];
+	}
 }
 
 uint64_t qv_hist_quantile(const uint64_t *hist, double q)

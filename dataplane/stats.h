@@ -50,6 +50,18 @@ static inline uint32_t qv_run_bucket(uint32_t rows)
 	return b < QV_RUN_HIST ? b : QV_RUN_HIST - 1u;
 }
 
+/*
+ * Queue and compute time of a request: power-of-two buckets of TSC cycles,
+ * bucket b holding [2^(b-1), 2^b) (b = 0: zero), so the Prometheus
+ * histogram's `le` bounds fall exactly on bucket edges.
+ */
+#define QV_LOG2_BUCKETS 65u
+
+static inline uint32_t qv_log2_bucket(uint64_t v)
+{
+	return v ? 64u - (uint32_t)__builtin_clzll(v) : 0u;
+}
+
 struct qv_vstats {
 	_Atomic uint64_t requests;
 	_Atomic uint64_t status[QV_STATUS_COUNT];
@@ -74,6 +86,16 @@ struct qv_vstats {
 	uint64_t ewma_tag;          /* worker-private: handle << 32 | version it belongs to */
 	uint64_t pad;
 	_Atomic uint64_t hist[QV_HIST_BUCKETS];
+	/* Sums in cycles of the queue and compute parts of requests that ran a
+	 * model. */
+	_Atomic uint64_t queue_sum;
+	_Atomic uint64_t compute_sum;
+	_Atomic uint64_t queue_hist[QV_LOG2_BUCKETS];
+	_Atomic uint64_t compute_hist[QV_LOG2_BUCKETS];
+	/* Request time including the wait in the submission ring when the
+	 * client stamped it (hist above: from pick-up only), and its sum. */
+	_Atomic uint64_t req_hist[QV_LOG2_BUCKETS];
+	_Atomic uint64_t req_sum;
 };
 
 /* A plain sum of many workers' qv_vstats (control thread). */
@@ -86,12 +108,24 @@ struct qv_vsum {
 	uint64_t batches, batch_rows, split_batches;
 	uint64_t runs[QV_RUN_HIST];
 	uint64_t hist[QV_HIST_BUCKETS];
+	uint64_t queue_sum, compute_sum;
+	uint64_t queue_hist[QV_LOG2_BUCKETS];
+	uint64_t compute_hist[QV_LOG2_BUCKETS];
+	uint64_t req_hist[QV_LOG2_BUCKETS];
+	uint64_t req_sum;
 };
 
 /* Single writer: plain load and store, no locked read-modify-write. */
 static inline void qv_stat_inc(_Atomic uint64_t *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/* Single writer: plain load and store of c + v. */
+static inline void qv_stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
 			      memory_order_relaxed);
 }
 

@@ -112,7 +112,7 @@ static inline void count_status(struct qv_worker *w, uint32_t st)
  * deadline check use.
  */
 static inline void vs_record(struct qv_worker *w, const struct qv_version *v, uint32_t st,
-			     uint32_t flags, uint64_t d, uint64_t svc)
+			     uint32_t flags, uint64_t d, uint64_t svc, uint64_t run, uint64_t ring)
 {
 	struct qv_vstats *s = &w->vs[v->slot];
 
@@ -123,6 +123,20 @@ static inline void vs_record(struct qv_worker *w, const struct qv_version *v, ui
 	if (flags & QV_FLAG_FALLBACK)
 		qv_stat_inc(&s->fallback);
 	qv_stat_inc(&s->hist[qv_hist_bucket(d)]);
+	/* ring: cycles in the submission ring before the pick-up (0: unknown). */
+	qv_stat_inc(&s->req_hist[qv_log2_bucket(d + ring)]);
+	qv_stat_add(&s->req_sum, d + ring);
+	/* run: cycles of the model run that answered (0: none ran); the rest of
+	 * d + ring is queueing (in the ring, held for a batch, behind other
+	 * runs, routing). */
+	if (run) {
+		uint64_t q = d + ring > run ? d + ring - run : 0;
+
+		qv_stat_add(&s->compute_sum, run);
+		qv_stat_inc(&s->compute_hist[qv_log2_bucket(run)]);
+		qv_stat_add(&s->queue_sum, q);
+		qv_stat_inc(&s->queue_hist[qv_log2_bucket(q)]);
+	}
 	if (st == QV_OK) {
 		uint64_t tag = (uint64_t)v->handle << 32 | v->version;
 		/* A reused stats slot: the estimate starts over with its new version. */
@@ -426,7 +440,7 @@ void qv_worker_serve(struct qv_worker *w, const struct qv_serve_req *req,
 	ret->version = v->version;
 	ret->flags = flags;
 	t0 = qv_tsc() - t0;
-	vs_record(w, v, st, flags, t0, t0);
+	vs_record(w, v, st, flags, t0, t0, st == QV_OK || st == QV_INTERNAL ? t0 : 0, 0);
 out:
 	ret->status = st;
 	count_status(w, st);
@@ -477,7 +491,7 @@ static const struct qv_version *batch_admit(struct qv_worker *w, struct qv_batch
 	it->res.flags = flags;
 	it->res.out_bytes = 0;
 	it->res.n_outputs = 0;
-	vs_record(w, v, st, flags, qv_tsc() - it->t0, 0);
+	vs_record(w, v, st, flags, qv_tsc() - it->t0, 0, 0, it->ring);
 	count_status(w, st);
 	return NULL;
 single:
@@ -508,6 +522,7 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 		v = h->fallback;
 		flags = QV_FLAG_FALLBACK;
 		run_record(w, v, it->req.rows);
+		w->run_t0 = qv_tsc();
 		st = run_status(run_v(w, v, it->req.in, it->req.rows, it->req.out));
 		now = qv_tsc();
 	}
@@ -518,7 +533,8 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 					: 0;
 	it->res.n_outputs = st == QV_OK ? h->n_outputs : 0;
 	/* The estimate is of running, not of waiting: from this turn's start at most. */
-	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0));
+	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0),
+		  now - w->run_t0, it->ring);
 	count_status(w, st);
 	if (__builtin_expect(it->mirror, 0) && st == QV_OK)
 		mirror_add(w, h->shadow, v, &it->req);
@@ -553,6 +569,7 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 		}
 	}
 	run_record(w, v, rows);
+	w->run_t0 = qv_tsc();
 	if (cnt == 1) {
 		st = run_status(run_v(w, v, items[i].req.in, rows, items[i].req.out));
 		batch_answer(w, &items[i], v, st, qv_tsc());
@@ -571,6 +588,7 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 				continue;
 			it->v = NULL;
 			run_record(w, v, it->req.rows);
+			w->run_t0 = qv_tsc();
 			st = run_status(run_v(w, v, it->req.in, it->req.rows, it->req.out));
 			batch_answer(w, it, v, st, qv_tsc());
 		}
@@ -611,6 +629,7 @@ void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uin
 		qv_worker_shadow_flush(w);
 	for (uint32_t i = 0; i < n; i++) {
 		items[i].t0 = t0;
+		items[i].ring = 0;
 		items[i].held = 0;
 		items[i].v = items[i].done ? NULL : batch_admit(w, &items[i], 0);
 	}
@@ -709,6 +728,9 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint64
 		it->chan = c;
 		it->slot = d.slot;
 		it->t0 = now;
+		/* A stamp from the future, or absurdly old, is not the same clock. */
+		it->ring = d.submit_tsc && d.submit_tsc <= now && now - d.submit_tsc < (1ull << 40) ?
+			   now - d.submit_tsc : 0;
 		it->held = 0;
 		it->req.request_id = d.request_id;
 		if (!qv_sqe_valid(&d, &c->lim)) {
@@ -982,6 +1004,7 @@ static void worker_loop(struct qv_worker *w)
 		}
 		t = qv_tsc();
 		cnt_add(work ? &w->cnt.busy_cycles : &w->cnt.idle_cycles, t - w->last_tsc);
+		cnt_add(work ? &w->cnt.busy_turns : &w->cnt.idle_turns, 1);
 		w->last_tsc = t;
 		if (t - w->last_hb_tsc >= w->hb_interval_tsc) {
 			w->last_hb_tsc = t;

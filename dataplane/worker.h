@@ -53,6 +53,8 @@ struct qv_worker_counters {
 	_Atomic uint64_t status[QV_STATUS_COUNT];
 	_Atomic uint64_t busy_cycles;
 	_Atomic uint64_t idle_cycles;
+	_Atomic uint64_t busy_turns; /* loop turns that did work (SPDK's busy ticks) */
+	_Atomic uint64_t idle_turns; /* loop turns that found nothing */
 	_Atomic uint64_t corrupt_channels;
 	_Atomic uint64_t beats;      /* heartbeat rounds: the worker is making progress */
 };
@@ -74,6 +76,7 @@ struct qv_batch_item {
 	const struct qv_route_hot *h;/* private: its route, this turn only */
 	struct qv_chan *chan;        /* the transport's: where the answer goes */
 	uint64_t t0;                 /* private: TSC when the worker took it */
+	uint64_t ring;               /* TSC cycles it waited in the submission ring (0: unknown) */
 	uint32_t slot;               /* the transport's */
 	uint32_t done;               /* 1: answered already (res filled), skipped */
 	uint32_t flags;              /* private: QV_FLAG_* of the pick */
@@ -124,6 +127,7 @@ struct qv_worker {
 	uint32_t any_delay;              /* this turn admitted a version that may wait */
 	uint64_t hold_until;             /* TSC: no held request needs looking at before */
 	uint64_t turn_t0;                /* TSC at the start of this batch's turn */
+	uint64_t run_t0;                 /* TSC at the start of the model run being answered */
 	float *bt_in;                    /* [QV_BATCH_BUF_FLOATS] */
 	float *bt_out;                   /* [QV_BATCH_BUF_FLOATS] */
 	struct qv_chan **touched;        /* [QV_WORKER_MAX_CHANS]: channels answered this turn */

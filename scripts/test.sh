@@ -35,7 +35,8 @@ if build build-san -Db_sanitize=address,undefined -Db_lundef=false; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-san --logbase testlog-e2e --print-errorlogs --num-processes 2 \
       --timeout-multiplier 4 e2e_garbage e2e_canary e2e_ensemble dataplane_batch_e2e \
-      dataplane_queue_delay_e2e udp_batch_e2e e2e_graph trees_e2e e2e_ens_named e2e_precision || status=1
+      dataplane_queue_delay_e2e udp_batch_e2e e2e_graph trees_e2e e2e_ens_named e2e_precision \
+      e2e_ops || status=1
 else
   echo "sanitizer build failed"; status=1
 fi

@@ -43,11 +43,21 @@ struct qv_sqe {
 	uint64_t request_id;
 	uint32_t flags;         /* reserved, must be 0 */
 	uint32_t out_cap;       /* bytes the client accepts, <= slot_out_bytes */
-	uint8_t reserved[16];
+	/*
+	 * The client's time-stamp counter (CLOCK_MONOTONIC ns where there is
+	 * none) when it pushed the descriptor; 0 = not stamped. The server only
+	 * measures with it (the time the request waited in the submission ring,
+	 * part of its request-duration metric); nothing is decided on it, and
+	 * a value it cannot use (0, in the future, over 2^40 cycles old) is
+	 * ignored. Was reserved (zero) before: older clients are not measured.
+	 */
+	uint64_t submit_tsc;
+	uint8_t reserved[8];
 };
 _Static_assert(sizeof(struct qv_sqe) == 64, "sqe is one cache line");
 _Static_assert(offsetof(struct qv_sqe, deadline_ns) == 16, "sqe layout");
 _Static_assert(offsetof(struct qv_sqe, request_id) == 32, "sqe layout");
+_Static_assert(offsetof(struct qv_sqe, submit_tsc) == 48, "sqe layout");
 
 /* Completion: server -> client. 32 bytes. */
 struct qv_cqe {
