@@ -731,8 +731,11 @@ static int mlflow_check(const struct qv_mlflow *ml, const struct qv_version *v, 
 	while (no < QV_MAX_TENSORS &&
 	       qv_model_tensor(v->model, 1, no, &ti[QV_MAX_TENSORS + no]) == 0)
 		no++;
-	r = qv_mlflow_check(ml, ti, ni, ti + QV_MAX_TENSORS, no, err, len);
+	char why[QV_ERR_LEN] = "";
+	r = qv_mlflow_check(ml, ti, ni, ti + QV_MAX_TENSORS, no, why, sizeof(why));
 	free(ti);
+	if (r < 0)
+		snprintf(err, len, "MLmodel: %s", why);
 	return r;
 }
 
