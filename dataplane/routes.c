@@ -796,6 +796,8 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
 		rc = ml ? qv_mlflow_read(d, ml, file, sizeof(file), why, sizeof(why)) : -ENOMEM;
 		if (rc == -ENOMEM)
 			snprintf(why, sizeof(why), "out of memory");
+		else if (rc == -ENOENT)
+			snprintf(why, sizeof(why), "MLmodel: %s", strerror(-rc));
 	}
 	if (rc == 0)
 		rc = version_make(reg, r ? r->handle : reg->n, version, file, &cfg, &v, why,
