@@ -590,7 +590,11 @@ static void scan_model(const char *dir, int rdfd, const char *name, struct qv_re
 	snprintf(vname, sizeof(vname), "%u", e->version);
 	vdfd = openat(dirfd(d), vname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (vdfd >= 0) {
-		if (is_file_at(vdfd, "model.onnx"))
+		/* An MLflow model directory names its model file in MLmodel
+		 * (mlflow.h); it may hold a model.onnx too, so it comes first. */
+		if (is_file_at(vdfd, "MLmodel"))
+			file = "MLmodel";
+		else if (is_file_at(vdfd, "model.onnx"))
 			file = "model.onnx";
 		else if (is_file_at(vdfd, "model.json"))
 			file = "model.json";
@@ -604,7 +608,7 @@ static void scan_model(const char *dir, int rdfd, const char *name, struct qv_re
 		close(vdfd);
 	}
 	if (!file) {
-		snprintf(e->error, sizeof(e->error), "version %u: no model.onnx, model.json, model.ubj or ensemble config.json",
+		snprintf(e->error, sizeof(e->error), "version %u: no MLmodel, model.onnx, model.json, model.ubj or ensemble config.json",
 			 e->version);
 		goto out;
 	}

@@ -65,6 +65,7 @@
 #include "channel.h"
 #include "log.h"
 #include "npy.h"
+#include "mlflow.h"
 #include "outcheck.h"
 #include "worker.h"
 
@@ -739,11 +740,15 @@ static int read_config(const char *repo, const char *name, struct qv_model_confi
 	return r;
 }
 
-/* dir/model.onnx, else dir/model.json or model.ubj (XGBoost), else dir/config.json (an ensemble). */
+/* dir/MLmodel (an MLflow model directory), else dir/model.onnx, else dir/model.json or model.ubj
+ * (XGBoost), else dir/config.json (an ensemble). */
 static int model_file(const char *dir, char *out, size_t len)
 {
 	struct stat st;
 
+	snprintf(out, len, "%s/MLmodel", dir);
+	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
 	snprintf(out, len, "%s/model.onnx", dir);
 	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 		return 0;
@@ -757,6 +762,36 @@ static int model_file(const char *dir, char *out, size_t len)
 	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
 		return 0;
 	return -ENOENT;
+}
+
+static int is_mlmodel(const char *file)
+{
+	const char *b = strrchr(file, '/');
+
+	return strcmp(b ? b + 1 : file, "MLmodel") == 0;
+}
+
+/* An MLflow model's signature against the model as loaded. */
+static int mlflow_check(const struct qv_mlflow *ml, const struct qv_version *v, char *err,
+			size_t len)
+{
+	struct qv_tensor_info *ti = calloc(2 * QV_MAX_TENSORS, sizeof(*ti));
+	uint32_t ni = 0, no = 0;
+	int r;
+
+	if (!ti)
+		return -ENOMEM;
+	while (ni < QV_MAX_TENSORS && qv_model_tensor(v->model, 0, ni, &ti[ni]) == 0)
+		ni++;
+	while (no < QV_MAX_TENSORS &&
+	       qv_model_tensor(v->model, 1, no, &ti[QV_MAX_TENSORS + no]) == 0)
+		no++;
+	char why[QV_ERR_LEN] = "";
+	r = qv_mlflow_check(ml, ti, ni, ti + QV_MAX_TENSORS, no, why, sizeof(why));
+	free(ti);
+	if (r < 0)
+		snprintf(err, len, "MLmodel: %s", why);
+	return r;
 }
 
 static int attach(struct qv_registry *reg, const char *name, struct qv_version *v,
@@ -819,6 +854,7 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 	char d[4200], file[4300], why[QV_ERR_LEN] = "";
 	struct qv_model_config cfg;
 	struct qv_version *v = NULL, *p;
+	struct qv_mlflow *ml = NULL;
 	uint32_t old_n = reg->n;
 	int existed = r != NULL, rc;
 
@@ -831,16 +867,32 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 	else
 		snprintf(d, sizeof(d), "%s/%s/%u", reg->repo, name, version);
 	if (model_file(d, file, sizeof(file)) < 0) {
-		snprintf(err, err_len, "load %s/%u: no model.onnx, model.json, model.ubj or config.json in %s", name, version,
+		snprintf(err, err_len, "load %s/%u: no MLmodel, model.onnx, model.json, model.ubj or config.json in %s", name, version,
 			 d);
 		return -ENOENT;
 	}
 	rc = read_config(reg->repo, name, &cfg, why, sizeof(why));
 	if (precision >= 0)
 		cfg.precision = (uint32_t)precision;
+	if (rc == 0 && is_mlmodel(file)) {
+		ml = calloc(1, sizeof(*ml));
+		rc = ml ? qv_mlflow_read(d, ml, file, sizeof(file), why, sizeof(why)) : -ENOMEM;
+		if (rc == -ENOMEM)
+			snprintf(why, sizeof(why), "out of memory");
+		else if (rc == -ENOENT)
+			snprintf(why, sizeof(why), "MLmodel: %s", strerror(-rc));
+	}
 	if (rc == 0)
 		rc = version_make(reg, r ? r->handle : reg->n, version, file, &cfg, &v, why,
 				  sizeof(why));
+	if (rc == 0 && v && ml) {
+		rc = mlflow_check(ml, v, why, sizeof(why));
+		if (rc < 0) {
+			version_destroy(reg, v);
+			v = NULL;
+		}
+	}
+	free(ml);
 	if (rc < 0 || !v) {
 		snprintf(err, err_len, "load %s/%u: %s", name, version, why);
 		return rc;
