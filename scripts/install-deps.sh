@@ -6,7 +6,7 @@ PKGS=(
   meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libdnnl-dev liburing-dev libnuma-dev dpdk-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-  libcjson-dev
+  libcjson-dev libcurl4-openssl-dev libxml2-dev libssl-dev
   python3-onnx python3-numpy python3-torch python3-xgboost libxgboost-dev
   iproute2 util-linux procps iputils-ping
 )
