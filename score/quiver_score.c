@@ -262,7 +262,11 @@ struct scorer {
 	uint32_t idx;
 	qv_exec_ctx *ctx;         /* in process */
 	qv_client *cl;            /* --shm */
-	int ready;                /* set before the thread starts reading */
+	/* Self-measurement: rows/s of each chunk this thread scored (parse and
+	 * run), and the time it waited for work. */
+	double *rates;
+	size_t n_rates, cap_rates;
+	double wait_s, busy_s;
 };
 
 /* CSV text -> floats; bad rows counted, reported, skipped or stopping. */
@@ -371,8 +375,13 @@ static void *scorer_main(void *arg)
 	struct score *s = w->s;
 	struct chunk *c;
 
+	double t_wait = now_s();
+
 	while ((c = pop_work(s))) {
+		double t0 = now_s(), t1;
 		int rc;
+
+		w->wait_s += t0 - t_wait;
 		if (c->text) {
 			parse_chunk(s, c);
 		}
@@ -380,7 +389,22 @@ static void *scorer_main(void *arg)
 		     s->shm_sock ? run_shm(w, c->in, c->rows, c->out, c->err, sizeof(c->err)) :
 				   run_inproc(w, c->in, c->rows, c->out, c->err, sizeof(c->err));
 		c->error = rc < 0;
+		t1 = now_s();
+		w->busy_s += t1 - t0;
+		if (c->rows && t1 > t0) {
+			if (w->n_rates == w->cap_rates) {
+				size_t cap = w->cap_rates ? 2 * w->cap_rates : 1024;
+				double *nr = realloc(w->rates, cap * sizeof(*nr));
+				if (nr) {
+					w->rates = nr;
+					w->cap_rates = cap;
+				}
+			}
+			if (w->n_rates < w->cap_rates)
+				w->rates[w->n_rates++] = c->rows / (t1 - t0);
+		}
 		put_done(s, c);
+		t_wait = now_s();
 	}
 	return NULL;
 }
@@ -863,6 +887,35 @@ static int parse_args(int argc, char **argv, struct score *s)
 	return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Noise-robust figures, measured as quiver-bench measures: each thread's
+ * median over chunks of rows / chunk time, summed over threads; and the
+ * share of the scorers' time spent waiting for input (the pipeline's cost).
+ */
+static void self_measure(struct scorer *ws, uint32_t n, double *ret_median_sum,
+			 double *ret_wait_share)
+{
+	double sum = 0, wait = 0, busy = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		wait += ws[i].wait_s;
+		busy += ws[i].busy_s;
+		if (!ws[i].n_rates)
+			continue;
+		qsort(ws[i].rates, ws[i].n_rates, sizeof(double), cmp_double);
+		sum += ws[i].rates[ws[i].n_rates / 2];
+	}
+	*ret_median_sum = sum;
+	*ret_wait_share = wait + busy > 0 ? wait / (wait + busy) : 0;
+}
+
 static void allowed_cores(struct score *s)
 {
 	cpu_set_t set;
@@ -1014,11 +1067,14 @@ int main(int argc, char **argv)
 		s->shm_sock ? "through quiverd" : "in process");
 	if (s->shm_sock && ver)
 		fprintf(stderr, "quiver-score: answered by %s version %u\n", s->model_name, ver);
+	double med, wait_share;
+	self_measure(ws, started, &med, &wait_share);
 	if (s->json)
 		printf("{\"rows\": %" PRIu64 ", \"seconds\": %.6f, \"rows_per_s\": %.1f, "
+		       "\"chunk_median_rows_per_s\": %.1f, \"scorer_wait_share\": %.4f, "
 		       "\"bad_rows\": %" PRIu64 ", \"threads\": %u, \"batch\": %u, \"path\": \"%s\", "
-		       "\"version\": %u, \"ok\": %s}\n", s->rows_out, secs, rate, s->bad_rows,
-		       s->threads, s->batch, s->shm_sock ? "shm" : "inproc", ver,
+		       "\"version\": %u, \"ok\": %s}\n", s->rows_out, secs, rate, med, wait_share,
+		       s->bad_rows, s->threads, s->batch, s->shm_sock ? "shm" : "inproc", ver,
 		       s->failed ? "false" : "true");
 	ret = s->stopped_bad ? 3 : s->failed ? 1 : 0;
 out_close:
@@ -1031,6 +1087,7 @@ out_close:
 			qv_exec_ctx_free(ws[i].ctx);
 		if (ws[i].cl)
 			qv_close(ws[i].cl);
+		free(ws[i].rates);
 	}
 	for (uint32_t i = 0; chunks && i < s->n_chunks; i++) {
 		free(chunks[i].in);

@@ -16,7 +16,8 @@
   quiverctl load NAME V --path s3://... loads a version from S3, and a
   missing one is refused with a clear error.
 
-Usage: test_s3.py S3FETCH_CLI S3_SERVER QUIVERD QUIVERCTL QUIVER_BENCH REPO
+Usage: test_s3.py fetch|daemon S3FETCH_CLI S3_SERVER QUIVERD QUIVERCTL QUIVER_BENCH REPO
+("fetch": the first part, "daemon": the second)
 """
 import json
 import os
@@ -109,8 +110,66 @@ def check_serving(bench, sock, vdir, tmp, what):
     print(f"ok {what}: {got.shape[0]} rows through shared memory match the torch reference")
 
 
+def daemon(tmp, root, src, ep, good, nobj, quiverd, quiverctl, bench):
+    if not os.access(quiverd, os.X_OK):
+        print(f"skip: no quiverd at {quiverd}")
+        return SKIP
+    # quiverd --repo s3://...: fetched, served, restarted without refetching.
+    sock = os.path.join(tmp, "quiverd.sock")
+    qcache = os.path.join(tmp, "qcache")
+    args = [quiverd, "--repo", "s3://models/repo", "--s3-endpoint", ep,
+            "--s3-cache", qcache, "--socket", sock, "--foreground", "--cores", "1"]
+    denv = dict(good)
+    del denv["AWS_ENDPOINT_URL"]   # --s3-endpoint says where
+    requests(root)
+    for attempt in range(2):
+        log = open(os.path.join(tmp, f"quiverd{attempt}.log"), "w+")
+        d = subprocess.Popen(args, stderr=log, stdout=log, env=denv)
+        try:
+            text = wait_ready(d, log, f"start {attempt}")
+            gets, lists = requests(root)
+            if attempt == 0:
+                assert len(gets) == nobj, gets
+                assert f"{nobj} fetched" in text, text
+            else:
+                assert gets == [] and lists, (gets, lists)
+                assert " 0 fetched" in text, text
+            vdir = os.path.join(qcache, "models", "repo", "trade-mlp", "2")
+            check_serving(bench, sock, vdir, tmp, f"quiverd --repo s3 (start {attempt})")
+            if attempt == 1:
+                c = run(quiverctl, "--socket", sock, "load", "trade-mlp", "7", "--path",
+                        "s3://models/extra/trade-mlp/7", env=denv)
+                assert c.returncode == 0, (c.stdout, c.stderr)
+                assert os.path.isfile(os.path.join(qcache, "models", "extra",
+                                                   "trade-mlp", "7", "model.onnx"))
+                c = run(quiverctl, "--socket", sock, "--json", "routes", env=denv)
+                assert c.returncode == 0 and "7" in c.stdout, c.stdout
+                print("ok quiverctl load --path s3://...")
+                c = run(quiverctl, "--socket", sock, "load", "trade-mlp", "8", "--path",
+                        "s3://models/extra/trade-mlp/8", env=denv)
+                assert c.returncode == 1 and "no objects under this prefix" in \
+                    (c.stdout + c.stderr), (c.stdout, c.stderr)
+                print("ok quiverctl load of a missing S3 version: "
+                      + (c.stdout + c.stderr).strip()[:100])
+        finally:
+            stop(d)
+            log.close()
+    print("ok restart: listed, nothing fetched")
+
+    # A wrong key: quiverd refuses to start, saying why.
+    bdenv = dict(denv, AWS_SECRET_ACCESS_KEY="wrong")
+    p = run(*[a if a != qcache else os.path.join(tmp, "qcache2") for a in args],
+            env=bdenv, timeout=60)
+    assert p.returncode != 0 and "SignatureDoesNotMatch" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(tmp, "qcache2", "models"))
+    print("ok quiverd with a wrong key: " + [l for l in p.stderr.splitlines()
+                                             if "Signature" in l][0][:120])
+    return 0
+
+
 def main():
-    cli, server, quiverd, quiverctl, bench, repo = sys.argv[1:7]
+    mode = sys.argv[1]
+    cli, server, quiverd, quiverctl, bench, repo = sys.argv[2:8]
     if not os.path.isdir(os.path.join(repo, "trade-mlp")):
         print(f"skip: no generated model repository at {repo}")
         return SKIP
@@ -131,6 +190,9 @@ def main():
             cache = os.path.join(tmp, "cache")
             local = os.path.join(cache, "models", "repo")
             nobj = sum(len(ns) for _, _, ns in os.walk(src))
+
+            if mode == "daemon":
+                return daemon(tmp, root, src, ep, good, nobj, quiverd, quiverctl, bench)
 
             # A repository fetched over several pages, byte for byte.
             p = run(cli, "s3://models/repo", cache, env=good)
@@ -246,59 +308,6 @@ def main():
                       os.path.join(cut, "models", "repo", "trade-mlp", "2"))
             print("ok cut transfer: no version directory, previous tree intact, no staging left")
 
-            if not os.access(quiverd, os.X_OK):
-                print("skip the daemon part: no quiverd")
-                return 0
-            # quiverd --repo s3://...: fetched, served, restarted without refetching.
-            sock = os.path.join(tmp, "quiverd.sock")
-            qcache = os.path.join(tmp, "qcache")
-            args = [quiverd, "--repo", "s3://models/repo", "--s3-endpoint", ep,
-                    "--s3-cache", qcache, "--socket", sock, "--foreground", "--cores", "1"]
-            denv = dict(good)
-            del denv["AWS_ENDPOINT_URL"]   # --s3-endpoint says where
-            requests(root)
-            for attempt in range(2):
-                log = open(os.path.join(tmp, f"quiverd{attempt}.log"), "w+")
-                d = subprocess.Popen(args, stderr=log, stdout=log, env=denv)
-                try:
-                    text = wait_ready(d, log, f"start {attempt}")
-                    gets, lists = requests(root)
-                    if attempt == 0:
-                        assert len(gets) == nobj, gets
-                        assert f"{nobj} fetched" in text, text
-                    else:
-                        assert gets == [] and lists, (gets, lists)
-                        assert " 0 fetched" in text, text
-                    vdir = os.path.join(qcache, "models", "repo", "trade-mlp", "2")
-                    check_serving(bench, sock, vdir, tmp, f"quiverd --repo s3 (start {attempt})")
-                    if attempt == 1:
-                        c = run(quiverctl, "--socket", sock, "load", "trade-mlp", "7", "--path",
-                                "s3://models/extra/trade-mlp/7", env=denv)
-                        assert c.returncode == 0, (c.stdout, c.stderr)
-                        assert os.path.isfile(os.path.join(qcache, "models", "extra",
-                                                           "trade-mlp", "7", "model.onnx"))
-                        c = run(quiverctl, "--socket", sock, "--json", "routes", env=denv)
-                        assert c.returncode == 0 and "7" in c.stdout, c.stdout
-                        print("ok quiverctl load --path s3://...")
-                        c = run(quiverctl, "--socket", sock, "load", "trade-mlp", "8", "--path",
-                                "s3://models/extra/trade-mlp/8", env=denv)
-                        assert c.returncode == 1 and "no objects under this prefix" in \
-                            (c.stdout + c.stderr), (c.stdout, c.stderr)
-                        print("ok quiverctl load of a missing S3 version: "
-                              + (c.stdout + c.stderr).strip()[:100])
-                finally:
-                    stop(d)
-                    log.close()
-            print("ok restart: listed, nothing fetched")
-
-            # A wrong key: quiverd refuses to start, saying why.
-            bdenv = dict(denv, AWS_SECRET_ACCESS_KEY="wrong")
-            p = run(*[a if a != qcache else os.path.join(tmp, "qcache2") for a in args],
-                    env=bdenv, timeout=60)
-            assert p.returncode != 0 and "SignatureDoesNotMatch" in p.stderr, p.stderr
-            assert not os.path.exists(os.path.join(tmp, "qcache2", "models"))
-            print("ok quiverd with a wrong key: " + [l for l in p.stderr.splitlines()
-                                                     if "Signature" in l][0][:120])
         finally:
             srv.terminate()
             srv.wait()
