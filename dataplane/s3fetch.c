@@ -751,7 +751,15 @@ static void rm_rf(const char *path)
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Marks the objects whose cached copy in dir is current (manifest + file size). */
+static int obj_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct object *)a)->rel, ((const struct object *)b)->rel);
+}
+
+/*
+ * Marks the objects whose cached copy in dir is current (manifest + file
+ * size). l is sorted by rel (bsearch), so this is n log n.
+ */
 static unsigned mark_fresh(const char *dir, struct objlist *l)
 {
 	char path[PATH_MAX + 64], line[PATH_MAX + 200];
@@ -776,20 +784,18 @@ static unsigned mark_fresh(const char *dir, struct objlist *l)
 			line[--n] = '\0';
 		if (sscanf(line, "%llu %79s %n", &sz, etag, &off) != 2 || off <= 0)
 			continue;
-		const char *rel = line + off;
-		for (size_t i = 0; i < l->n; i++) {
-			struct object *o = &l->v[i];
-			struct stat st;
-			char fp[2 * PATH_MAX];
-			if (o->fresh || strcmp(o->rel, rel) != 0)
-				continue;
-			snprintf(fp, sizeof(fp), "%s/%s", dir, rel);
-			if (o->size == sz && strcmp(o->etag[0] ? o->etag : "-", etag) == 0 &&
-			    lstat(fp, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == sz) {
-				o->fresh = 1;
-				fresh++;
-			}
-			break;
+		struct object key = { .rel = line + off }, *o;
+		struct stat st;
+		char fp[2 * PATH_MAX];
+
+		o = bsearch(&key, l->v, l->n, sizeof(*o), obj_cmp);
+		if (!o || o->fresh)
+			continue;
+		snprintf(fp, sizeof(fp), "%s/%s", dir, o->rel);
+		if (o->size == sz && strcmp(o->etag[0] ? o->etag : "-", etag) == 0 &&
+		    lstat(fp, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == sz) {
+			o->fresh = 1;
+			fresh++;
 		}
 	}
 	fclose(f);
@@ -892,6 +898,13 @@ int qv_s3_fetch(const char *url, const char *cache_dir, const struct qv_s3_opts 
 		goto out;
 	}
 	st.objects = (unsigned)l.n;
+	qsort(l.v, l.n, sizeof(*l.v), obj_cmp);
+	for (size_t i = 1; i < l.n; i++)
+		if (strcmp(l.v[i - 1].rel, l.v[i].rel) == 0) {
+			fail(err, errlen, "%s: ListObjectsV2 listed '%.300s' twice", url, l.v[i].rel);
+			rc = -EPROTO;
+			goto out;
+		}
 	fresh = stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) ? mark_fresh(dir, &l) : 0;
 	if (all_fresh(&l, fresh)) {
 		rc = 0;

@@ -5,7 +5,8 @@
  *   quiver-score MODEL --input X.npy|X.csv --output Y.npy|Y.csv [options]
  *   quiver-score --shm SOCKET --model NAME --input ... --output ... [options]
  *
- * A pipeline of fixed buffers, so memory does not grow with the file:
+ * A pipeline of a fixed pool of buffers (~64 MiB, at least 2 x threads + 2
+ * chunks), so memory does not grow with the file:
  *   reader (main thread)   large read()s of the input into chunks of up to
  *                          --chunk rows (.npy: straight into the chunk's
  *                          float buffer; CSV: whole lines of text)
@@ -518,8 +519,9 @@ static void *writer_main(void *arg)
 		progress(s, s->total_bytes, 1);
 	else if (s->progress)
 		fputc('\n', stderr);
-	if (shown > MAX_MSGS_SHOWN)
-		fprintf(stderr, "... %" PRIu64 " more bad rows not shown\n", shown - MAX_MSGS_SHOWN);
+	uint64_t printed = shown < MAX_MSGS_SHOWN ? shown : MAX_MSGS_SHOWN;
+	if (s->bad_rows > printed)
+		fprintf(stderr, "... %" PRIu64 " more bad rows not shown\n", s->bad_rows - printed);
 	return NULL;
 }
 
@@ -983,7 +985,19 @@ int main(int argc, char **argv)
 	pthread_cond_init(&s->cv_free, NULL);
 	pthread_cond_init(&s->cv_work, NULL);
 	pthread_cond_init(&s->cv_done, NULL);
+	/*
+	 * Pool depth: at least two chunks a scorer plus two (one being read, one
+	 * being written), and as many more as ~64 MiB hold, up to sixteen a
+	 * scorer: every handover needs a thread woken, and on a busy machine a
+	 * wake-up can take milliseconds, so a deeper pool keeps the scorers fed
+	 * through them (quiver-score --json reports how long they waited).
+	 */
+	size_t per_chunk = (size_t)s->chunk_rows * (s->in_dim + s->out_dim) * sizeof(float) +
+			   (s->in_fmt == FMT_CSV ? READ_BLOCK : 0);
+	size_t want = ((size_t)64 << 20) / per_chunk;
 	s->n_chunks = 2 * s->threads + 2;
+	if (want > s->n_chunks)
+		s->n_chunks = want < 16 * s->threads + 4 ? (uint32_t)want : 16 * s->threads + 4;
 	chunks = calloc(s->n_chunks, sizeof(*chunks));
 	s->done = calloc(s->n_chunks, sizeof(*s->done));
 	ws = calloc(s->threads, sizeof(*ws));
