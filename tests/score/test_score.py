@@ -108,7 +108,19 @@ def inproc(score, repo, tmp):
         in r.stderr and "2 bad rows skipped" in r.stderr, r.stderr
     keep = [i for i in range(12) if i not in (4, 8)]
     close(np.loadtxt(p("yskip.csv"), delimiter=",", ndmin=2).astype(np.float32), y[keep])
-    print("ok bad rows: stop (exit 3, rows before it written), skip (both reported)")
+    # Many bad rows: the first 100 are printed, the rest counted.
+    with open(p("many.csv"), "w") as fh:
+        for i in range(300):
+            fh.write(lines[0] + "\n" if i % 2 else "1,2\n")
+    r = run(score, model, "--input", p("many.csv"), "--output", p("ymany.npy"),
+            "--on-bad-row", "skip", "--chunk", "64")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("bad row: ") == 100 and "... 50 more bad rows not shown" in r.stderr \
+        and "150 bad rows skipped" in r.stderr and "many.csv:199: 2 fields" in r.stderr \
+        and "many.csv:201:" not in r.stderr, r.stderr
+    close(np.load(p("ymany.npy")), np.repeat(y[:1], 150, axis=0))
+    print("ok bad rows: stop (exit 3, rows before it written), skip (both reported), "
+          "100 printed and the rest counted")
 
     # Refusals.
     np.save(p("x31.npy"), x[:, :31])
