@@ -95,7 +95,6 @@ def main():
         return 0
     print(f"quiver-score {out['model']}: {rows} rows ({out['input']}), {threads} threads "
           f"on cores {used}, {res['seconds']:.2f} s")
-    print(f"{'path':<38} {'rows/s':>12} {'ratio':>7}")
     print(f"{'measure':<44} {'quiver-score':>13} {'floor':>12} {'ratio':>7}")
     print(f"{'wall rows/s vs bench b256 median x cores':<44} {res['rows_per_s']:>13.0f} "
           f"{fl:>12.0f} {out['ratio_vs_floor']:>7.3f}")

@@ -549,7 +549,7 @@ static int list_page(struct ctx *x, const char *bucket, const char *prefix, cons
 		char *end = NULL;
 		unsigned long long sz = size ? strtoull((const char *)size, &end, 10) : 0;
 
-		if (!key || !size || !end || *end || strncmp(k, pfx, plen) != 0) {
+		if (!key || !k[0] || !size || !end || *end || strncmp(k, pfx, plen) != 0) {
 			fail(x->err, x->errlen, "%s: ListObjectsV2: malformed <Contents> (key '%.200s')",
 			     x->url, k ? k : "?");
 			rc = -EPROTO;
