@@ -54,7 +54,7 @@ static const struct ctl_cmd commands[] = {
 	},
 	{
 		.name = "load",
-		.args = "NAME VERSION [--path DIR] [--precision fp32|bf16|int8|auto]",
+		.args = "NAME VERSION [--path DIR|s3://BUCKET/PREFIX] [--precision fp32|bf16|int8|auto]",
 		.summary = "load, compile and warm a model version (admin)",
 		.help = "Loads REPO/NAME/VERSION/ (or DIR, holding model.onnx), compiles it\n"
 			"and warms it off the data plane. A new NAME becomes a new route with\n"

@@ -6,6 +6,7 @@
  *           [--allow-uid UID]... [--allow-gid GID]... [--udp ADDR:PORT]
  *           [--dpdk "EAL ARGS" --ip A.B.C.D --udp-port N] [--udp-allow CIDR]...
  *           [--admin-gid GID]... [--max-batch N] [--max-channels-per-uid N] [--state-file PATH]
+ *           [--s3-endpoint URL] [--s3-cache DIR]
  *           [--foreground] [--log-level LEVEL] [--log-format text|json]
  *           [--metrics-listen ADDR:PORT]
  *
@@ -76,6 +77,7 @@
 #include "ops.h"
 #include "quiverd.h"
 #include "state.h"
+#include "s3fetch.h"
 #include "log.h"
 #include "udp.h"
 #ifdef QV_HAVE_DPDK
@@ -102,6 +104,11 @@ static void usage(FILE *f)
 		"  --max-batch N         cap on every model's max batch\n"
 		"  --max-channels-per-uid N  shared-memory channels one uid may hold (default %u)\n"
 		"  --state-file PATH     keep routes (swaps, canaries, fallbacks) across restarts\n"
+		"  --repo s3://BUCKET/PREFIX  fetch the repository from S3 into the cache first\n"
+		"  --s3-endpoint URL     S3-compatible store, e.g. http://127.0.0.1:9000 (default:\n"
+		"                        AWS_ENDPOINT_URL, else AWS); path-style addressing\n"
+		"  --s3-cache DIR        local copy of S3 sources (default $QUIVER_S3_CACHE,\n"
+		"                        $XDG_CACHE_HOME/quiver/s3, ~/.cache/quiver/s3)\n"
 		"  --foreground          do not detach (always the case under systemd)\n"
 		"  --log-level LEVEL     debug, info, warn or error (default info)\n"
 		"  --log-format FORMAT   text (default) or json: one JSON object a line\n"
@@ -198,6 +205,7 @@ enum {
 	OPT_UDP, OPT_MAX_BATCH, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_DPDK, OPT_DPDK_IP,
 	OPT_DPDK_PORT, OPT_UDP_ALLOW, OPT_ADMIN_GID, OPT_MAX_CHANS_UID, OPT_STATE_FILE,
 	OPT_LOG_FORMAT, OPT_METRICS_LISTEN,
+	OPT_S3_ENDPOINT, OPT_S3_CACHE,
 };
 
 static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreground)
@@ -225,6 +233,8 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 		{ "state-file", required_argument, NULL, OPT_STATE_FILE },
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
+		{ "s3-cache", required_argument, NULL, OPT_S3_CACHE },
 		{ 0 },
 	};
 	enum qv_log_level lvl;
@@ -291,6 +301,16 @@ static int parse_args(int argc, char **argv, struct qv_daemon *d, int *ret_foreg
 				return -EINVAL;
 			}
 			d->max_batch = (uint32_t)v;
+			break;
+		case OPT_S3_ENDPOINT:
+			d->s3_endpoint = optarg;
+			break;
+		case OPT_S3_CACHE:
+			if (!optarg[0] || strlen(optarg) >= sizeof(d->s3_cache)) {
+				fprintf(stderr, "quiverd: bad --s3-cache '%s'\n", optarg);
+				return -EINVAL;
+			}
+			snprintf(d->s3_cache, sizeof(d->s3_cache), "%s", optarg);
 			break;
 		case OPT_STATE_FILE:
 			d->state_path = optarg;
@@ -514,6 +534,37 @@ static int detach(int *ret_ready_fd)
 	return 0;
 }
 
+/*
+ * --repo s3://BUCKET/PREFIX: the repository is fetched into the cache (a
+ * restart fetches only what changed, s3fetch.h) and served from there. On
+ * the main thread before any worker starts, so nothing waits on it.
+ */
+static int fetch_s3_repo(struct qv_daemon *d)
+{
+	struct qv_s3_opts o = { .endpoint = d->s3_endpoint };
+	struct qv_s3_stats st;
+	char err[1024];
+	int r;
+
+	if (!qv_s3_is_url(d->repo))
+		return 0;
+	if (!d->s3_cache[0]) {
+		qv_log(QV_LOG_ERROR, "repository %s: no cache directory (give --s3-cache DIR)",
+		       d->repo);
+		return -EINVAL;
+	}
+	r = qv_s3_fetch(d->repo, d->s3_cache, &o, d->repo_local, sizeof(d->repo_local), &st, err,
+			sizeof(err));
+	if (r < 0) {
+		qv_log(QV_LOG_ERROR, "repository %s", err);
+		return r;
+	}
+	qv_log(QV_LOG_INFO, "repository %s: %u objects in %s, %u fetched (%llu bytes)", d->repo,
+	       st.objects, d->repo_local, st.fetched, st.bytes);
+	d->repo = d->repo_local;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct qv_daemon *d = calloc(1, sizeof(*d));
@@ -558,6 +609,11 @@ int main(int argc, char **argv)
 	d->start_ns = qv_now_ns();
 	d->tsc_hz = qv_tsc_calibrate();
 	r = qv_ops_start(d);
+	if (r < 0)
+		goto out;
+	if (!d->s3_cache[0])
+		(void)qv_s3_default_cache(d->s3_cache, sizeof(d->s3_cache));
+	r = fetch_s3_repo(d);
 	if (r < 0)
 		goto out;
 	r = qv_reg_init(&d->reg, d->repo, d->max_batch, d->tsc_hz, d->workers, d->ncores);

@@ -48,6 +48,9 @@ struct qv_daemon {
 	uint32_t max_batch;
 	uint32_t max_chans_per_uid;  /* channels one uid may hold open at once */
 	const char *state_path;     /* --state-file: routes kept across restarts; NULL */
+	const char *s3_endpoint;    /* --s3-endpoint: an S3-compatible store; NULL: AWS */
+	char s3_cache[4096];        /* --s3-cache or the default (s3fetch.h); "" if none */
+	char repo_local[4096];      /* --repo s3://...: the fetched copy d->repo points at */
 	int ready_fd;               /* detached: the parent waits for one byte here; -1 */
 	int cores[QV_MAX_WORKERS];
 	uint32_t ncores;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "prom.h"
 #include "quiverd.h"
+#include "s3fetch.h"
 #include "state.h"
 
 /*
@@ -148,13 +149,45 @@ static cJSON *commit(struct qv_daemon *d, struct qv_route *r, const struct qv_ro
 	return route_obj(r);
 }
 
+/*
+ * `load --path s3://...`: the version directory is fetched into the cache
+ * (or found current there) and loaded from the copy. Blocking, on the
+ * thread that runs the load; qv_s3_fetch is self-contained so the load can
+ * move to another thread with it.
+ */
+static int s3_local(struct qv_daemon *d, const struct qv_cmd_args *a, char *ret_dir,
+		    size_t len, char *err, size_t err_len)
+{
+	struct qv_s3_opts o = { .endpoint = d->s3_endpoint };
+	char why[900];
+	int rc;
+
+	if (!d->s3_cache[0]) {
+		snprintf(err, err_len, "load %s/%u: %.300s: quiverd has no S3 cache directory "
+			 "(start it with --s3-cache DIR)", a->name, a->version, a->path);
+		return -EINVAL;
+	}
+	rc = qv_s3_fetch(a->path, d->s3_cache, &o, ret_dir, len, NULL, why, sizeof(why));
+	if (rc < 0)
+		snprintf(err, err_len, "load %s/%u: %.900s", a->name, a->version, why);
+	return rc;
+}
+
 static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t *ret_status)
 {
-	char err[1024] = "";
+	char err[1024] = "", local[4096];
+	const char *dir = a->path[0] ? a->path : NULL;
 	double ms = 0;
-	int rc = qv_reg_load_prec(&d->reg, a->name, a->version, a->path[0] ? a->path : NULL,
-				  a->precision, &ms, err, sizeof(err));
+	int rc;
 	cJSON *o;
+
+	if (dir && qv_s3_is_url(dir)) {
+		rc = s3_local(d, a, local, sizeof(local), err, sizeof(err));
+		if (rc < 0)
+			return fail(ret_status, rc, "%s", err);
+		dir = local;
+	}
+	rc = qv_reg_load_prec(&d->reg, a->name, a->version, dir, a->precision, &ms, err, sizeof(err));
 
 	if (rc < 0)
 		return fail(ret_status, rc, "%s", err);
