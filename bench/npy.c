@@ -2,10 +2,12 @@
 #include "npy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 __attribute__((format(printf, 3, 4)))
 static int fail(char *err, size_t len, const char *fmt, ...)
@@ -33,80 +35,95 @@ static const char *dict_value(const char *hdr, const char *key)
 	return p;
 }
 
-static int npy_read(const char *path, int any_dtype, struct qv_npy *ret, char *err,
-		    size_t err_len)
+/* Reads n bytes: 1 all of them, 0 end of file first, -errno. */
+static int read_full(int fd, void *buf, size_t n)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		fail(err, err_len, "%s: %s", path, strerror(e));
-		return -e;
+	size_t o = 0;
+
+	while (o < n) {
+		ssize_t r = read(fd, (char *)buf + o, n - o);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		o += (size_t)r;
 	}
-	unsigned char pre[10];
+	return o == n;
+}
+
+static const struct {
+	char descr[6];
+	uint32_t dtype, elem_size;
+} dtypes[] = {
+	{ "'<f4'", QV_NPY_F32, 4 },
+	{ "'<f8'", QV_NPY_F64, 8 },
+	{ "'<i4'", QV_NPY_I32, 4 },
+	{ "'<i8'", QV_NPY_I64, 8 },
+};
+
+int qv_npy_header_read(int fd, const char *name, struct qv_npy_header *ret, char *err,
+		       size_t err_len)
+{
+	struct qv_npy_header h = { 0 };
+	unsigned char pre[12];
+	size_t hlen, pre_len = 10;
 	char *hdr = NULL;
-	void *data = NULL;
-	int r = -EINVAL;
-	if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-		fail(err, err_len, "%s: not a .npy file", path);
-		goto out;
-	}
-	size_t hlen;
+	int r = read_full(fd, pre, 10);
+
+	if (r < 0)
+		return r;
+	if (r == 0 || memcmp(pre, "\x93NUMPY", 6) != 0)
+		return fail(err, err_len, "%s: not a .npy file", name);
 	if (pre[6] == 1) {
 		hlen = (size_t)pre[8] | ((size_t)pre[9] << 8);
 	} else if (pre[6] == 2 || pre[6] == 3) {
-		unsigned char ext[2];
-		if (fread(ext, 1, 2, f) != 2) {
-			fail(err, err_len, "%s: truncated header", path);
-			goto out;
-		}
-		hlen = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)ext[0] << 16) |
-		       ((size_t)ext[1] << 24);
+		if (read_full(fd, pre + 10, 2) != 1)
+			return fail(err, err_len, "%s: truncated header", name);
+		hlen = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)pre[10] << 16) |
+		       ((size_t)pre[11] << 24);
+		pre_len = 12;
 	} else {
-		fail(err, err_len, "%s: unsupported .npy version %u", path, pre[6]);
-		goto out;
+		return fail(err, err_len, "%s: unsupported .npy version %u", name, pre[6]);
 	}
-	if (hlen > (1u << 20)) {
-		fail(err, err_len, "%s: header too large", path);
-		goto out;
-	}
+	if (hlen > (1u << 20))
+		return fail(err, err_len, "%s: header too large", name);
 	hdr = calloc(1, hlen + 1);
-	if (!hdr) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if (fread(hdr, 1, hlen, f) != hlen) {
-		fail(err, err_len, "%s: truncated header", path);
+	if (!hdr)
+		return -ENOMEM;
+	r = -EINVAL;
+	if (read_full(fd, hdr, hlen) != 1) {
+		fail(err, err_len, "%s: truncated header", name);
 		goto out;
 	}
 	const char *d = dict_value(hdr, "descr");
-	uint32_t dtype = 0, esize = 4;
-	if (d && strncmp(d, "'<f4'", 5) == 0)
-		dtype = QV_NPY_F32;
-	else if (any_dtype && d && strncmp(d, "'<i4'", 5) == 0)
-		dtype = QV_NPY_I32;
-	else if (any_dtype && d && strncmp(d, "'<i8'", 5) == 0)
-		dtype = QV_NPY_I64, esize = 8;
-	if (!dtype) {
-		fail(err, err_len, any_dtype ? "%s: dtype is not little-endian float32, int32 or int64"
-			 : "%s: dtype is not little-endian float32 ('<f4')", path);
-		r = -ENOTSUP;
-		goto out;
+	if (d && (*d == '\'' || *d == '"')) {   /* the quoted string, quotes kept */
+		const char *q = strchr(d + 1, *d);
+		int n = q ? (int)(q - d) + 1 : 8;
+		snprintf(h.descr, sizeof(h.descr), "%.*s", n < 10 ? n : 10, d);
+	} else {
+		snprintf(h.descr, sizeof(h.descr), "?");
 	}
+	for (size_t i = 0; d && i < sizeof(dtypes) / sizeof(dtypes[0]); i++)
+		if (strncmp(d, dtypes[i].descr, 5) == 0) {
+			h.dtype = dtypes[i].dtype;
+			h.elem_size = dtypes[i].elem_size;
+		}
+	if (!h.dtype)
+		h.elem_size = 1;   /* another dtype: the caller refuses it, in its own words */
 	const char *fo = dict_value(hdr, "fortran_order");
 	if (!fo || strncmp(fo, "False", 5) != 0) {
-		fail(err, err_len, "%s: Fortran order is not supported", path);
+		fail(err, err_len, "%s: Fortran order is not supported (save it C-ordered)", name);
 		r = -ENOTSUP;
 		goto out;
 	}
 	const char *s = dict_value(hdr, "shape");
 	if (!s || *s != '(') {
-		fail(err, err_len, "%s: no shape in header", path);
+		fail(err, err_len, "%s: no shape in the header", name);
 		goto out;
 	}
-	struct qv_npy a = {0};
-	a.dtype = dtype;
-	a.elem_size = esize;
-	a.count = 1;
+	h.count = 1;
 	s++;
 	while (*s && *s != ')') {
 		while (*s == ' ' || *s == ',')
@@ -115,35 +132,67 @@ static int npy_read(const char *path, int any_dtype, struct qv_npy *ret, char *e
 			break;
 		char *end;
 		long long v = strtoll(s, &end, 10);
-		if (end == s || v < 0 || a.rank == QV_NPY_MAX_RANK) {
-			fail(err, err_len, "%s: bad shape", path);
+		if (end == s || v < 0 || h.rank == QV_NPY_MAX_RANK) {
+			fail(err, err_len, "%s: bad shape", name);
 			goto out;
 		}
-		if (v != 0 && a.count > (SIZE_MAX / esize) / (size_t)v) {
-			fail(err, err_len, "%s: shape too large", path);
+		if (v != 0 && h.count > (SIZE_MAX / h.elem_size) / (size_t)v) {
+			fail(err, err_len, "%s: shape too large", name);
 			goto out;
 		}
-		a.shape[a.rank++] = v;
-		a.count *= (size_t)v;
+		h.shape[h.rank++] = v;
+		h.count *= (size_t)v;
 		s = end;
 	}
-	data = malloc(a.count ? a.count * esize : 1);
+	h.data_off = pre_len + hlen;
+	*ret = h;
+	r = 0;
+out:
+	free(hdr);
+	return r;
+}
+
+static int npy_read(const char *path, int any_dtype, struct qv_npy *ret, char *err,
+		    size_t err_len)
+{
+	struct qv_npy_header h;
+	void *data = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0) {
+		int e = errno;
+		fail(err, err_len, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	r = qv_npy_header_read(fd, path, &h, err, err_len);
+	if (r < 0)
+		goto out;
+	if (!h.dtype || h.dtype == QV_NPY_F64 || (!any_dtype && h.dtype != QV_NPY_F32)) {
+		fail(err, err_len, any_dtype ? "%s: dtype is not little-endian float32, int32 or int64"
+			 : "%s: dtype is not little-endian float32 ('<f4')", path);
+		r = -ENOTSUP;
+		goto out;
+	}
+	data = malloc(h.count ? h.count * h.elem_size : 1);
 	if (!data) {
 		r = -ENOMEM;
 		goto out;
 	}
-	if (fread(data, esize, a.count, f) != a.count) {
-		fail(err, err_len, "%s: truncated data (%zu elements expected)", path, a.count);
+	r = read_full(fd, data, h.count * h.elem_size);
+	if (r <= 0) {
+		fail(err, err_len, "%s: truncated data (%zu elements expected)", path, h.count);
+		r = r < 0 ? r : -EINVAL;
 		goto out;
 	}
-	a.raw = data;
+	*ret = (struct qv_npy){ .rank = h.rank, .count = h.count, .raw = data,
+				.dtype = h.dtype, .elem_size = h.elem_size };
+	memcpy(ret->shape, h.shape, sizeof(h.shape));
 	data = NULL;
-	*ret = a;
 	r = 0;
 out:
 	free(data);
-	free(hdr);
-	fclose(f);
+	close(fd);
 	return r;
 }
 

@@ -20,6 +20,7 @@ enum qv_npy_dtype {
 	QV_NPY_F32 = 1,   /* '<f4' */
 	QV_NPY_I32 = 6,   /* '<i4' */
 	QV_NPY_I64 = 7,   /* '<i8' */
+	QV_NPY_F64 = 11,  /* '<f8': only qv_npy_header_read knows it (streamed, converted by the reader) */
 };
 
 struct qv_npy {
@@ -33,6 +34,26 @@ struct qv_npy {
 	uint32_t dtype;      /* enum qv_npy_dtype */
 	uint32_t elem_size;  /* bytes an element */
 };
+
+/* A header as read by qv_npy_header_read: the data begins at data_off. */
+struct qv_npy_header {
+	uint32_t rank;
+	int64_t shape[QV_NPY_MAX_RANK];
+	size_t count;        /* elements; count * elem_size fits a size_t */
+	uint32_t dtype;      /* enum qv_npy_dtype; 0: another descr (elem_size 1) */
+	uint32_t elem_size;
+	uint64_t data_off;
+	char descr[12];      /* the header's descr, quoted, for messages ('<f4') */
+};
+
+/*
+ * Reads and checks the header of a C-order array from fd (at offset 0), leaving fd at data_off; name is for messages.
+ * The one header parser: the whole-array readers below and streaming
+ * readers that take the data in pieces both use it; each refuses the
+ * dtypes it does not read, in its own words.
+ */
+int qv_npy_header_read(int fd, const char *name, struct qv_npy_header *ret, char *err,
+		       size_t err_len);
 
 /* Returns 0 or -errno; on failure err holds a message. float32 only. */
 int qv_npy_read(const char *path, struct qv_npy *ret, char *err, size_t err_len);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * score_io.c - .npy headers and CSV rows for quiver-score. The .npy reader
- * in bench/npy.c loads a whole array; here only the header is parsed and
- * the data streamed, and float64 ('<f8') is accepted too (converted row by
- * row). CSV is parsed by hand: Debian has no C CSV library worth a
+ * score_io.c - .npy headers and CSV rows for quiver-score. The header is
+ * parsed by bench/npy.c's qv_npy_header_read (the one .npy header parser);
+ * here the data is then streamed, and float64 ('<f8') is accepted too
+ * (converted row by row). CSV is parsed by hand: Debian has no C CSV library worth a
  * dependency for "numbers separated by commas", and the parser must report
  * the exact field that is wrong.
  */
 #include "score_io.h"
+
+#include "npy.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,120 +32,29 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static int read_full(int fd, void *buf, size_t n)
-{
-	size_t o = 0;
-
-	while (o < n) {
-		ssize_t r = read(fd, (char *)buf + o, n - o);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		o += (size_t)r;
-	}
-	return (int)(o == n);
-}
-
-static const char *dict_value(const char *hdr, const char *key)
-{
-	char pat[32];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "'%s':", key);
-	p = strstr(hdr, pat);
-	if (!p)
-		return NULL;
-	p += strlen(pat);
-	while (*p == ' ')
-		p++;
-	return p;
-}
-
 int qv_npy_stream_open(int fd, const char *name, struct qv_npy_stream *ret, char *err,
 		       size_t errlen)
 {
-	unsigned char pre[12];
-	size_t hlen, pre_len = 10;
-	char *hdr;
-	const char *d, *fo, *s;
 	struct qv_npy_stream a = { 0 };
-	uint32_t rank = 0;
-	int r;
+	struct qv_npy_header h;
+	int r = qv_npy_header_read(fd, name, &h, err, errlen);
 
-	r = read_full(fd, pre, 10);
-	if (r <= 0 || memcmp(pre, "\x93NUMPY", 6) != 0)
-		return r < 0 ? r : fail(err, errlen, "%s: not a .npy file", name);
-	if (pre[6] == 1) {
-		hlen = (size_t)pre[8] | ((size_t)pre[9] << 8);
-	} else if (pre[6] == 2 || pre[6] == 3) {
-		if (read_full(fd, pre + 10, 2) != 1)
-			return fail(err, errlen, "%s: truncated header", name);
-		hlen = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)pre[10] << 16) |
-		       ((size_t)pre[11] << 24);
-		pre_len = 12;
-	} else {
-		return fail(err, errlen, "%s: unsupported .npy version %u", name, pre[6]);
-	}
-	if (hlen > (1u << 20))
-		return fail(err, errlen, "%s: header too large", name);
-	hdr = calloc(1, hlen + 1);
-	if (!hdr)
-		return -ENOMEM;
-	if (read_full(fd, hdr, hlen) != 1) {
-		free(hdr);
-		return fail(err, errlen, "%s: truncated header", name);
-	}
-	d = dict_value(hdr, "descr");
-	if (d && strncmp(d, "'<f4'", 5) == 0)
-		a.elem = 4;
-	else if (d && strncmp(d, "'<f8'", 5) == 0)
-		a.elem = 8;
-	fo = dict_value(hdr, "fortran_order");
-	s = dict_value(hdr, "shape");
-	r = 0;
-	if (!a.elem)
-		r = fail(err, errlen, "%s: dtype %.8s is not little-endian float32 or float64",
-			 name, d ? d : "?");
-	else if (!fo || strncmp(fo, "False", 5) != 0)
-		r = fail(err, errlen, "%s: Fortran order is not supported (save it C-ordered)", name);
-	else if (!s || *s != '(')
-		r = fail(err, errlen, "%s: no shape in the header", name);
-	if (r < 0) {
-		free(hdr);
+	if (r < 0)
 		return r;
-	}
-	a.width = 1;
-	s++;
-	while (*s && *s != ')') {
-		char *end;
-		unsigned long long v;
-		while (*s == ' ' || *s == ',')
-			s++;
-		if (*s == ')')
-			break;
-		v = strtoull(s, &end, 10);
-		if (end == s || *s == '-' || v > (1ull << 48)) {
-			free(hdr);
-			return fail(err, errlen, "%s: bad shape", name);
-		}
-		if (rank == 0)
-			a.rows = v;
-		else
-			a.width *= v;
-		if (a.width > (1u << 24)) {
-			free(hdr);
-			return fail(err, errlen, "%s: rows of more than 2^24 values", name);
-		}
-		rank++;
-		s = end;
-	}
-	free(hdr);
-	if (rank == 0)
+	if (h.dtype != QV_NPY_F32 && h.dtype != QV_NPY_F64)
+		return fail(err, errlen, "%s: dtype %s is not little-endian float32 or float64",
+			    name, h.descr);
+	if (h.rank == 0)
 		return fail(err, errlen, "%s: a 0-d array has no rows", name);
-	a.data_off = pre_len + hlen;
+	a.elem = h.elem_size;
+	a.rows = (uint64_t)h.shape[0];
+	a.width = 1;
+	for (uint32_t i = 1; i < h.rank; i++) {
+		a.width *= (uint64_t)h.shape[i];
+		if (a.width > (1u << 24))
+			return fail(err, errlen, "%s: rows of more than 2^24 values", name);
+	}
+	a.data_off = h.data_off;
 	*ret = a;
 	return 0;
 }
