@@ -675,6 +675,28 @@ out:
 }
 
 /*
+ * With both kernels made: under "auto" times them per batch bucket, then
+ * frees the hand kernel if no bucket chose it. Shared by fp32 and reduced
+ * steps.
+ */
+static int tune_and_trim(struct qv_step *st, uint32_t nb, enum qv_kernel_choice kernels,
+			 uint32_t iters, char *err, size_t err_len)
+{
+	if (kernels == QV_KERNEL_AUTO && st->hand) {
+		int r = tune_step(nb, st, iters ? iters : 100);
+		if (r < 0) {
+			qvg_err(err, err_len, "step '%s': tuning: %s", st->label, strerror(-r));
+			return r;
+		}
+	}
+	if (!st->any_hand && st->hand) {
+		qv_hand_dense_free(st->hand);
+		st->hand = NULL;
+	}
+	return 0;
+}
+
+/*
  * bf16 / int8 kernels of a step: the reduced hand kernel (any rows) and,
  * for bf16, oneDNN's bf16 matmul, timed per bucket under AUTO exactly as
  * in fp32. int8 has no oneDNN path here (this oneDNN's int8 matmul takes
@@ -702,18 +724,7 @@ static int lowp_kernels(struct qv_step *st, uint32_t nb, uint32_t max_rows,
 		st->all_hand = st->any_hand = true;
 		return 0;
 	}
-	if (kernels == QV_KERNEL_AUTO && st->hand) {
-		r = tune_step(nb, st, iters ? iters : 100);
-		if (r < 0) {
-			qvg_err(err, err_len, "step '%s': tuning: %s", st->label, strerror(-r));
-			return r;
-		}
-	}
-	if (!st->any_hand && st->hand) {
-		qv_hand_dense_free(st->hand);
-		st->hand = NULL;
-	}
-	return 0;
+	return tune_and_trim(st, nb, kernels, iters, err, err_len);
 }
 
 int qv_dense_step_kernels(struct qv_step *st, uint32_t max_rows, enum qv_kernel_choice kernels,
@@ -740,18 +751,7 @@ int qv_dense_step_kernels(struct qv_step *st, uint32_t max_rows, enum qv_kernel_
 			st->K, st->N, strerror(-r));
 		return r;
 	}
-	if (kernels == QV_KERNEL_AUTO && st->hand) {
-		r = tune_step(nb, st, iters ? iters : 100);
-		if (r < 0) {
-			qvg_err(err, err_len, "step '%s': tuning: %s", st->label, strerror(-r));
-			return r;
-		}
-	}
-	if (!st->any_hand && st->hand) {
-		qv_hand_dense_free(st->hand);
-		st->hand = NULL;
-	}
-	return 0;
+	return tune_and_trim(st, nb, kernels, iters, err, err_len);
 }
 
 static int make_kernels(struct qv_model *m, const struct qv_model_opts *o, char *err, size_t err_len)
