@@ -190,13 +190,7 @@ INL512 void mk512(const float *restrict w, uint32_t ldw, uint32_t K, const float
 #pragma GCC unroll 4
 			for (int s = 1; s < S; s++)
 				t = _mm512_add_ps(t, acc[s][r][v]);
-			t = act512(t, act);
-			float *out = y + (size_t)r * ldy + VEC * v;
-			uint32_t c = VEC * (uint32_t)v;
-			if (c + VEC <= ncols)
-				_mm512_storeu_ps(out, t);
-			else if (c < ncols)
-				_mm512_mask_storeu_ps(out, (__mmask16)((1u << (ncols - c)) - 1u), t);
+			act_store512(y + (size_t)r * ldy + VEC * v, t, act, VEC * (uint32_t)v, ncols);
 		}
 	}
 }

@@ -187,13 +187,7 @@ INLBF void mkbf(const uint32_t *restrict w, uint32_t ldw, uint32_t kg, const uin
 #pragma GCC unroll 4
 			for (int s = 1; s < S; s++)
 				t = _mm512_add_ps(t, acc[s][r][v]);
-			t = act512(t, act);
-			float *out = y + (size_t)r * ldy + VEC * v;
-			uint32_t c = VEC * (uint32_t)v;
-			if (c + VEC <= ncols)
-				_mm512_storeu_ps(out, t);
-			else if (c < ncols)
-				_mm512_mask_storeu_ps(out, (__mmask16)((1u << (ncols - c)) - 1u), t);
+			act_store512(y + (size_t)r * ldy + VEC * v, t, act, VEC * (uint32_t)v, ncols);
 		}
 }
 
@@ -342,13 +336,7 @@ INLI8 void mki8(const uint32_t *restrict w, uint32_t ldw, uint32_t kg, const uin
 			__m512 sc = _mm512_mul_ps(sr, _mm512_load_ps(wscale + VEC * v));
 			__m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc,
 						   _mm512_load_ps(bias + VEC * v));
-			f = act512(f, act);
-			float *out = y + (size_t)r * ldy + VEC * v;
-			uint32_t c = VEC * (uint32_t)v;
-			if (c + VEC <= ncols)
-				_mm512_storeu_ps(out, f);
-			else if (c < ncols)
-				_mm512_mask_storeu_ps(out, (__mmask16)((1u << (ncols - c)) - 1u), f);
+			act_store512(y + (size_t)r * ldy + VEC * v, f, act, VEC * (uint32_t)v, ncols);
 		}
 	}
 }

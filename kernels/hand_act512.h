@@ -97,4 +97,19 @@ INL512 __m512 act512(__m512 v, const struct qv_act_desc *a)
 	return v;
 }
 
+/*
+ * Columns c..c+15 of one output row of a tile: the activation, then a
+ * store of the columns below ncols (masked at the right edge). The
+ * epilogue of every AVX-512 dense micro-kernel (fp32, bf16, int8).
+ */
+INL512 void act_store512(float *out, __m512 t, const struct qv_act_desc *act, uint32_t c,
+			 uint32_t ncols)
+{
+	t = act512(t, act);
+	if (c + 16 <= ncols)
+		_mm512_storeu_ps(out, t);
+	else if (c < ncols)
+		_mm512_mask_storeu_ps(out, (__mmask16)((1u << (ncols - c)) - 1u), t);
+}
+
 #endif /* QV_HAND_ACT512_H */
