@@ -220,6 +220,7 @@ int ctl_apply(int argc, char **argv, struct ctl_opts *o)
 		       plan.changes == 1 ? "" : "s", plan.n, plan.n == 1 ? "" : "s");
 	} else {
 		size_t done = 0;
+		fflush(stdout);         /* the changes before any error about them */
 		for (; done < plan.n; done++) {
 			const struct apply_step *st = &plan.steps[done];
 			uint32_t t = st->kind == APPLY_LOAD && !o->timeout_given ? 300000u
