@@ -174,6 +174,26 @@ int main(int argc, char **argv)
 	snprintf(file, sizeof(file), "%s/routes.yaml", d.dir);
 	write_file(routes_yaml);
 
+	/* 0. Bad arguments: refused before anything is read or sent (exit 2). */
+	static const struct { const char *args[4], *want; } usage[] = {
+		{ { "apply", NULL }, "apply: -f FILE is required" },
+		{ { "apply", "-f", NULL }, "apply: -f needs a file" },
+		{ { "apply", "-f", "/nonexistent/routes.yaml", NULL },
+		  "/nonexistent/routes.yaml: No such file or directory" },
+		{ { "apply", "-f", "/", NULL }, "/: Is a directory" },
+		{ { "apply", "--force", "-f", NULL }, "apply: unknown argument '--force'" },
+	};
+	for (size_t i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
+		const char *argv2[12] = { "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", quiverctl,
+					  "--socket", d.sock };
+		for (int k = 0; k < 4 && usage[i].args[k]; k++)
+			argv2[6 + k] = usage[i].args[k];
+		int st;
+		if (qvt_run(argv2, out, sizeof(out), &st) < 0)
+			qvt_die("cannot run %s", quiverctl);
+		expect(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 2, usage[i].want, "bad arguments");
+	}
+
 	struct seen t0 = route("trade-mlp"), c0 = route("echo");
 	if (t0.primary != 2 || t0.canary != 0 || t0.nvers != 1)
 		qvt_die("trade-mlp at start: primary %.0f, canary %.0f, %.0f versions (want 2, none, 1)",
