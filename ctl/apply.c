@@ -169,7 +169,8 @@ static int map_fields(struct pctx *c, yaml_node_t *map, const char *path,
 	for (size_t i = 0; i < nk; i++)
 		vals[i] = knodes[i] = NULL;
 	if (map->type != YAML_MAPPING_NODE) {
-		perr(c, map, path, "must be a mapping, not %s", node_kind(map));
+		perr(c, map, path[0] ? path : "(top level)", "must be a mapping, not %s",
+		     node_kind(map));
 		return -EINVAL;
 	}
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;

@@ -129,7 +129,7 @@ static void bad_files(void)
 {
 	static const struct bad cases[] = {
 		{ "", "r.yaml:1: models: missing" },
-		{ "- a\n- b\n", "r.yaml:1: : must be a mapping, not a list" },
+		{ "- a\n- b\n", "r.yaml:1: (top level): must be a mapping, not a list" },
 		{ "model:\n  x: {}\n", "r.yaml:1: model: unknown key (known: models)" },
 		{ "models: [a, b]\n", "r.yaml:1: models: must be a mapping of model names" },
 		{ "models:\n  m:\n    primary: 1\n    canry: {version: 2, percent: 5}\n",

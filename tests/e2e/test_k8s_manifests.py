@@ -11,8 +11,8 @@
   --repo in the model volume's mount; every mount names a volume and every
   volume is mounted; every container (init ones too) has requests equal to
   limits, quiverd's CPU an integer of at least 2 (control thread + workers);
-- quiverd parses the DaemonSet's arguments (the binary under test; exit 1
-  for the missing repository, not 2 for a usage error), and the entry
+- quiverd parses the DaemonSet's arguments (the binary under test fails on
+  the missing repository, not with exit 2 for a usage error), and the entry
   script's --cores is this process's allowed cores but the first;
 - the routes sidecar applies the ConfigMap's file at the path it is mounted
   at, and that routes.yaml passes `quiverctl apply --offline` (while a copy
@@ -233,8 +233,11 @@ def main():
         real[real.index("--metrics-listen") + 1] = "127.0.0.1:0"
         r = subprocess.run([quiverd, "--cores", str(want[0])] + real, capture_output=True,
                            text=True, timeout=60)
-        check(r.returncode == 1, f"quiverd {shlex.join(real)}: exit {r.returncode}, want 1 "
-              f"(arguments parsed, repository missing): {r.stderr.strip()[-400:]}")
+        # (Not "exit 1" exactly: a sanitizer build may end otherwise; the
+        # log line says the arguments were taken and the repository read.)
+        check(r.returncode not in (0, 2) and "no-repo: No such file or directory" in r.stderr,
+              f"quiverd {shlex.join(real)}: exit {r.returncode}, want a failure reading the "
+              f"missing repository (arguments parsed): {r.stderr.strip()[-400:]}")
 
     # The routes sidecar applies the ConfigMap's routes.yaml.
     cms = {d["metadata"]["name"]: d for _, d in docs.get("ConfigMap", [])}
