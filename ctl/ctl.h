@@ -57,6 +57,9 @@ struct ctl_cmd {
 	int (*run)(int argc, char **argv, struct ctl_opts *o);
 };
 
+/* ctl_apply.c: `quiverctl apply -f FILE`. */
+int ctl_apply(int argc, char **argv, struct ctl_opts *o);
+
 /* ctl_top.c: `quiverctl top`. */
 int ctl_top(int argc, char **argv, struct ctl_opts *o);
 

@@ -176,6 +176,15 @@ static const struct ctl_cmd commands[] = {
 		.run = ctl_top,
 	},
 	{
+		.name = "apply",
+		.args = "-f FILE [--dry-run] [--offline] [--load]",
+		.summary = "make the routes declared in a YAML file true (admin)",
+		.help = "Reads FILE's routes (primary, canary, shadow, fallback per model),\n"
+			"prints what differs from quiverd's and sends the route commands\n"
+			"that make the file true; a second apply prints \"no changes\".",
+		.run = ctl_apply,
+	},
+	{
 		.name = "drain",
 		.args = "",
 		.summary = "stop taking requests, finish in-flight ones, exit (admin)",

@@ -9,7 +9,7 @@ PKGS=(
   libcjson-dev libmicrohttpd-dev libyaml-dev python3-dev
   libcurl4-openssl-dev libxml2-dev libssl-dev
   prometheus systemd tmux
-  python3-onnx python3-numpy python3-torch python3-xgboost libxgboost-dev
+  python3-onnx python3-yaml python3-numpy python3-torch python3-xgboost libxgboost-dev
   iproute2 util-linux procps iputils-ping
 )
 missing=()
