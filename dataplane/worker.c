@@ -62,6 +62,7 @@
 
 #include "numa_mem.h"
 #include "outcheck.h"
+#include "predlog_hook.h"
 #include "route_pick.h"
 #include "sqe_check.h"
 
@@ -536,6 +537,7 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0),
 		  now - w->run_t0, it->ring);
 	count_status(w, st);
+	qv_predlog_hook(w, v, it, st, w->run_t0, now);
 	if (__builtin_expect(it->mirror, 0) && st == QV_OK)
 		mirror_add(w, h->shadow, v, &it->req);
 }

@@ -25,6 +25,8 @@
 #include "serve.h"
 #include "stats.h"
 
+struct qv_plog_ring;
+
 #define QV_WORKER_MAX_CHANS 1024u
 #define QV_MBOX_ENTRIES 256u
 /* Descriptors taken from one channel a turn: enough for a full batch. */
@@ -131,6 +133,7 @@ struct qv_worker {
 	float *bt_in;                    /* [QV_BATCH_BUF_FLOATS] */
 	float *bt_out;                   /* [QV_BATCH_BUF_FLOATS] */
 	struct qv_chan **touched;        /* [QV_WORKER_MAX_CHANS]: channels answered this turn */
+	struct qv_plog_ring *plog;       /* prediction log ring (predlog.h), NULL: none */
 
 	alignas(64) struct qv_worker_counters cnt;
 
