@@ -772,6 +772,12 @@ static void *logger_main(void *arg)
 	/* Acquire pairs with destroy's release store: after it, the workers
 	 * are joined and the last drain below sees every record. */
 	while (!atomic_load_explicit(&pl->stop, memory_order_acquire)) {
+		/* Re-anchor the TSC to wall-clock mapping every second: the
+		 * calibrated rate is a little off, and the error must not grow. */
+		if ((double)(qv_tsc() - pl->tsc0) * pl->ns_per_cycle > 1e9) {
+			pl->tsc0 = qv_tsc();
+			pl->real0_ns = realtime_ns();
+		}
 		if (drain_all(pl) == 0) {
 			flush_all(pl, 0);
 			nanosleep(&nap, NULL);

@@ -34,7 +34,7 @@ static inline void qv_predlog_hook(struct qv_worker *w, const struct qv_version 
 			.out_bytes = st == QV_OK ? it->res.out_bytes : 0,
 			.routing_key = it->req.routing_key,
 			.request_id = it->req.request_id,
-			.submit_tsc = it->ring ? it->t0 - it->ring : 0,
+			.submit_tsc = it->submit_tsc,
 			.start_tsc = start,
 			.end_tsc = end,
 		};

@@ -632,6 +632,7 @@ void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uin
 	for (uint32_t i = 0; i < n; i++) {
 		items[i].t0 = t0;
 		items[i].ring = 0;
+		items[i].submit_tsc = 0;
 		items[i].held = 0;
 		items[i].v = items[i].done ? NULL : batch_admit(w, &items[i], 0);
 	}
@@ -733,6 +734,9 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint64
 		/* A stamp from the future, or absurdly old, is not the same clock. */
 		it->ring = d.submit_tsc && d.submit_tsc <= now && now - d.submit_tsc < (1ull << 40) ?
 			   now - d.submit_tsc : 0;
+		/* Stamped after this turn began is normal (the turn's clock came first). */
+		it->submit_tsc = it->ring || (d.submit_tsc > now && d.submit_tsc - now < (1ull << 32)) ?
+				 d.submit_tsc : 0;
 		it->held = 0;
 		it->req.request_id = d.request_id;
 		if (!qv_sqe_valid(&d, &c->lim)) {

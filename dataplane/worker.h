@@ -79,6 +79,7 @@ struct qv_batch_item {
 	struct qv_chan *chan;        /* the transport's: where the answer goes */
 	uint64_t t0;                 /* private: TSC when the worker took it */
 	uint64_t ring;               /* TSC cycles it waited in the submission ring (0: unknown) */
+	uint64_t submit_tsc;         /* the client's stamp, when plausible (0: unknown); predlog */
 	uint32_t slot;               /* the transport's */
 	uint32_t done;               /* 1: answered already (res filled), skipped */
 	uint32_t flags;              /* private: QV_FLAG_* of the pick */
