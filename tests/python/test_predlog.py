@@ -24,6 +24,8 @@ import glob
 import gzip
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -106,6 +108,19 @@ def send(c, model, xs, first_id, key0=0):
     return got
 
 
+def raw_cmd(sock, obj):
+    """One command straight over the control socket (what quiverctl would refuse
+    before sending): returns (status, reply)."""
+    body = json.dumps(obj).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(10)
+        s.connect(sock)
+        s.send(struct.pack("<IHHIIiI", 0x50435651, 5, 1, len(body), 1, 0, 0) + body)
+        msg = s.recv(1 << 20)
+    _, typ, _, n, _, status, _ = struct.unpack("<IHHIIiI", msg[:24])
+    return status, json.loads(msg[24:24 + n]) if typ == 6 else msg[24:24 + n].decode()
+
+
 def read_lines(logdir, model):
     """Every line of model's files: rotated .gz (oldest first), then the live file."""
     lines = []
@@ -177,7 +192,17 @@ def main():
                     (["log", "broken", "--sample", "0.5"], 1, "needs a directory")):
                 p = ctl(quiverctl, sock, *args, want=want)
                 assert words in p.stderr + p.stdout, (args, p.stderr, p.stdout)
-            print("ok quiverctl log refuses bad values with messages")
+            # the daemon checks again (other clients exist)
+            for req, words in (({"name": "plog", "sample": 1.5}, "\"sample\" must be"),
+                               ({"name": "plog", "sample": "all"}, "\"sample\" must be"),
+                               ({"name": "plog"}, "\"sample\" must be"),
+                               ({"name": "plog", "sample": 0.5, "dir": 3}, "\"dir\" must be"),
+                               ({"name": "../x", "sample": 0.5}, "bad \"name\""),
+                               ({"name": "nosuch", "sample": 0.5}, "unknown model")):
+                st, rep = raw_cmd(sock, {"cmd": "log", **req})
+                msg = rep.get("error", "") if isinstance(rep, dict) else rep
+                assert st < 0 and words in msg, (req, st, rep)
+            print("ok quiverctl log and the daemon refuse bad values with messages")
 
             with quiver.Client(sock) as c:
                 # -- sample 0, then on live, then off live
