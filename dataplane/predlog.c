@@ -157,6 +157,28 @@ static int64_t realtime_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+/*
+ * Pairs the TSC with the wall clock: the clock read between two TSC reads,
+ * the tightest of a few tries, so that a preemption between the reads
+ * cannot shift every timestamp by its length.
+ */
+static void anchor(struct qv_predlog *pl)
+{
+	uint64_t best = UINT64_MAX;
+
+	for (int i = 0; i < 5; i++) {
+		uint64_t t1 = qv_tsc();
+		int64_t real = realtime_ns();
+		uint64_t t2 = qv_tsc();
+
+		if (t2 - t1 < best) {
+			best = t2 - t1;
+			pl->tsc0 = t1 + (t2 - t1) / 2;
+			pl->real0_ns = real;
+		}
+	}
+}
+
 /* Single writer (the logger thread): relaxed load and store. */
 static void tot_add(_Atomic uint64_t *c, uint64_t v)
 {
@@ -197,8 +219,7 @@ int qv_predlog_create(struct qv_worker **workers, uint32_t nworkers, uint64_t ri
 		pl->rings[i] = r;
 		workers[i]->plog = r;
 	}
-	pl->tsc0 = qv_tsc();
-	pl->real0_ns = realtime_ns();
+	anchor(pl);
 	*ret = pl;
 	return 0;
 nomem:
@@ -774,10 +795,8 @@ static void *logger_main(void *arg)
 	while (!atomic_load_explicit(&pl->stop, memory_order_acquire)) {
 		/* Re-anchor the TSC to wall-clock mapping every second: the
 		 * calibrated rate is a little off, and the error must not grow. */
-		if ((double)(qv_tsc() - pl->tsc0) * pl->ns_per_cycle > 1e9) {
-			pl->tsc0 = qv_tsc();
-			pl->real0_ns = realtime_ns();
-		}
+		if ((double)(qv_tsc() - pl->tsc0) * pl->ns_per_cycle > 1e9)
+			anchor(pl);
 		if (drain_all(pl) == 0) {
 			flush_all(pl, 0);
 			nanosleep(&nap, NULL);

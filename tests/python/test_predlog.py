@@ -146,8 +146,9 @@ def check_record(rec, model, x, out, ref, rid, t_lo, t_hi):
     assert yout.shape == out.shape and np.array_equal(yout, out), (rid, yout, out)
     np.testing.assert_allclose(yout, ref(x), rtol=1e-4, atol=1e-4)
     s, st, e = rec["submit_ns"], rec["start_ns"], rec["end_ns"]
-    assert s is not None and t_lo - 5e6 <= s <= st <= e <= t_hi + 5e6, (rec, t_lo, t_hi)
-    assert 0 <= rec["latency_us"] <= (t_hi - t_lo) / 1e3 + 5e3, rec
+    # The TSC-to-wall-clock mapping is renewed every second: 20 ms is ample slack.
+    assert s is not None and t_lo - 2e7 <= s <= st <= e <= t_hi + 2e7, (rec, t_lo, t_hi)
+    assert 0 <= rec["latency_us"] <= (t_hi - t_lo) / 1e3 + 2e4, rec
 
 
 def main():
