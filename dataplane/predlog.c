@@ -630,7 +630,8 @@ static void sb_rows(struct sbuf *b, const uint8_t *p, uint32_t bytes, uint32_t r
 {
 	uint32_t words = bytes / 4, per = rows && words % rows == 0 ? words / rows : words;
 
-	sb_reserve(b, (size_t)words * 17 + 2 * rows + 8);
+	/* %.9g of a float is at most 15 characters; a separator each, 3 a row, the brackets. */
+	sb_reserve(b, (size_t)words * 24 + 4ull * rows + 16);
 	if (b->oom)
 		return;
 	b->p[b->len++] = '[';
@@ -647,7 +648,11 @@ static void sb_rows(struct sbuf *b, const uint8_t *p, uint32_t bytes, uint32_t r
 		}
 		if (isfinite(f)) {
 			int n = snprintf(b->p + b->len, b->cap - b->len, "%.9g", (double)f);
-			b->len += n > 0 ? (size_t)n : 0;
+			if (n < 0 || (size_t)n >= b->cap - b->len) {
+				b->oom = 1; /* cannot happen with the reservation above */
+				return;
+			}
+			b->len += (size_t)n;
 		} else {
 			memcpy(b->p + b->len, "null", 4);
 			b->len += 4;
