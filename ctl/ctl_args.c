@@ -232,6 +232,48 @@ int ctl_build_failpoint(int argc, char **argv, cJSON *req)
 	return rc;
 }
 
+/*
+ * log NAME --sample P [--dir D]: P a plain decimal in 0..1 (strtod's hex,
+ * inf and nan are refused: an operator's typo must not turn logging on).
+ */
+int ctl_build_log(int argc, char **argv, cJSON *req)
+{
+	char *pos[2];
+	int npos = 0;
+	const char *sample = NULL, *dir = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		const char *sv = opt_value(argc, argv, &i, "--sample");
+		const char *dv = sv ? NULL : opt_value(argc, argv, &i, "--dir");
+		if (sv) {
+			sample = sv;
+		} else if (dv) {
+			if (!dv[0])
+				return bad("log", "--dir needs a directory");
+			dir = dv;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return bad("log", "unknown option '%s'", argv[i]);
+		} else if (npos < 2) {
+			pos[npos++] = argv[i];
+		} else {
+			return bad("log", "unexpected argument '%s'", argv[i]);
+		}
+	}
+	if (!sample)
+		return bad("log", "missing --sample P (0..1, 0 turns it off)");
+	size_t n = strspn(sample, "0123456789.");
+	char *end = NULL;
+	double p = n == strlen(sample) && n > 0 ? strtod(sample, &end) : -1.0;
+	if (!end || *end || !(p >= 0.0 && p <= 1.0))
+		return bad("log", "--sample '%s': want a number in 0..1", sample);
+	int rc = name_version("log", npos, pos, false, false, req);
+	if (rc == CTL_EXIT_OK && !cJSON_AddNumberToObject(req, "sample", p))
+		rc = CTL_EXIT_DAEMON;
+	if (rc == CTL_EXIT_OK && dir && !cJSON_AddStringToObject(req, "dir", dir))
+		rc = CTL_EXIT_DAEMON;
+	return rc;
+}
+
 int ctl_build_stats(int argc, char **argv, cJSON *req)
 {
 	int npos;

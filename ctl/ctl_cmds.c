@@ -176,10 +176,10 @@ void ctl_render_models(const cJSON *reply)
 		puts("no models");
 		return;
 	}
-	struct ctl_table *t = ctl_table_new(10);
+	struct ctl_table *t = ctl_table_new(11);
 	static const char *const head[] = { "NAME",   "HANDLE",    "VERSION",   "STATE",
 					    "INPUT",  "OUTPUT",    "MAX_BATCH", "PRECISION",
-					    "MAX_ERR", "ERROR" };
+					    "MAX_ERR", "LOG", "ERROR" };
 	ctl_table_add(t, head);
 	const cJSON *m;
 	cJSON_ArrayForEach(m, models) {
@@ -207,8 +207,15 @@ void ctl_render_models(const cJSON *reply)
 			snprintf(merr, sizeof(merr), "%.2g", me);
 		else
 			snprintf(merr, sizeof(merr), "-");
+		/* The prediction log's sampled share, as a percentage. */
+		char lg[32];
+		double ls = get_num(m, "log_sample", 0);
+		if (ls > 0)
+			snprintf(lg, sizeof(lg), "%.4g%%", 100.0 * ls);
+		else
+			snprintf(lg, sizeof(lg), "-");
 		const char *row[] = { get_str(m, "name"), handle, version, get_str(m, "state"),
-				      ins, outs, mb, prec, merr, get_str(m, "error") };
+				      ins, outs, mb, prec, merr, lg, get_str(m, "error") };
 		ctl_table_add(t, row);
 	}
 	ctl_table_print(t);

@@ -241,4 +241,15 @@ void ctl_render_stats(const cJSON *reply)
 	}
 	ctl_table_print(t);
 	ctl_table_free(t);
+	/* The prediction log: one line under the table. */
+	const cJSON *pl = item(reply, "predlog");
+	if (cJSON_IsObject(pl)) {
+		char smp[32], drp[32], wr[32], we[32];
+		num(smp, sizeof(smp), pl, "sampled");
+		num(drp, sizeof(drp), pl, "dropped");
+		num(wr, sizeof(wr), pl, "written");
+		num(we, sizeof(we), pl, "write_errors");
+		printf("predlog: sampled %s, dropped %s, written %s, write errors %s\n", smp, drp, wr,
+		       we);
+	}
 }

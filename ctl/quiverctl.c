@@ -147,6 +147,18 @@ static const struct ctl_cmd commands[] = {
 		.render = ctl_render_state,
 	},
 	{
+		.name = "log",
+		.args = "NAME --sample P [--dir D]",
+		.summary = "sample a model's requests into the prediction log (admin)",
+		.help = "Writes a share P (0..1; 0 turns it off) of NAME's answered requests\n"
+			"- inputs, outputs, version, flags, routing key, request id, times -\n"
+			"as JSON lines to D/NAME.jsonl (D: --dir, else the directory set\n"
+			"before or in config.json \"log\"), rotated into .gz files. Applies\n"
+			"at once to every loaded version. See the README for the line schema.",
+		.build = ctl_build_log,
+		.render = ctl_render_state,
+	},
+	{
 		.name = "stats",
 		.args = "[NAME]",
 		.summary = "per-version counters and service-time percentiles",

@@ -15,6 +15,7 @@
 
 #include "channel.h"
 #include "quiverd.h"
+#include "predlog_cmd.h"
 #include "udp.h"
 #include "udp_dpdk.h"
 
@@ -326,6 +327,7 @@ static cJSON *cmd_models(struct qv_daemon *d)
 			cJSON_AddNumberToObject(m, "max_queue_delay_us", v->queue_delay_us);
 			cJSON_AddNumberToObject(m, "preferred_batch", v->preferred_batch);
 			cJSON_AddNumberToObject(m, "load_ms", v->load_ms);
+			qv_predlog_json_route(d, m, r->handle);
 			qv_precision_json(m, &v->prec);
 			cJSON_AddItemToArray(ms, m);
 		}
@@ -346,7 +348,7 @@ static cJSON *error_obj(const char *msg)
 static int is_mutating(const char *cmd)
 {
 	static const char *const m[] = { "load", "unload", "swap", "canary", "shadow",
-					 "promote", "rollback", "fallback", "failpoint", "drain" };
+					 "promote", "rollback", "fallback", "failpoint", "drain", "log" };
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
 		if (strcmp(cmd, m[i]) == 0)
@@ -380,6 +382,8 @@ int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
 		rep = cmd_status(d);
 	} else if (strcmp(cmd->valuestring, "models") == 0) {
 		rep = cmd_models(d);
+	} else if (strcmp(cmd->valuestring, "log") == 0) {
+		rep = qv_predlog_cmd(d, req, &status);
 	} else if (strcmp(cmd->valuestring, "drain") == 0) {
 		d->drain_requested = 1;
 		rep = cJSON_CreateObject();

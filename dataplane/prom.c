@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "predlog_cmd.h"
 #include "quiverd.h"
 #include "stats.h"
 
@@ -374,6 +375,7 @@ int qv_prom_render(struct qv_daemon *d, char **ret_text, size_t *ret_len)
 	head(f, "quiver_draining", "gauge", "1 while quiverd drains (stopping), else 0.");
 	fprintf(f, "quiver_draining %d\n", d->draining ? 1 : 0);
 	qv_udp_metrics_write(d, f);
+	qv_predlog_prom(d, f);
 	process_families(f, d);
 	free(pv);
 	if (fclose(f) != 0 || !text) {

@@ -75,6 +75,7 @@
 #include "channel.h"
 #include "http_metrics.h"
 #include "ops.h"
+#include "predlog.h"
 #include "quiverd.h"
 #include "state.h"
 #include "s3fetch.h"
@@ -622,6 +623,11 @@ int main(int argc, char **argv)
 	r = create_workers(d);
 	if (r < 0)
 		goto out;
+	/* The prediction log's rings exist before any version picks its sampling. */
+	r = qv_predlog_create(d->workers, d->nworkers, QV_PLOG_DEFAULT_RING, d->tsc_hz,
+			      &d->reg.predlog);
+	if (r < 0)
+		goto out;
 	r = qv_reg_load_repo(&d->reg);
 	if (r < 0) {
 		qv_log(QV_LOG_ERROR, "repository %s: %s", d->repo, strerror(-r));
@@ -634,13 +640,18 @@ int main(int argc, char **argv)
 		r = -ENOENT;
 		goto out;
 	}
-	r = start_workers(d);
+	r = qv_predlog_start(d->reg.predlog);
+	if (r == 0)
+		r = start_workers(d);
 	if (r == 0)
 		r = qv_control_run(d, sigfd);
 out:
 	/* qv_control_run stops the workers; here only what it never saw. */
 	for (uint32_t i = 0; i < d->nworkers; i++)
 		qv_worker_destroy(d->workers[i]);
+	/* After the workers are joined: the last records are drained and written. */
+	qv_predlog_destroy(d->reg.predlog);
+	d->reg.predlog = NULL;
 	for (uint32_t i = 0; i < QV_MAX_WORKERS; i++)
 		if (d->udp[i])
 			qv_udp_uring_close(d->udp[i]);

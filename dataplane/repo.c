@@ -89,6 +89,61 @@ static int parse_tolerance(const cJSON *v, struct qv_model_config *cfg, char *er
 	return -EINVAL;
 }
 
+/* "log": {"sample": 0.01, "dir": "...", "max_bytes": N, "keep": K}; every key is checked. */
+static int parse_log(const cJSON *v, struct qv_model_config *cfg, char *err, size_t err_len)
+{
+	const cJSON *k;
+	uint64_t u;
+
+	if (!cJSON_IsObject(v)) {
+		snprintf(err, err_len,
+			 "config.json: log must be an object {\"sample\", \"dir\", \"max_bytes\", \"keep\"}");
+		return -EINVAL;
+	}
+	cfg->log_set = 1;
+	cJSON_ArrayForEach(k, v) {
+		if (strcmp(k->string, "sample") == 0) {
+			if (!cJSON_IsNumber(k) || !(k->valuedouble >= 0.0) || !(k->valuedouble <= 1.0)) {
+				snprintf(err, err_len, "config.json: log.sample must be a number in 0..1");
+				return -EINVAL;
+			}
+			cfg->log_sample = k->valuedouble;
+		} else if (strcmp(k->string, "dir") == 0) {
+			if (!cJSON_IsString(k) || !k->valuestring[0] ||
+			    strlen(k->valuestring) >= sizeof(cfg->log_dir)) {
+				snprintf(err, err_len,
+					 "config.json: log.dir must be a directory name (1..%zu bytes)",
+					 sizeof(cfg->log_dir) - 1);
+				return -EINVAL;
+			}
+			snprintf(cfg->log_dir, sizeof(cfg->log_dir), "%s", k->valuestring);
+		} else if (strcmp(k->string, "max_bytes") == 0) {
+			if (json_uint(k, 1ull << 40, &u) < 0 || u < 4096) {
+				snprintf(err, err_len,
+					 "config.json: log.max_bytes must be an integer in 4096..1099511627776");
+				return -EINVAL;
+			}
+			cfg->log_max_bytes = u;
+		} else if (strcmp(k->string, "keep") == 0) {
+			if (json_uint(k, 10000, &u) < 0 || u == 0) {
+				snprintf(err, err_len, "config.json: log.keep must be an integer in 1..10000");
+				return -EINVAL;
+			}
+			cfg->log_keep = (uint32_t)u;
+		} else {
+			snprintf(err, err_len,
+				 "config.json: log has an unknown key \"%.40s\" (sample, dir, max_bytes, keep)",
+				 k->string);
+			return -EINVAL;
+		}
+	}
+	if (cfg->log_sample > 0 && !cfg->log_dir[0]) {
+		snprintf(err, err_len, "config.json: log.sample above 0 needs log.dir");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cfg, char *err,
 		    size_t err_len)
 {
@@ -164,6 +219,11 @@ int qv_config_parse(const char *text, size_t len, struct qv_model_config *ret_cf
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "tolerance");
 	if (v && !cJSON_IsNull(v) && parse_tolerance(v, &cfg, err, err_len) < 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "log");
+	if (v && !cJSON_IsNull(v) && parse_log(v, &cfg, err, err_len) < 0) {
 		r = -EINVAL;
 		goto out;
 	}

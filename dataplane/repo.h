@@ -40,6 +40,17 @@ struct qv_model_config {
 	 */
 	uint32_t precision;
 	float tol_abs, tol_rel, tol_top1;
+	/*
+	 * "log": {"sample": P, "dir": D, "max_bytes": N, "keep": K}, the
+	 * prediction log (dataplane/predlog.h): P in 0..1 (0 off), D needed
+	 * when P > 0, N in 4096..2^40 (0 here: the default), K in 1..10000
+	 * (0 here: the default). log_set 0: no "log" key.
+	 */
+	int log_set;
+	double log_sample;
+	char log_dir[1024];
+	uint64_t log_max_bytes;
+	uint32_t log_keep;
 };
 
 struct qv_repo_entry {

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "prom.h"
 #include "quiverd.h"
+#include "predlog_cmd.h"
 #include "s3fetch.h"
 #include "state.h"
 
@@ -437,6 +438,7 @@ static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_statu
 			continue;
 		cJSON_AddStringToObject(ro, "name", r->name);
 		cJSON_AddNumberToObject(ro, "handle", r->handle);
+		qv_predlog_json_route(d, ro, r->handle);
 		vs = cJSON_AddArrayToObject(ro, "versions");
 		for (uint32_t k = 0; vs && k < r->nvers; k++) {
 			cJSON *e = version_stats(d, r->vers[k], s, want_hist);
@@ -446,6 +448,7 @@ static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_statu
 		cJSON_AddItemToArray(rs, ro);
 	}
 	free(s);
+	qv_predlog_json_totals(d, o);
 	return o;
 }
 

@@ -67,6 +67,7 @@
 #include "npy.h"
 #include "mlflow.h"
 #include "outcheck.h"
+#include "predlog.h"
 #include "worker.h"
 
 /* Workers a node plan covers: QV_MAX_WORKERS (quiverd.h); more get copy 0. */
@@ -847,6 +848,40 @@ static void log_precision(const char *name, const struct qv_version *v)
 		       p->reduced ? "keeps some layers" : "is served", p->reason);
 }
 
+/*
+ * The prediction log of a version being attached to route r: config.json's
+ * "log" (read again at every load, like max_batch) sets the model's
+ * settings and every loaded version's threshold; v starts with the
+ * model's current threshold (a `quiverctl log` change survives a load of
+ * a version whose config.json has no "log").
+ */
+static void predlog_attach(struct qv_registry *reg, struct qv_route *r, struct qv_version *v,
+			   const struct qv_model_config *cfg)
+{
+	char why[160];
+	uint64_t thr;
+
+	if (!reg->predlog)
+		return;
+	if (cfg->log_set) {
+		struct qv_plog_cfg pc = {
+			.sample = cfg->log_sample,
+			.dir = cfg->log_dir[0] ? cfg->log_dir : NULL,
+			.max_bytes = cfg->log_max_bytes,
+			.keep = cfg->log_keep,
+		};
+		if (qv_predlog_set(reg->predlog, r->handle, r->name, &pc, &thr, why, sizeof(why)) == 0) {
+			/* Relaxed: see struct qv_version's log_thr. */
+			for (uint32_t i = 0; i < r->nvers; i++)
+				atomic_store_explicit(&r->vers[i]->log_thr, thr, memory_order_relaxed);
+		} else {
+			qv_log(QV_LOG_WARN, "model %s: config.json log: %s", r->name, why);
+		}
+	}
+	atomic_store_explicit(&v->log_thr, qv_predlog_thr(reg->predlog, r->handle),
+			      memory_order_relaxed);
+}
+
 int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
 		     int precision, double *ret_load_ms, char *err, size_t err_len)
 {
@@ -915,8 +950,10 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 	if (r)
 		saved = *r;
 	rc = attach(reg, name, v, &r);
-	if (rc == 0)
+	if (rc == 0) {
+		predlog_attach(reg, r, v, &cfg);
 		rc = qv_reg_publish(reg);
+	}
 	if (rc < 0) {
 		/* Never published: ours to free at once. */
 		if (existed)

@@ -29,6 +29,7 @@
 #define QV_MAX_ROUTES 1024u
 
 struct qv_worker;
+struct qv_predlog;
 
 enum qv_route_state {
 	QV_ROUTE_READY = 1,
@@ -60,6 +61,13 @@ struct qv_version {
 	 * rides on it; a worker sees it within a turn or so).
 	 */
 	_Atomic uint32_t failpoint;
+	/*
+	 * Prediction log sampling threshold (predlog.h: 0 off, QV_PLOG_THR_ONE
+	 * every request); on the first line beside failpoint, set by the
+	 * control thread (`quiverctl log`, config.json "log") at any time,
+	 * relaxed both ways like failpoint.
+	 */
+	_Atomic uint64_t log_thr;
 	qv_model *model;            /* models[0] */
 	uint32_t nmodels;           /* one copy per NUMA node with workers */
 	qv_model *models[QV_NUMA_MAX_COPIES];
@@ -140,6 +148,7 @@ struct qv_registry {
 	struct qv_qsbr qsbr;
 	uint8_t slot_used[QV_MAX_VSLOTS];
 	struct qv_vsum *base;       /* [QV_MAX_VSLOTS]: counts of a slot's earlier owners */
+	struct qv_predlog *predlog; /* NULL: no prediction log (tests) */
 };
 
 /* Workers must exist (created, not started): versions get one exec ctx each. */

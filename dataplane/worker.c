@@ -62,6 +62,7 @@
 
 #include "numa_mem.h"
 #include "outcheck.h"
+#include "predlog_hook.h"
 #include "route_pick.h"
 #include "sqe_check.h"
 
@@ -536,6 +537,7 @@ static void batch_answer(struct qv_worker *w, struct qv_batch_item *it,
 	vs_record(w, v, st, flags, now - it->t0, now - (it->t0 > w->turn_t0 ? it->t0 : w->turn_t0),
 		  now - w->run_t0, it->ring);
 	count_status(w, st);
+	qv_predlog_hook(w, v, it, st, w->run_t0, now);
 	if (__builtin_expect(it->mirror, 0) && st == QV_OK)
 		mirror_add(w, h->shadow, v, &it->req);
 }
@@ -630,6 +632,7 @@ void qv_worker_serve_batch(struct qv_worker *w, struct qv_batch_item *items, uin
 	for (uint32_t i = 0; i < n; i++) {
 		items[i].t0 = t0;
 		items[i].ring = 0;
+		items[i].submit_tsc = 0;
 		items[i].held = 0;
 		items[i].v = items[i].done ? NULL : batch_admit(w, &items[i], 0);
 	}
@@ -731,6 +734,9 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint64
 		/* A stamp from the future, or absurdly old, is not the same clock. */
 		it->ring = d.submit_tsc && d.submit_tsc <= now && now - d.submit_tsc < (1ull << 40) ?
 			   now - d.submit_tsc : 0;
+		/* Stamped after this turn began is normal (the turn's clock came first). */
+		it->submit_tsc = it->ring || (d.submit_tsc > now && d.submit_tsc - now < (1ull << 32)) ?
+				 d.submit_tsc : 0;
 		it->held = 0;
 		it->req.request_id = d.request_id;
 		if (!qv_sqe_valid(&d, &c->lim)) {

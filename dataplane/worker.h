@@ -25,6 +25,8 @@
 #include "serve.h"
 #include "stats.h"
 
+struct qv_plog_ring;
+
 #define QV_WORKER_MAX_CHANS 1024u
 #define QV_MBOX_ENTRIES 256u
 /* Descriptors taken from one channel a turn: enough for a full batch. */
@@ -77,6 +79,7 @@ struct qv_batch_item {
 	struct qv_chan *chan;        /* the transport's: where the answer goes */
 	uint64_t t0;                 /* private: TSC when the worker took it */
 	uint64_t ring;               /* TSC cycles it waited in the submission ring (0: unknown) */
+	uint64_t submit_tsc;         /* the client's stamp, when plausible (0: unknown); predlog */
 	uint32_t slot;               /* the transport's */
 	uint32_t done;               /* 1: answered already (res filled), skipped */
 	uint32_t flags;              /* private: QV_FLAG_* of the pick */
@@ -131,6 +134,7 @@ struct qv_worker {
 	float *bt_in;                    /* [QV_BATCH_BUF_FLOATS] */
 	float *bt_out;                   /* [QV_BATCH_BUF_FLOATS] */
 	struct qv_chan **touched;        /* [QV_WORKER_MAX_CHANS]: channels answered this turn */
+	struct qv_plog_ring *plog;       /* prediction log ring (predlog.h), NULL: none */
 
 	alignas(64) struct qv_worker_counters cnt;
 

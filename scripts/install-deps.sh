@@ -6,7 +6,7 @@ PKGS=(
   meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libdnnl-dev liburing-dev libnuma-dev dpdk-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-  libcjson-dev libmicrohttpd-dev libyaml-dev python3-dev
+  libcjson-dev libmicrohttpd-dev libyaml-dev python3-dev zlib1g-dev
   libcurl4-openssl-dev libxml2-dev libssl-dev
   prometheus systemd tmux
   python3-onnx python3-yaml python3-numpy python3-torch python3-xgboost libxgboost-dev
