@@ -7,7 +7,8 @@
  * Every mutating command validates first (cmd_args.c, then the routing
  * state), changes the registry, and publishes a new table; when the
  * publication fails the route is restored, so a failed command changes
- * nothing.
+ * nothing. `load` is checked here and built on the loader thread
+ * (loader.h); qv_load_finish publishes and answers it when it comes back.
  */
 #include <cJSON.h>
 #include <errno.h>
@@ -152,9 +153,8 @@ static cJSON *commit(struct qv_daemon *d, struct qv_route *r, const struct qv_ro
 
 /*
  * `load --path s3://...`: the version directory is fetched into the cache
- * (or found current there) and loaded from the copy. Blocking, on the
- * thread that runs the load; qv_s3_fetch is self-contained so the load can
- * move to another thread with it.
+ * (or found current there) and loaded from the copy. Here only without
+ * the loader thread (d->loader NULL); with it, loader.c fetches.
  */
 static int s3_local(struct qv_daemon *d, const struct qv_cmd_args *a, char *ret_dir,
 		    size_t len, char *err, size_t err_len)
