@@ -9,7 +9,8 @@
  * still without version 2), a new client hand-shakes, looks trade-mlp up
  * and gets version 1's reference outputs, a second load of trade-mlp/2 is
  * refused -EBUSY "already in progress", and the quiverctl that asked is
- * still waiting. Once the gate opens, that quiverctl gets "ready", and
+ * still waiting, and a SIGHUP's reload waits for the build. Once the gate
+ * opens, that quiverctl gets "ready" (and the reload runs), and
  * after a swap a new client gets version 2's reference outputs (torch's,
  * written by the generator). A load whose quiverctl is killed before the
  * answer still completes (logged, served). A load in flight when quiverd
@@ -203,11 +204,18 @@ int main(int argc, char **argv)
 	cJSON_Delete(j);
 	if (waitpid(ctl, &st, WNOHANG) != 0)
 		qvt_fail("quiverctl load returned while its build was held");
+	/* SIGHUP meanwhile: the reload waits for the build (one build at a time). */
+	if (kill(d.pid, SIGHUP) < 0)
+		qvt_die("kill: %m");
+	wait_log(&d, "SIGHUP: a load is being built; the reload follows it", 1);
+	if (log_count(&d, "SIGHUP: repository reloaded") != 0)
+		qvt_fail("the reload ran beside a build in flight");
 
 	/* 2. The gate opens: the load completes and serves the right outputs. */
 	gate_open();
 	if (wait_exit(ctl) != 0)
 		qvt_fail("quiverctl load trade-mlp 2 did not exit 0");
+	wait_log(&d, "SIGHUP: repository reloaded, 0 new versions loaded", 1);
 	read_file(out_file, out, sizeof(out));
 	j = cJSON_Parse(out);
 	{
