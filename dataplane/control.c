@@ -79,7 +79,7 @@ struct ctl {
 	uint8_t *rx;
 	uint32_t next_chan_id;
 	uint64_t next_conn_id;
-	int reload_pending;          /* SIGHUP came while a load was being built */
+	int reload_pending;          /* SIGHUP not yet acted on: 1, 2 once "follows" is logged */
 	uint64_t last_beat_ns;
 	uint32_t nrefused;           /* open connections with allowed == 0 */
 	uint64_t refused_dropped;    /* refused peers closed at accept (over the cap) */
