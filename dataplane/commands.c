@@ -391,7 +391,12 @@ int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
 			cJSON_AddStringToObject(rep, "state", "draining");
 	} else {
 		void *r = NULL;
-		if (qv_route_cmd(d, cmd->valuestring, req, &r, &status) < 0) {
+		int rc = qv_route_cmd(d, cmd->valuestring, req, &r, &status);
+		if (rc == 1) {
+			cJSON_Delete(req);
+			return 1;
+		}
+		if (rc < 0) {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "unknown command '%.64s'", cmd->valuestring);
 			rep = error_obj(msg);

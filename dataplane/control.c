@@ -23,6 +23,7 @@
 #include "channel.h"
 #include "quiverd.h"
 #include "state.h"
+#include "loader.h"
 #include "log.h"
 #include "ops.h"
 
@@ -46,6 +47,7 @@
 #define WORKER_STALL_NS 1000000000ull
 
 struct conn {
+	uint64_t id;                 /* unique for the daemon's life: a load's answer finds it */
 	int fd;
 	pid_t pid;
 	uid_t uid;
@@ -59,6 +61,10 @@ struct conn {
 	size_t tx_len, tx_off;
 	uint32_t tx_seq;
 	int32_t tx_status;
+	/* A load handed to the loader thread waits for its answer: nothing more
+	 * is read from this connection until it is sent (replies stay in order),
+	 * but a hang-up is still seen (POLLHUP). */
+	int waiting;
 };
 
 struct ctl {
@@ -72,6 +78,8 @@ struct ctl {
 	struct pollfd *pfds;
 	uint8_t *rx;
 	uint32_t next_chan_id;
+	uint64_t next_conn_id;
+	int reload_pending;          /* SIGHUP not yet acted on: 1, 2 once "follows" is logged */
 	uint64_t last_beat_ns;
 	uint32_t nrefused;           /* open connections with allowed == 0 */
 	uint64_t refused_dropped;    /* refused peers closed at accept (over the cap) */
@@ -412,30 +420,47 @@ static int flush_tx(struct conn *c)
 	return 0;
 }
 
+static int send_reply(struct conn *c, uint32_t seq, int32_t status, char *reply);
+
 static int on_cmd(struct ctl *t, struct conn *c, const struct qv_msg_hdr *h, const void *p)
 {
 	char *reply = NULL;
 	int32_t status;
-	size_t len;
 	int r;
 
+	t->d->cmd_conn_id = c->id;
+	t->d->cmd_seq = h->seq;
 	r = qv_cmd_handle(t->d, p, h->len, c->admin, &reply, &status);
 	if (r < 0)
 		return send_error(c->fd, h->seq, r, "out of memory");
+	if (r == 1) {
+		c->waiting = 1;   /* answered by finish_loads */
+		return 0;
+	}
+	return send_reply(c, h->seq, status, reply);
+}
+
+/* Sends a command's reply (takes it): in one packet, or in chunks as the
+ * socket drains. 0, or <0 when the connection must be closed. */
+static int send_reply(struct conn *c, uint32_t seq, int32_t status, char *reply)
+{
+	size_t len;
+	int r;
+
 	len = strlen(reply);
 	if (len > QV_REPLY_MAX) {
 		free(reply);
-		return send_error(c->fd, h->seq, -E2BIG, "reply too large");
+		return send_error(c->fd, seq, -E2BIG, "reply too large");
 	}
 	if (len <= QV_MSG_CHUNK) {
-		r = send_msg(c->fd, QV_MSG_CMD_REPLY, h->seq, status, reply, (uint32_t)len, -1);
+		r = send_msg(c->fd, QV_MSG_CMD_REPLY, seq, status, reply, (uint32_t)len, -1);
 		free(reply);
 		return r;
 	}
 	c->tx = reply;
 	c->tx_len = len;
 	c->tx_off = 0;
-	c->tx_seq = h->seq;
+	c->tx_seq = seq;
 	c->tx_status = status;
 	return flush_tx(c);
 }
@@ -536,6 +561,7 @@ static void accept_all(struct ctl *t)
 		c = &t->conns[t->nconns];
 		memset(c, 0, sizeof(*c));
 		c->fd = fd;
+		c->id = ++t->next_conn_id;
 		a = peer_allowed(t->d, fd, c);
 		if (a < 0) {
 			close(fd);
@@ -723,6 +749,44 @@ static void reload(struct ctl *t)
 		qv_state_save_logged(t->d, "SIGHUP");
 }
 
+/*
+ * Load jobs back from the loader thread: published here (the only thread
+ * that builds and publishes routing tables), answered to the connection
+ * that asked. A client that hung up meanwhile gets nothing, but its load
+ * stands: the operator asked for it, and it is logged and saved like any.
+ * `stopping`: quiverd drains; each job is dropped and answered -ESHUTDOWN.
+ */
+static void finish_loads(struct ctl *t, int stopping)
+{
+	struct qv_loader *l = t->d->loader;
+	struct qv_load_job *j;
+
+	while (l && (j = qv_loader_next_done(l))) {
+		char *reply = NULL;
+		int32_t status;
+		uint32_t i;
+
+		qv_load_finish(t->d, j, stopping, &reply, &status);
+		for (i = 0; i < t->nconns && t->conns[i].id != j->conn_id; i++)
+			;
+		if (i == t->nconns) {
+			qv_log(QV_LOG_INFO, "load %s/%u %s; the client that asked hung up before the answer",
+			       j->name, j->version, status == 0 ? "done" : "failed");
+			free(reply);
+		} else {
+			struct conn *c = &t->conns[i];
+			int r;
+
+			c->waiting = 0;
+			r = reply ? send_reply(c, j->seq, status, reply) :
+				    send_error(c->fd, j->seq, -ENOMEM, "out of memory");
+			if (r < 0)
+				close_conn(t, i);
+		}
+		free(j);
+	}
+}
+
 static int loop(struct ctl *t)
 {
 	for (;;) {
@@ -741,9 +805,11 @@ static int loop(struct ctl *t)
 			timeout = ACCEPT_BACKOFF_MS;
 		for (uint32_t i = 0; i < nc; i++)
 			t->pfds[n++] = (struct pollfd){ .fd = t->conns[i].fd,
-							.events = t->conns[i].tx ? POLLOUT : POLLIN };
-		/* Last: the HTTP endpoint (ops.c), -1 when there is none. */
+							.events = t->conns[i].tx ? POLLOUT :
+								  t->conns[i].waiting ? 0 : POLLIN };
+		/* Then the HTTP endpoint (ops.c) and the loader's eventfd, -1 when none. */
 		t->pfds[n++] = (struct pollfd){ .fd = qv_ops_fd(t->d), .events = POLLIN };
+		t->pfds[n++] = (struct pollfd){ .fd = qv_loader_fd(t->d->loader), .events = POLLIN };
 		timeout = qv_ops_timeout(t->d, timeout);
 		r = poll(t->pfds, n, timeout);
 		if (r < 0 && errno != EINTR)
@@ -752,7 +818,7 @@ static int loop(struct ctl *t)
 			struct signalfd_siginfo si;
 			if (read(t->sigfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
-					reload(t);
+					t->reload_pending = 1;
 				} else {
 					qv_log(QV_LOG_INFO, "signal %u: draining", si.ssi_signo);
 					return 0;
@@ -783,6 +849,20 @@ static int loop(struct ctl *t)
 		}
 		if (r > 0 && (t->pfds[1].revents & POLLIN))
 			accept_all(t);
+		if (r > 0 && (t->pfds[n - 1].revents & POLLIN))
+			finish_loads(t, 0);
+		/* Never beside a build: one model build at a time in the process. */
+		if (t->reload_pending) {
+			if (!t->d->loader || qv_loader_try_hold(t->d->loader)) {
+				t->reload_pending = 0;
+				reload(t);
+				if (t->d->loader)
+					qv_loader_resume(t->d->loader);
+			} else if (t->reload_pending == 1) {
+				t->reload_pending = 2;
+				qv_log(QV_LOG_INFO, "SIGHUP: a load is being built; the reload follows it");
+			}
+		}
 		qv_ops_tick(t->d);
 		reap(t);
 		beat(t);
@@ -801,7 +881,7 @@ int qv_control_run(struct qv_daemon *d, int sigfd)
 
 	t.conns = calloc(MAX_CONNS, sizeof(*t.conns));
 	t.retiring = calloc(MAX_CONNS, sizeof(*t.retiring));
-	t.pfds = calloc(MAX_CONNS + 3, sizeof(*t.pfds));
+	t.pfds = calloc(MAX_CONNS + 4, sizeof(*t.pfds));
 	t.rx = malloc(sizeof(struct qv_msg_hdr) + QV_MSG_MAX);
 	if (!t.conns || !t.retiring || !t.pfds || !t.rx) {
 		r = -ENOMEM;
@@ -824,11 +904,24 @@ int qv_control_run(struct qv_daemon *d, int sigfd)
 		close(d->ready_fd);
 		d->ready_fd = -1;
 	}
+	{
+		struct qv_loader *l = NULL;
+		int lr = qv_loader_start(&d->reg, d->s3_cache, d->s3_endpoint, &l);
+		if (lr < 0)
+			qv_log(QV_LOG_WARN, "loader thread: %s; loads run on the control thread",
+			       strerror(-lr));
+		d->loader = l;
+	}
 	qv_ops_ready(d);
 	r = loop(&t);
 	if (r < 0)
 		qv_log(QV_LOG_ERROR, "control loop: %s", strerror(-r));
 	qv_ops_stopping(d);
+	/* Loads in flight are cancelled and answered before the drain (loader.h). */
+	qv_loader_stop(d->loader);
+	finish_loads(&t, 1);
+	qv_loader_free(d->loader);
+	d->loader = NULL;
 	drain(&t);
 out:
 	/* Stop and join the workers first: only then are their channels ours to free. */

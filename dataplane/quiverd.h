@@ -67,6 +67,14 @@ struct qv_daemon {
 	int draining;
 	int drain_requested;        /* the drain command: the control loop drains */
 
+	/* The loader thread (loader.c), NULL: loads run on the calling thread
+	 * (before the control loop, and in tests that drive the commands). */
+	void *loader;               /* struct qv_loader * */
+	/* Who sent the command being handled (control.c sets them before
+	 * qv_cmd_handle): a load answered later is addressed to them. */
+	uint64_t cmd_conn_id;
+	uint32_t cmd_seq;
+
 	/* operations (ops.c): --metrics-listen, sd_notify, the watchdog */
 	const char *metrics_listen; /* ADDR:PORT, NULL: no HTTP endpoint */
 	void *ops;                  /* struct qv_ops *, set by qv_ops_start */
@@ -78,14 +86,28 @@ int qv_control_run(struct qv_daemon *d, int sigfd);
 /*
  * Answers one JSON command; `admin` says the caller may run mutating ones.
  * *ret_reply is malloc'd JSON (caller frees), *ret_status 0 or -errno.
- * Returns 0, or -ENOMEM when no reply could be built.
+ * Returns 0, -ENOMEM when no reply could be built, or 1 when the answer
+ * comes later (a load handed to the loader thread, for d->cmd_conn_id and
+ * d->cmd_seq: see qv_load_finish); *ret_reply is then untouched.
  */
 int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
 		  char **ret_reply, int32_t *ret_status);
 
-/* Routing commands (route_cmds.c): *ret_reply set on success and on failure. */
+/* Routing commands (route_cmds.c): *ret_reply set on success and on failure;
+ * returns 0, 1 (answered later, as qv_cmd_handle), or -ENOENT (not one). */
 int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *req, void **ret_reply,
 		 int32_t *ret_status);
+
+/*
+ * A load job back from the loader thread (route_cmds.c): publishes the
+ * built version (or, for an ensemble, builds it here) and makes the reply
+ * the command would have had, JSON in *ret_reply (caller frees, may be
+ * NULL out of memory) with *ret_status. `stopping`: quiverd drains, the job
+ * is dropped and answered -ESHUTDOWN. Takes the job's version either way.
+ */
+struct qv_load_job;
+void qv_load_finish(struct qv_daemon *d, struct qv_load_job *j, int stopping, char **ret_reply,
+		    int32_t *ret_status);
 
 /* Writes the UDP back ends' counters as Prometheus text (commands.c). */
 void qv_udp_metrics_write(const struct qv_daemon *d, FILE *f);

@@ -7,7 +7,8 @@
  * Every mutating command validates first (cmd_args.c, then the routing
  * state), changes the registry, and publishes a new table; when the
  * publication fails the route is restored, so a failed command changes
- * nothing.
+ * nothing. `load` is checked here and built on the loader thread
+ * (loader.h); qv_load_finish publishes and answers it when it comes back.
  */
 #include <cJSON.h>
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "cmd_args.h"
+#include "loader.h"
 #include "log.h"
 #include "prom.h"
 #include "quiverd.h"
@@ -152,9 +154,8 @@ static cJSON *commit(struct qv_daemon *d, struct qv_route *r, const struct qv_ro
 
 /*
  * `load --path s3://...`: the version directory is fetched into the cache
- * (or found current there) and loaded from the copy. Blocking, on the
- * thread that runs the load; qv_s3_fetch is self-contained so the load can
- * move to another thread with it.
+ * (or found current there) and loaded from the copy. Here only without
+ * the loader thread (d->loader NULL); with it, loader.c fetches.
  */
 static int s3_local(struct qv_daemon *d, const struct qv_cmd_args *a, char *ret_dir,
 		    size_t len, char *err, size_t err_len)
@@ -174,14 +175,68 @@ static int s3_local(struct qv_daemon *d, const struct qv_cmd_args *a, char *ret_
 	return rc;
 }
 
-static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t *ret_status)
+static cJSON *load_reply(const char *name, uint32_t version, double ms)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o) {
+		cJSON_AddStringToObject(o, "name", name);
+		cJSON_AddNumberToObject(o, "version", version);
+		cJSON_AddStringToObject(o, "state", "ready");
+		cJSON_AddNumberToObject(o, "load_ms", ms);
+	}
+	return o;
+}
+
+/* A new model's route is usable by every worker once this returns. */
+static void load_sync(struct qv_daemon *d, const char *name, uint32_t version)
+{
+	if (qv_qsbr_synchronize(&d->reg.qsbr, 1000ull * 1000 * 1000) < 0)
+		qv_log(QV_LOG_WARN, "load %s/%u: a worker has not passed a quiescent state within 1 s",
+		       name, version);
+}
+
+/*
+ * With the loader thread (d->loader), the command is checked here and
+ * handed over: *ret_deferred says the answer comes from qv_load_finish.
+ * Without it (tests driving the commands), the whole load runs here.
+ */
+static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t *ret_status,
+		      int *ret_deferred)
 {
 	char err[1024] = "", local[4096];
 	const char *dir = a->path[0] ? a->path : NULL;
+	const struct qv_route *r;
+	struct qv_load_job *j;
 	double ms = 0;
 	int rc;
-	cJSON *o;
 
+	if (d->loader) {
+		r = qv_reg_find(&d->reg, a->name);
+		if (r && qv_route_version(r, a->version))
+			return fail(ret_status, -EEXIST, "load %s/%u: version already loaded", a->name,
+				    a->version);
+		if (dir && qv_s3_is_url(dir) && !d->s3_cache[0])
+			return fail(ret_status, -EINVAL, "load %s/%u: %.300s: quiverd has no S3 cache "
+				    "directory (start it with --s3-cache DIR)", a->name, a->version,
+				    a->path);
+		j = calloc(1, sizeof(*j));
+		if (!j)
+			return NULL;
+		snprintf(j->name, sizeof(j->name), "%s", a->name);
+		j->version = a->version;
+		j->precision = a->precision;
+		snprintf(j->path, sizeof(j->path), "%s", a->path);
+		j->conn_id = d->cmd_conn_id;
+		j->seq = d->cmd_seq;
+		rc = qv_loader_submit(d->loader, j, err, sizeof(err));
+		if (rc < 0) {
+			free(j);
+			return fail(ret_status, rc, "%s", err);
+		}
+		*ret_deferred = 1;
+		return NULL;
+	}
 	if (dir && qv_s3_is_url(dir)) {
 		rc = s3_local(d, a, local, sizeof(local), err, sizeof(err));
 		if (rc < 0)
@@ -192,18 +247,45 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 
 	if (rc < 0)
 		return fail(ret_status, rc, "%s", err);
-	/* A new model's route is usable by every worker once this returns. */
-	if (qv_qsbr_synchronize(&d->reg.qsbr, 1000ull * 1000 * 1000) < 0)
-		qv_log(QV_LOG_WARN, "load %s/%u: a worker has not passed a quiescent state within 1 s",
-		       a->name, a->version);
-	o = cJSON_CreateObject();
-	if (o) {
-		cJSON_AddStringToObject(o, "name", a->name);
-		cJSON_AddNumberToObject(o, "version", a->version);
-		cJSON_AddStringToObject(o, "state", "ready");
-		cJSON_AddNumberToObject(o, "load_ms", ms);
+	load_sync(d, a->name, a->version);
+	return load_reply(a->name, a->version, ms);
+}
+
+void qv_load_finish(struct qv_daemon *d, struct qv_load_job *j, int stopping, char **ret_reply,
+		    int32_t *ret_status)
+{
+	char err[1024] = "";
+	int32_t status = 0;
+	double ms = 0;
+	cJSON *o;
+	int rc = j->rc;
+
+	if (stopping || rc == -ECANCELED) {
+		qv_reg_build_free(&d->reg, j->v);
+		j->v = NULL;
+		o = fail(&status, -ESHUTDOWN, "load %s/%u: cancelled: quiverd is draining", j->name,
+			 j->version);
+	} else if (rc < 0) {
+		o = fail(&status, rc, "%s", j->err);
+	} else {
+		if (rc == 1)   /* an ensemble: its steps are the registry's */
+			rc = qv_reg_load_prec(&d->reg, j->name, j->version, j->dir[0] ? j->dir : NULL,
+					      j->precision, &ms, err, sizeof(err));
+		else
+			rc = qv_reg_attach_built(&d->reg, j->name, j->version, j->v, &ms, err,
+						 sizeof(err));
+		j->v = NULL;
+		if (rc < 0) {
+			o = fail(&status, rc, "%s", err);
+		} else {
+			load_sync(d, j->name, j->version);
+			o = load_reply(j->name, j->version, ms);
+			qv_state_save_logged(d, "load");
+		}
 	}
-	return o;
+	*ret_reply = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	*ret_status = status;
 }
 
 static const char *busy_role(const struct qv_route *r, uint32_t v)
@@ -476,6 +558,7 @@ int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *reqv, void **
 	struct qv_route *r;
 	char err[256];
 	int32_t status = 0;
+	int deferred = 0;
 	cJSON *rep;
 
 	if (strcmp(cmd, "routes") == 0) {
@@ -496,7 +579,9 @@ int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *reqv, void **
 	} else if (qv_cmd_args_parse(kind, req, &a, err, sizeof(err)) < 0) {
 		rep = fail(&status, -EINVAL, "%s: %s", cmd, err);
 	} else if (kind == QV_CMD_LOAD) {
-		rep = do_load(d, &a, &status);
+		rep = do_load(d, &a, &status, &deferred);
+		if (deferred)
+			return 1;   /* saved by qv_load_finish, once loaded */
 	} else if (!(r = qv_reg_find(&d->reg, a.name)) || !r->primary) {
 		rep = fail(&status, -ENOENT, "%s: unknown model '%s'", cmd, a.name);
 	} else {

@@ -122,6 +122,7 @@ static void version_destroy(struct qv_registry *reg, struct qv_version *v)
 	if (v->slot < QV_MAX_VSLOTS)
 		reg->slot_used[v->slot] = 0;
 	free(v->dir);
+	free(v->log_cfg);
 	free(v);
 }
 
@@ -430,7 +431,12 @@ static int golden_read(const char *file, struct qv_npy *ret, char *err, size_t l
 	return 0;
 }
 
-/* Compiles, makes contexts, warms. Returns -EIO (err: loader's chain) or -errno. */
+/*
+ * Compiles, makes contexts, warms. Returns -EIO (err: loader's chain) or
+ * -errno. For a plain model it reads only what never changes after start
+ * (the workers' nodes, the caps), so it may run on the loader thread; an
+ * ensemble resolves its steps in the registry (control thread only).
+ */
 static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t version,
 			const char *file, const struct qv_model_config *cfg,
 			struct qv_version **ret, char *err, size_t len)
@@ -498,11 +504,8 @@ static int version_make(struct qv_registry *reg, uint32_t handle, uint32_t versi
 		r = -EIO;
 		goto fail;
 	}
-	r = slot_alloc(reg, &v->slot);
-	if (r < 0) {
-		snprintf(err, len, "too many versions loaded (%u)", QV_MAX_VSLOTS);
-		goto fail;
-	}
+	/* The stats slot is taken when the version is attached (qv_reg_attach_built):
+	 * the slots are registry state, and this may run on the loader thread. */
 	v->load_ms = ms_since(&t0);
 	free(copy);
 	*ret = v;
@@ -863,7 +866,7 @@ static void predlog_attach(struct qv_registry *reg, struct qv_route *r, struct q
 
 	if (!reg->predlog)
 		return;
-	if (cfg->log_set) {
+	if (cfg && cfg->log_set) {
 		struct qv_plog_cfg pc = {
 			.sample = cfg->log_sample,
 			.dir = cfg->log_dir[0] ? cfg->log_dir : NULL,
@@ -882,21 +885,40 @@ static void predlog_attach(struct qv_registry *reg, struct qv_route *r, struct q
 			      memory_order_relaxed);
 }
 
-int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
-		     int precision, double *ret_load_ms, char *err, size_t err_len)
+/*
+ * config.json's "log", read by the build (maybe on the loader thread), is
+ * needed when the version is attached (on the control thread): a copy
+ * rides on the version until then (freed by qv_reg_attach_built or
+ * version_destroy).
+ */
+static int keep_log_cfg(struct qv_version *v, const struct qv_model_config *cfg)
 {
-	struct qv_route *r = qv_reg_find(reg, name), saved;
+	if (!cfg->log_set)
+		return 0;
+	v->log_cfg = malloc(sizeof(*v->log_cfg));
+	if (!v->log_cfg)
+		return -ENOMEM;
+	*v->log_cfg = *cfg;
+	return 0;
+}
+
+/*
+ * The slow part of a load (qv_reg_build in routes.h): find the model file,
+ * read config.json and MLmodel, compile, make contexts, warm. A plain
+ * model's build reads only registry fields fixed at start (repo, caps,
+ * the workers' nodes) and takes no stats slot, so it may run on the loader
+ * thread while the control thread serves; an ensemble needs its steps from
+ * the registry, so it is left to the control thread (returns 1).
+ */
+int qv_reg_build(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
+		 int precision, struct qv_version **ret_v, char *err, size_t err_len)
+{
 	char d[4200], file[4300], why[QV_ERR_LEN] = "";
 	struct qv_model_config cfg;
-	struct qv_version *v = NULL, *p;
+	struct qv_version *v = NULL;
 	struct qv_mlflow *ml = NULL;
-	uint32_t old_n = reg->n;
-	int existed = r != NULL, rc;
+	int rc;
 
-	if (r && qv_route_version(r, version)) {
-		snprintf(err, err_len, "load %s/%u: version already loaded", name, version);
-		return -EEXIST;
-	}
 	if (dir)
 		snprintf(d, sizeof(d), "%s", dir);
 	else
@@ -906,6 +928,8 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 			 d);
 		return -ENOENT;
 	}
+	if (is_ens_file(file))
+		return 1;
 	rc = read_config(reg->repo, name, &cfg, why, sizeof(why));
 	if (precision >= 0)
 		cfg.precision = (uint32_t)precision;
@@ -918,8 +942,7 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 			snprintf(why, sizeof(why), "MLmodel: %s", strerror(-rc));
 	}
 	if (rc == 0)
-		rc = version_make(reg, r ? r->handle : reg->n, version, file, &cfg, &v, why,
-				  sizeof(why));
+		rc = version_make(reg, 0, version, file, &cfg, &v, why, sizeof(why));
 	if (rc == 0 && v && ml) {
 		rc = mlflow_check(ml, v, why, sizeof(why));
 		if (rc < 0) {
@@ -930,7 +953,42 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 	free(ml);
 	if (rc < 0 || !v) {
 		snprintf(err, err_len, "load %s/%u: %s", name, version, why);
-		return rc;
+		return rc < 0 ? rc : -EIO;
+	}
+	v->dir = strdup(d);
+	if (!v->dir || keep_log_cfg(v, &cfg) < 0) {
+		version_destroy(reg, v);
+		snprintf(err, err_len, "load %s/%u: out of memory", name, version);
+		return -ENOMEM;
+	}
+	*ret_v = v;
+	return 0;
+}
+
+void qv_reg_build_free(struct qv_registry *reg, struct qv_version *v)
+{
+	if (v)
+		version_destroy(reg, v);
+}
+
+/*
+ * The control thread's part of a load: the checks that depend on the
+ * routes as they are now (the version may have been loaded meanwhile, the
+ * primary swapped), a stats slot, the route, and one publication. Takes v
+ * in every case: on failure it is destroyed (it was never published).
+ */
+int qv_reg_attach_built(struct qv_registry *reg, const char *name, uint32_t version,
+			struct qv_version *v, double *ret_load_ms, char *err, size_t err_len)
+{
+	struct qv_route *r = qv_reg_find(reg, name), saved;
+	struct qv_version *p;
+	uint32_t old_n = reg->n;
+	int existed = r != NULL, rc;
+
+	if (r && qv_route_version(r, version)) {
+		version_destroy(reg, v);
+		snprintf(err, err_len, "load %s/%u: version already loaded", name, version);
+		return -EEXIST;
 	}
 	p = r ? qv_route_version(r, r->primary) : NULL;
 	if (p && !qv_version_same_tensors(p, v)) {
@@ -941,19 +999,22 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 		version_destroy(reg, v);
 		return -EINVAL;
 	}
-	v->dir = strdup(d);
-	if (!v->dir) {
+	rc = slot_alloc(reg, &v->slot);
+	if (rc < 0) {
 		version_destroy(reg, v);
-		snprintf(err, err_len, "load %s/%u: out of memory", name, version);
-		return -ENOMEM;
+		snprintf(err, err_len, "load %s/%u: too many versions loaded (%u)", name, version,
+			 QV_MAX_VSLOTS);
+		return rc;
 	}
 	if (r)
 		saved = *r;
 	rc = attach(reg, name, v, &r);
 	if (rc == 0) {
-		predlog_attach(reg, r, v, &cfg);
+		predlog_attach(reg, r, v, v->log_cfg);
 		rc = qv_reg_publish(reg);
 	}
+	free(v->log_cfg);
+	v->log_cfg = NULL;
 	if (rc < 0) {
 		/* Never published: ours to free at once. */
 		if (existed)
@@ -970,6 +1031,65 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 	if (ret_load_ms)
 		*ret_load_ms = v->load_ms;
 	return 0;
+}
+
+/* An ensemble version, on the control thread: its steps are resolved and
+ * pinned in the registry while it is built. */
+static int load_ensemble(struct qv_registry *reg, const char *name, uint32_t version,
+			 const char *dir, int precision, double *ret_load_ms, char *err,
+			 size_t err_len)
+{
+	struct qv_route *r = qv_reg_find(reg, name);
+	char d[4200], file[4300], why[QV_ERR_LEN] = "";
+	struct qv_model_config cfg;
+	struct qv_version *v = NULL;
+	int rc;
+
+	if (dir)
+		snprintf(d, sizeof(d), "%s", dir);
+	else
+		snprintf(d, sizeof(d), "%s/%s/%u", reg->repo, name, version);
+	if (model_file(d, file, sizeof(file)) < 0) {
+		snprintf(err, err_len, "load %s/%u: no MLmodel, model.onnx, model.json, model.ubj or config.json in %s", name, version,
+			 d);
+		return -ENOENT;
+	}
+	rc = read_config(reg->repo, name, &cfg, why, sizeof(why));
+	if (precision >= 0)
+		cfg.precision = (uint32_t)precision;
+	if (rc == 0)
+		rc = version_make(reg, r ? r->handle : reg->n, version, file, &cfg, &v, why,
+				  sizeof(why));
+	if (rc < 0 || !v) {
+		snprintf(err, err_len, "load %s/%u: %s", name, version, why);
+		return rc < 0 ? rc : -EIO;
+	}
+	v->dir = strdup(d);
+	if (!v->dir || keep_log_cfg(v, &cfg) < 0) {
+		version_destroy(reg, v);
+		snprintf(err, err_len, "load %s/%u: out of memory", name, version);
+		return -ENOMEM;
+	}
+	return qv_reg_attach_built(reg, name, version, v, ret_load_ms, err, err_len);
+}
+
+int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
+		     int precision, double *ret_load_ms, char *err, size_t err_len)
+{
+	struct qv_route *r = qv_reg_find(reg, name);
+	struct qv_version *v = NULL;
+	int rc;
+
+	if (r && qv_route_version(r, version)) {
+		snprintf(err, err_len, "load %s/%u: version already loaded", name, version);
+		return -EEXIST;
+	}
+	rc = qv_reg_build(reg, name, version, dir, precision, &v, err, err_len);
+	if (rc == 1)
+		return load_ensemble(reg, name, version, dir, precision, ret_load_ms, err, err_len);
+	if (rc < 0)
+		return rc;
+	return qv_reg_attach_built(reg, name, version, v, ret_load_ms, err, err_len);
 }
 
 int qv_reg_unload(struct qv_registry *reg, struct qv_route *r, uint32_t version)

@@ -91,6 +91,9 @@ struct qv_version {
 	uint32_t nctx;
 	qv_exec_ctx **ctx;          /* [nctx], by worker id, memory on its node */
 	char *dir;                  /* where it was loaded from (control thread, state file) */
+	/* config.json's "log" from the build until the version is attached
+	 * (control thread only; NULL when config.json has none) */
+	struct qv_model_config *log_cfg;
 };
 
 /* What a worker reads per request. Line 0 is all a plain route touches. */
@@ -182,6 +185,27 @@ int qv_reg_load(struct qv_registry *reg, const char *name, uint32_t version, con
  * qv_precision) unless it is negative (quiverctl load --precision). */
 int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
 		     int precision, double *ret_load_ms, char *err, size_t err_len);
+
+/*
+ * A load in two halves, so that the slow one can run off the control
+ * thread (loader.c):
+ * qv_reg_build - finds the model file in dir (REPO/name/version/ when
+ *   NULL), reads config.json and MLmodel, compiles, makes every worker's
+ *   ctx and warms. Touches only registry fields fixed at start: safe on
+ *   another thread while the control thread serves, one build at a time.
+ *   Returns 0 and *ret_v (unpublished), 1 when dir holds an ensemble (its
+ *   steps come from the registry: qv_reg_load_prec on the control thread),
+ *   or -errno with err "load NAME/V: why".
+ * qv_reg_attach_built - control thread: checks against the routes as they
+ *   are now (-EEXIST, shapes of the primary), takes a stats slot, attaches
+ *   and publishes. Takes v whatever it returns.
+ * qv_reg_build_free - control thread: drops a built, unpublished version.
+ */
+int qv_reg_build(struct qv_registry *reg, const char *name, uint32_t version, const char *dir,
+		 int precision, struct qv_version **ret_v, char *err, size_t err_len);
+int qv_reg_attach_built(struct qv_registry *reg, const char *name, uint32_t version,
+			struct qv_version *v, double *ret_load_ms, char *err, size_t err_len);
+void qv_reg_build_free(struct qv_registry *reg, struct qv_version *v);
 
 /* Builds a table from the registry and publishes it; the old one is retired. */
 int qv_reg_publish(struct qv_registry *reg);

@@ -59,6 +59,7 @@
 #include "serve.h"
 #include "udp.h"
 #include "udp_dpdk.h"
+#include "udp_frame.h"
 #include "worker.h"
 
 #define BURST 32u
@@ -73,6 +74,9 @@
 #define L4_LEN sizeof(struct rte_udp_hdr)
 #define REPLY_HDRS (L2_LEN + L3_LEN + L4_LEN + sizeof(struct qv_udp_rep_hdr))
 #define MAX_UDP_PAYLOAD (MTU - L3_LEN - L4_LEN)
+_Static_assert(MAX_UDP_PAYLOAD == QV_FRAME_MAX_UDP_PAYLOAD && L2_LEN == QV_FRAME_L2_LEN &&
+	       L3_LEN == QV_FRAME_L3_LEN && L4_LEN == QV_FRAME_L4_LEN,
+	       "udp_frame.c classifies with the same header sizes");
 
 _Static_assert(MAX_UDP_PAYLOAD % 64 == 0 && sizeof(struct qv_udp_req_hdr) % 16 == 0,
 	       "every copied input starts 16-byte aligned");
@@ -106,6 +110,7 @@ struct qv_udp_dpdk {
 	uint16_t udp_port_be;
 	uint32_t ip_be;
 	struct rte_ether_addr mac;
+	struct qv_frame_self self;      /* mac, ip_be, udp_port_be for qv_frame_classify */
 	uint32_t nq;
 	struct qv_allow_list allow;
 	struct rte_mempool *pool;
@@ -279,6 +284,9 @@ int qv_udp_dpdk_open(const struct qv_udp_dpdk_cfg *cfg, struct qv_udp_dpdk **ret
 		qv_log(QV_LOG_ERROR, "dpdk: port setup: %s", strerror(-r));
 		goto fail;
 	}
+	memcpy(d->self.mac, d->mac.addr_bytes, sizeof(d->self.mac));
+	d->self.ip_be = d->ip_be;
+	d->self.port_be = d->udp_port_be;
 	for (uint32_t i = 0; i < d->nq; i++) {
 		d->q[i].d = d;
 		d->q[i].port = d->port;
@@ -372,20 +380,12 @@ static void queue_tx(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m)
 	q->tx[q->n_tx++] = m;
 }
 
-static bool handle_arp(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m, struct rte_ether_hdr *eth,
-		       uint32_t len)
+/* An ARP request for our address (qv_frame_classify checked it). */
+static void handle_arp(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m, struct rte_ether_hdr *eth)
 {
 	const struct qv_udp_dpdk *d = q->d;
-	struct rte_arp_hdr *arp;
+	struct rte_arp_hdr *arp = rte_pktmbuf_mtod_offset(m, struct rte_arp_hdr *, L2_LEN);
 
-	if (len < L2_LEN + sizeof(*arp))
-		return false;
-	arp = rte_pktmbuf_mtod_offset(m, struct rte_arp_hdr *, L2_LEN);
-	if (arp->arp_hardware != htons(RTE_ARP_HRD_ETHER) ||
-	    arp->arp_protocol != htons(RTE_ETHER_TYPE_IPV4) || arp->arp_hlen != RTE_ETHER_ADDR_LEN ||
-	    arp->arp_plen != 4 || arp->arp_opcode != htons(RTE_ARP_OP_REQUEST) ||
-	    arp->arp_data.arp_tip != d->ip_be)
-		return false;
 	/* The request becomes the reply: the asker is the new target. */
 	arp->arp_opcode = htons(RTE_ARP_OP_REPLY);
 	arp->arp_data.arp_tha = arp->arp_data.arp_sha;
@@ -396,7 +396,6 @@ static bool handle_arp(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m, struct r
 	eth->src_addr = d->mac;
 	cnt_add(&q->cnt.arp, 1);
 	queue_tx(q, m);
-	return true;
 }
 
 static void ip_reply_hdr(struct rte_ipv4_hdr *ip, uint32_t src_be, uint32_t dst_be,
@@ -415,18 +414,14 @@ static void ip_reply_hdr(struct rte_ipv4_hdr *ip, uint32_t src_be, uint32_t dst_
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
 }
 
-static bool handle_icmp(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m, struct rte_ether_hdr *eth,
+/* An ICMP echo request to us (qv_frame_classify checked it). */
+static void handle_icmp(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m, struct rte_ether_hdr *eth,
 			struct rte_ipv4_hdr *ip, uint32_t ihl, uint32_t ip_len)
 {
 	const struct qv_udp_dpdk *d = q->d;
-	struct rte_icmp_hdr *icmp;
+	struct rte_icmp_hdr *icmp = (struct rte_icmp_hdr *)(void *)((uint8_t *)ip + ihl);
 	uint32_t icmp_len = ip_len - ihl;
 
-	if (icmp_len < sizeof(*icmp))
-		return false;
-	icmp = (struct rte_icmp_hdr *)(void *)((uint8_t *)ip + ihl);
-	if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0)
-		return false;
 	icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
 	icmp->icmp_cksum = 0;
 	icmp->icmp_cksum = (uint16_t)~rte_raw_cksum(icmp, icmp_len);
@@ -442,7 +437,6 @@ static bool handle_icmp(struct qv_udp_dpdk_queue *q, struct rte_mbuf *m, struct 
 	m->pkt_len = m->data_len;
 	cnt_add(&q->cnt.icmp, 1);
 	queue_tx(q, m);
-	return true;
 }
 
 /* The reply frame's payload: the qv_udp reply header, then outputs. */
@@ -559,63 +553,38 @@ static void handle_udp(struct qv_udp_dpdk_queue *q, struct qv_worker *w,
 	reply_seal(q, r, rlen);
 }
 
-/* Classifies one frame; returns true if it was queued for TX (in place). */
+/* Classifies one frame (udp_frame.c); returns true if it was queued for TX (in place). */
 static bool handle_frame(struct qv_udp_dpdk_queue *q, struct qv_worker *w, struct rte_mbuf *m)
 {
 	const struct qv_udp_dpdk *d = q->d;
 	uint32_t len = rte_pktmbuf_data_len(m);
-	struct rte_ether_hdr *eth;
-	struct rte_ipv4_hdr *ip;
-	uint32_t ihl, ip_len;
-	uint16_t et;
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(void *)(eth + 1);
+	struct qv_frame_info fi;
 
 	if (m->nb_segs != 1 || rte_pktmbuf_pkt_len(m) != len) {
 		cnt_add(&q->cnt.multiseg, 1);
 		return false;
 	}
-	if (len < L2_LEN)
-		goto other;
-	eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
-	et = eth->ether_type;
-	if (et == htons(RTE_ETHER_TYPE_ARP)) {
-		if (handle_arp(q, m, eth, len))
-			return true;
-		goto other;
-	}
-	if (et != htons(RTE_ETHER_TYPE_IPV4) || !rte_is_same_ether_addr(&eth->dst_addr, &d->mac) ||
-	    len < L2_LEN + L3_LEN)
-		goto other;
-	ip = (struct rte_ipv4_hdr *)(void *)(eth + 1);
-	ihl = (uint32_t)(ip->version_ihl & 0x0f) * 4u;
-	ip_len = ntohs(ip->total_length);
-	/* Ethernet pads short frames: the IP length, not the frame's, counts. */
-	if ((ip->version_ihl >> 4) != 4 || ihl < L3_LEN || ip_len < ihl ||
-	    ip_len > len - (uint32_t)L2_LEN || ip->dst_addr != d->ip_be ||
-	    rte_raw_cksum(ip, ihl) != 0xffff)
-		goto other;
-	if ((ntohs(ip->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
+	switch (qv_frame_classify((const uint8_t *)eth, len, &d->self, &fi)) {
+	case QV_FRAME_ARP_REQUEST:
+		handle_arp(q, m, eth);
+		return true;
+	case QV_FRAME_ICMP_ECHO:
+		handle_icmp(q, m, eth, ip, fi.ihl, fi.ip_len);
+		return true;
+	case QV_FRAME_UDP:
+		handle_udp(q, w, eth, ip,
+			   (const struct rte_udp_hdr *)(const void *)((uint8_t *)eth + fi.l4_off),
+			   fi.udp_len);
+		return false;
+	case QV_FRAME_FRAGMENT:
 		cnt_add(&q->cnt.frag, 1);
 		return false;
-	}
-	if (ip->next_proto_id == IPPROTO_ICMP) {
-		if (handle_icmp(q, m, eth, ip, ihl, ip_len))
-			return true;
-		goto other;
-	}
-	if (ip->next_proto_id == IPPROTO_UDP && ip_len >= ihl + L4_LEN) {
-		const struct rte_udp_hdr *udp =
-			(const struct rte_udp_hdr *)(const void *)((uint8_t *)ip + ihl);
-		uint32_t ulen = ntohs(udp->dgram_len);
-
-		if (udp->dst_port != d->udp_port_be || ulen < L4_LEN || ulen > ip_len - ihl ||
-		    ulen - L4_LEN > MAX_UDP_PAYLOAD)
-			goto other;
-		handle_udp(q, w, eth, ip, udp, ulen);
+	default:
+		cnt_add(&q->cnt.other, 1);
 		return false;
 	}
-other:
-	cnt_add(&q->cnt.other, 1);
-	return false;
 }
 
 int qv_udp_dpdk_poll(struct qv_udp_dpdk_queue *q, struct qv_worker *w)
