@@ -184,8 +184,14 @@ static cJSON *cmd_status(struct qv_daemon *d)
 	for (uint32_t i = 0; i < d->nworkers; i++) {
 		struct qv_worker *w = d->workers[i];
 		cJSON *wo = cJSON_CreateObject();
-		uint64_t req = qv_cnt_get(&w->cnt.requests);
+		uint64_t req = 0, wst[QV_STATUS_COUNT];
 
+		/* Each status read once: the total is their sum (the worker
+		 * counts no separate total), so the two always agree. */
+		for (int s = 0; s < QV_STATUS_COUNT; s++) {
+			wst[s] = qv_cnt_get(&w->cnt.status[s]);
+			req += wst[s];
+		}
 		if (!wo)
 			continue;
 		cJSON_AddNumberToObject(wo, "id", w->id);
@@ -208,7 +214,7 @@ static cJSON *cmd_status(struct qv_daemon *d)
 		cJSON_AddItemToArray(ws, wo);
 		served += req;
 		for (int s = 0; s < QV_STATUS_COUNT; s++)
-			st[s] += qv_cnt_get(&w->cnt.status[s]);
+			st[s] += wst[s];
 	}
 	cJSON_AddItemToObject(o, "workers", ws);
 	cJSON_AddNumberToObject(o, "channels", d->channels_open);
