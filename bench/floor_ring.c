@@ -7,6 +7,14 @@
  * payload, writes a qv_cqe, commits; the client spins on the completion
  * ring (acquire) and copies the completion and 64 bytes of output.
  *
+ * The payload is addressed as quiverd's is: through the slot index the
+ * descriptor carries (server) and the completion carries back (client), in
+ * an arena of slots each holding an input and an output region. So the
+ * floor pays the same dependent load a real round trip pays - the slot's
+ * address is known only once the descriptor (or completion) has arrived -
+ * rather than reading a fixed address the core could fetch in parallel.
+ * Nothing is prefetched here: this is the protocol's bare cost.
+ *
  * Two processes, not two threads, because that is what a client and
  * quiverd are: nothing is shared but the MAP_SHARED mapping.
  */
@@ -28,6 +36,11 @@
 
 #define FLOOR_RING 16u
 #define FLOOR_PAYLOAD 64u
+/* Slots in the arena, each an input and an output region of FLOOR_PAYLOAD
+ * bytes. One request in flight takes the lowest free slot, as libquiver's
+ * free stack does. */
+#define FLOOR_SLOTS 16u
+#define FLOOR_STRIDE (2u * FLOOR_PAYLOAD)
 #define FLOOR_STOP 0x1u
 /* Client spins between checks that the server process is still there. */
 #define FLOOR_ALIVE_CHECK (1u << 22)
@@ -37,8 +50,7 @@ struct floor_map {
 	struct qv_ring_prod sq_p;
 	struct qv_ring_cons cq_c;
 	struct qv_ring_prod cq_p;
-	uint8_t *in;
-	uint8_t *out;
+	uint8_t *slots;
 };
 
 static inline void relax(void)
@@ -59,7 +71,7 @@ static inline uint64_t mono_ns(void)
 static size_t map_bytes(void)
 {
 	return qv_ring_bytes(FLOOR_RING, sizeof(struct qv_sqe)) +
-	       qv_ring_bytes(FLOOR_RING, sizeof(struct qv_cqe)) + 2 * FLOOR_PAYLOAD;
+	       qv_ring_bytes(FLOOR_RING, sizeof(struct qv_cqe)) + FLOOR_SLOTS * FLOOR_STRIDE;
 }
 
 static void map_init(struct floor_map *m, uint8_t *base)
@@ -70,8 +82,7 @@ static void map_init(struct floor_map *m, uint8_t *base)
 	qv_ring_cons_init(&m->sq_c, base, FLOOR_RING, sizeof(struct qv_sqe));
 	qv_ring_prod_init(&m->cq_p, cq, FLOOR_RING, sizeof(struct qv_cqe));
 	qv_ring_cons_init(&m->cq_c, cq, FLOOR_RING, sizeof(struct qv_cqe));
-	m->in = cq + qv_ring_bytes(FLOOR_RING, sizeof(struct qv_cqe));
-	m->out = m->in + FLOOR_PAYLOAD;
+	m->slots = cq + qv_ring_bytes(FLOOR_RING, sizeof(struct qv_cqe));
 }
 
 static int pin(int core)
@@ -111,7 +122,11 @@ static void serve(struct floor_map *m, int core)
 		qv_ring_cons_release(&m->sq_c, 1);
 		if (d.flags & FLOOR_STOP)
 			_exit(0);
-		memcpy(m->out, m->in, FLOOR_PAYLOAD);
+		if (d.slot >= FLOOR_SLOTS)
+			_exit(2);
+		/* The slot is known only now: the same dependent load as quiverd's. */
+		uint8_t *sl = m->slots + (size_t)d.slot * FLOOR_STRIDE;
+		memcpy(sl + FLOOR_PAYLOAD, sl, FLOOR_PAYLOAD);
 		while (qv_ring_prod_space(&m->cq_p) <= 0)
 			relax();
 		struct qv_cqe *e = qv_ring_prod_entry(&m->cq_p, 0);
@@ -129,11 +144,12 @@ static int round_trip(struct floor_map *m, pid_t pid, uint64_t id, uint8_t *payl
 	uint32_t spins = 0;
 	int n;
 
-	memcpy(m->in, payload, FLOOR_PAYLOAD);
+	const uint32_t slot = 0; /* one in flight: the lowest free slot */
+	memcpy(m->slots + (size_t)slot * FLOOR_STRIDE, payload, FLOOR_PAYLOAD);
 	while (qv_ring_prod_space(&m->sq_p) <= 0)
 		relax();
 	struct qv_sqe *d = qv_ring_prod_entry(&m->sq_p, 0);
-	*d = (struct qv_sqe){ .slot = 0, .rows = 1, .in_bytes = FLOOR_PAYLOAD, .request_id = id,
+	*d = (struct qv_sqe){ .slot = slot, .rows = 1, .in_bytes = FLOOR_PAYLOAD, .request_id = id,
 			      .flags = flags, .out_cap = FLOOR_PAYLOAD };
 	qv_ring_prod_commit(&m->sq_p, 1);
 	if (flags & FLOOR_STOP)
@@ -149,9 +165,12 @@ static int round_trip(struct floor_map *m, pid_t pid, uint64_t id, uint8_t *payl
 	if (n < 0)
 		return n;
 	memcpy(&e, qv_ring_cons_entry(&m->cq_c, 0), sizeof(e));
-	memcpy(payload, m->out, FLOOR_PAYLOAD);
 	qv_ring_cons_release(&m->cq_c, 1);
-	return e.request_id == id ? 0 : -EBADMSG;
+	if (e.request_id != id || e.slot >= FLOOR_SLOTS)
+		return -EBADMSG;
+	/* The output's address comes from the completion, as in qv_infer(). */
+	memcpy(payload, m->slots + (size_t)e.slot * FLOOR_STRIDE + FLOOR_PAYLOAD, FLOOR_PAYLOAD);
+	return 0;
 }
 
 int qv_floor_ring(uint32_t iters, uint32_t warmup, int server_core, int client_core,

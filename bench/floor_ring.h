@@ -3,7 +3,9 @@
  * floor_ring.h - the physical floor of the shared-memory channel: one SPSC
  * ring pair (qv_ring.h, qv_sqe / qv_cqe entries) between two processes
  * pinned to two cores, each doing nothing but busy-polling, with a 64-byte
- * payload copied each way. Any quiverd round trip costs at least this.
+ * payload copied each way, addressed through the slot index the descriptor
+ * and the completion carry (as quiverd's slots are). Any quiverd round trip
+ * that does not prefetch costs at least this.
  */
 #ifndef QV_FLOOR_RING_H
 #define QV_FLOOR_RING_H

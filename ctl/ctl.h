@@ -96,6 +96,7 @@ int ctl_build_fallback(int argc, char **argv, struct cJSON *req);
 int ctl_build_failpoint(int argc, char **argv, struct cJSON *req);
 int ctl_build_log(int argc, char **argv, struct cJSON *req);
 int ctl_build_stats(int argc, char **argv, struct cJSON *req);
+int ctl_build_models(int argc, char **argv, struct cJSON *req);
 /* "10", "0.5", "100" -> ppm (0..1000000, at most 4 decimals); -EINVAL. */
 int ctl_parse_percent(const char *s, uint32_t *ret_ppm);
 /* Decimal 1..UINT32_MAX (0 too when allow_zero); -EINVAL. */

@@ -274,6 +274,23 @@ int ctl_build_log(int argc, char **argv, cJSON *req)
 	return rc;
 }
 
+/* models [--plan]. */
+int ctl_build_models(int argc, char **argv, cJSON *req)
+{
+	bool plan = false;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--plan") == 0)
+			plan = true;
+		else if (argv[i][0] == '-' && argv[i][1])
+			return bad("models", "unknown option '%s' (models takes --plan)", argv[i]);
+		else
+			return bad("models", "takes no arguments, got '%s'", argv[i]);
+	}
+	if (plan && !cJSON_AddTrueToObject(req, "plan"))
+		return CTL_EXIT_DAEMON;
+	return CTL_EXIT_OK;
+}
+
 int ctl_build_stats(int argc, char **argv, cJSON *req)
 {
 	int npos;

@@ -169,6 +169,95 @@ void ctl_render_status(const cJSON *reply)
 	ctl_table_free(t);
 }
 
+/* One run of buckets: "8:hand" or "1-4:hand". Returns what snprintf does. */
+static size_t put_run(char *buf, size_t cap, bool space, double lo, double hi, const char *k)
+{
+	int r = lo == hi ? snprintf(buf, cap, "%s%.0f:%s", space ? " " : "", lo, k)
+			 : snprintf(buf, cap, "%s%.0f-%.0f:%s", space ? " " : "", lo, hi, k);
+	return r > 0 ? (size_t)r : 0;
+}
+
+/*
+ * A dense step's kernels by batch bucket, runs of the same kernel merged:
+ * "1-4:hand 8-256:onednn" (a run of one bucket is just its rows: "1:hand").
+ * Entries that are not {rows, kernel} are skipped.
+ */
+static void fmt_kernels(char *buf, size_t cap, const cJSON *ks)
+{
+	const cJSON *k;
+	const char *run_k = NULL;
+	double run_lo = 0, run_hi = 0;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	cJSON_ArrayForEach(k, ks) {
+		const char *kk = get_str(k, "kernel");
+		double rows = get_num(k, "rows", -1);
+		if (!kk || rows < 1)
+			continue;
+		if (run_k && !strcmp(run_k, kk)) {
+			run_hi = rows;
+			continue;
+		}
+		if (run_k && n < cap)
+			n += put_run(buf + n, cap - n, n != 0, run_lo, run_hi, run_k);
+		run_k = kk;
+		run_lo = run_hi = rows;
+	}
+	if (run_k && n < cap)
+		put_run(buf + n, cap - n, n != 0, run_lo, run_hi, run_k);
+	if (!buf[0])
+		snprintf(buf, cap, "-");
+}
+
+/* models --plan: each version's plan under its table row. */
+static void render_plans(const cJSON *models)
+{
+	const cJSON *m;
+
+	cJSON_ArrayForEach(m, models) {
+		const cJSON *plan = cJSON_GetObjectItemCaseSensitive(m, "plan");
+		if (!cJSON_IsObject(plan))
+			continue;
+		const cJSON *steps = cJSON_GetObjectItemCaseSensitive(plan, "steps");
+		const cJSON *text = cJSON_GetObjectItemCaseSensitive(plan, "text");
+		char version[32];
+		fmt_num(version, sizeof(version), m, "version");
+		const char *name = get_str(m, "name");
+		printf("\n%s version %s", name ? name : "-", version);
+		if (cJSON_IsArray(steps)) {
+			printf(": %d steps\n", cJSON_GetArraySize(steps));
+			struct ctl_table *t = ctl_table_new(8);
+			static const char *const head[] = { "STEP", "KIND", "LABEL", "IN", "OUT",
+							    "ACTIVATION", "PRECISION", "KERNEL BY ROWS" };
+			ctl_table_add(t, head);
+			const cJSON *s;
+			int i = 0;
+			cJSON_ArrayForEach(s, steps) {
+				char idx[16], in[32], out[32], kern[512];
+				snprintf(idx, sizeof(idx), "%d", i++);
+				fmt_num(in, sizeof(in), s, "in");
+				fmt_num(out, sizeof(out), s, "out");
+				fmt_kernels(kern, sizeof(kern),
+					    cJSON_GetObjectItemCaseSensitive(s, "kernels"));
+				const char *row[] = { idx, get_str(s, "kind"), get_str(s, "label"), in,
+						      out, get_str(s, "activation"),
+						      get_str(s, "precision"), kern };
+				ctl_table_add(t, row);
+			}
+			ctl_table_print(t);
+			ctl_table_free(t);
+		} else {
+			/* A kind without an MLP plan: the runtime's own description. */
+			printf("\n");
+			const cJSON *line;
+			cJSON_ArrayForEach(line, text)
+				if (cJSON_IsString(line))
+					printf("  %s\n", line->valuestring);
+		}
+	}
+}
+
 void ctl_render_models(const cJSON *reply)
 {
 	const cJSON *models = cJSON_GetObjectItemCaseSensitive(reply, "models");
@@ -220,4 +309,5 @@ void ctl_render_models(const cJSON *reply)
 	}
 	ctl_table_print(t);
 	ctl_table_free(t);
+	render_plans(models);
 }

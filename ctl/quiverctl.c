@@ -33,13 +33,19 @@ static const struct ctl_cmd commands[] = {
 	},
 	{
 		.name = "models",
-		.args = "",
+		.args = "[--plan]",
 		.summary = "models, versions, shapes and load errors",
 		.help = "Lists every model route: name, handle, the version served, its state,\n"
 			"input and output shapes (-1 is the batch axis), max batch, the\n"
 			"precision it serves (and the one asked for when the accuracy guard\n"
 			"kept fp32), the guard's max abs error against fp32 on its golden\n"
-			"rows, and the load error of a model that failed to load.",
+			"rows, and the load error of a model that failed to load.\n"
+			"--plan also shows each loaded version's compiled plan: its steps,\n"
+			"the ONNX nodes each came from, and for dense steps the activation,\n"
+			"the precision and the kernel that runs each batch-size bucket (the\n"
+			"hand-written one or oneDNN, as measured at load); other model kinds\n"
+			"(trees, graphs, ensembles) show the runtime's description.",
+		.build = ctl_build_models,
 		.render = ctl_render_models,
 	},
 	{

@@ -185,8 +185,14 @@ static cJSON *cmd_status(struct qv_daemon *d)
 	for (uint32_t i = 0; i < d->nworkers; i++) {
 		struct qv_worker *w = d->workers[i];
 		cJSON *wo = cJSON_CreateObject();
-		uint64_t req = qv_cnt_get(&w->cnt.requests);
+		uint64_t req = 0, wst[QV_STATUS_COUNT];
 
+		/* Each status read once: the total is their sum (the worker
+		 * counts no separate total), so the two always agree. */
+		for (int s = 0; s < QV_STATUS_COUNT; s++) {
+			wst[s] = qv_cnt_get(&w->cnt.status[s]);
+			req += wst[s];
+		}
 		if (!wo)
 			continue;
 		cJSON_AddNumberToObject(wo, "id", w->id);
@@ -209,7 +215,7 @@ static cJSON *cmd_status(struct qv_daemon *d)
 		cJSON_AddItemToArray(ws, wo);
 		served += req;
 		for (int s = 0; s < QV_STATUS_COUNT; s++)
-			st[s] += qv_cnt_get(&w->cnt.status[s]);
+			st[s] += wst[s];
 	}
 	cJSON_AddItemToObject(o, "workers", ws);
 	cJSON_AddNumberToObject(o, "channels", d->channels_open);
@@ -291,8 +297,89 @@ void qv_precision_json(cJSON *e, const struct qv_precision_report *p)
 		cJSON_AddStringToObject(e, "precision_note", p->reason);
 }
 
-/* One entry per loaded version (with its role), one per route that has none. */
-static cJSON *cmd_models(struct qv_daemon *d)
+/* The most text of one version's qv_model_describe() shown by models --plan. */
+#define QV_PLAN_TEXT_MAX (64u * 1024u)
+
+/* One step of an MLP plan: what it computes and, for a dense step, the
+ * kernel each batch bucket runs on and its precision. */
+static cJSON *plan_step_json(const struct qv_plan_step *p)
+{
+	cJSON *s = cJSON_CreateObject(), *ks;
+
+	if (!s)
+		return NULL;
+	cJSON_AddStringToObject(s, "kind", p->kind);
+	cJSON_AddStringToObject(s, "label", p->label);
+	cJSON_AddNumberToObject(s, "in", p->in_w);
+	cJSON_AddNumberToObject(s, "out", p->out_w);
+	if (strcmp(p->kind, "dense") != 0)
+		return s;
+	cJSON_AddStringToObject(s, "activation", p->act[0] ? p->act : "none");
+	cJSON_AddStringToObject(s, "precision", p->precision);
+	cJSON_AddNumberToObject(s, "folded", p->n_folded);
+	ks = cJSON_AddArrayToObject(s, "kernels");
+	for (uint32_t b = 0; ks && b < p->n_buckets; b++) {
+		cJSON *k = cJSON_CreateObject();
+		if (!k)
+			break;
+		cJSON_AddNumberToObject(k, "rows", (double)(1u << b));
+		cJSON_AddStringToObject(k, "kernel", p->hand[b] ? "hand" : "onednn");
+		cJSON_AddItemToArray(ks, k);
+	}
+	return s;
+}
+
+/*
+ * A version's compiled plan (models --plan): "steps", the MLP plan's steps
+ * (null for a model kind without one: trees, graphs, ensembles), and
+ * "text", the runtime's own description a line each, for every kind.
+ */
+static cJSON *plan_json(const qv_model *m)
+{
+	cJSON *p = cJSON_CreateObject(), *lines;
+	struct qv_plan_step *steps = NULL;
+	uint32_t n = 0;
+	char *text;
+	int r;
+
+	if (!p)
+		return NULL;
+	r = qv_model_plan(m, NULL, 0, &n);
+	if (r == -ENOBUFS) {
+		steps = calloc(n, sizeof(*steps));
+		r = steps ? qv_model_plan(m, steps, n, &n) : -ENOMEM;
+	}
+	if (r == 0) {
+		cJSON *sa = cJSON_AddArrayToObject(p, "steps");
+		for (uint32_t i = 0; sa && i < n; i++)
+			cJSON_AddItemToArray(sa, plan_step_json(&steps[i]));
+	} else {
+		cJSON_AddNullToObject(p, "steps");
+	}
+	free(steps);
+	lines = cJSON_AddArrayToObject(p, "text");
+	text = malloc(QV_PLAN_TEXT_MAX);
+	if (lines && text) {
+		/* A description cut at the limit still shows its first lines. */
+		qv_model_describe(m, text, QV_PLAN_TEXT_MAX);
+		text[QV_PLAN_TEXT_MAX - 1] = '\0';
+		for (char *line = text, *nl; *line; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			if (*line)
+				cJSON_AddItemToArray(lines, cJSON_CreateString(line));
+			if (!nl)
+				break;
+		}
+	}
+	free(text);
+	return p;
+}
+
+/* One entry per loaded version (with its role), one per route that has none;
+ * with `plan`, each version's compiled plan too. */
+static cJSON *cmd_models(struct qv_daemon *d, bool plan)
 {
 	cJSON *o = cJSON_CreateObject(), *ms = cJSON_CreateArray();
 
@@ -329,6 +416,8 @@ static cJSON *cmd_models(struct qv_daemon *d)
 			cJSON_AddNumberToObject(m, "load_ms", v->load_ms);
 			qv_predlog_json_route(d, m, r->handle);
 			qv_precision_json(m, &v->prec);
+			if (plan)
+				cJSON_AddItemToObject(m, "plan", plan_json(v->model));
 			cJSON_AddItemToArray(ms, m);
 		}
 	}
@@ -381,7 +470,13 @@ int qv_cmd_handle(struct qv_daemon *d, const char *json, size_t len, int admin,
 	} else if (strcmp(cmd->valuestring, "status") == 0) {
 		rep = cmd_status(d);
 	} else if (strcmp(cmd->valuestring, "models") == 0) {
-		rep = cmd_models(d);
+		const cJSON *plan = cJSON_GetObjectItemCaseSensitive(req, "plan");
+		if (plan && !cJSON_IsBool(plan)) {
+			rep = error_obj("models: \"plan\" must be true or false");
+			status = -EINVAL;
+		} else {
+			rep = cmd_models(d, cJSON_IsTrue(plan));
+		}
 	} else if (strcmp(cmd->valuestring, "log") == 0) {
 		rep = qv_predlog_cmd(d, req, &status);
 	} else if (strcmp(cmd->valuestring, "drain") == 0) {

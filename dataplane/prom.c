@@ -232,8 +232,6 @@ static void worker_families(FILE *f, const struct qv_daemon *d)
 		const char *name, *help;
 		size_t off;
 	} cnts[] = {
-		{ "quiver_worker_requests_total", "Requests answered by the worker, any status.",
-		  offsetof(struct qv_worker_counters, requests) },
 		{ "quiver_worker_busy_cycles_total",
 		  "TSC cycles of poll-loop turns that found work.",
 		  offsetof(struct qv_worker_counters, busy_cycles) },
@@ -253,6 +251,13 @@ static void worker_families(FILE *f, const struct qv_daemon *d)
 	};
 	double hz = d->tsc_hz ? (double)d->tsc_hz : 1e9;
 
+	/* The worker counts per status only; the total is their sum. */
+	head(f, "quiver_worker_requests_total", "counter",
+	     "Requests answered by the worker, any status.");
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		fprintf(f, "quiver_worker_requests_total{worker=\"%u\",core=\"%d\"} %llu\n", i,
+			d->workers[i]->core,
+			(unsigned long long)qv_worker_requests(d->workers[i]));
 	for (size_t c = 0; c < sizeof(cnts) / sizeof(cnts[0]); c++) {
 		head(f, cnts[c].name, "counter", cnts[c].help);
 		for (uint32_t i = 0; i < d->nworkers; i++) {

@@ -25,9 +25,13 @@ uint64_t qv_hist_bucket_hi(uint32_t b)
 
 void qv_vsum_add(struct qv_vsum *s, const struct qv_vstats *v)
 {
-	s->requests += atomic_load_explicit(&v->requests, memory_order_relaxed);
-	for (uint32_t i = 0; i < QV_STATUS_COUNT; i++)
-		s->status[i] += atomic_load_explicit(&v->status[i], memory_order_relaxed);
+	/* The total is the statuses' sum, read once each (the worker counts no
+	 * separate total): requests and statuses always agree in a snapshot. */
+	for (uint32_t i = 0; i < QV_STATUS_COUNT; i++) {
+		uint64_t n = atomic_load_explicit(&v->status[i], memory_order_relaxed);
+		s->status[i] += n;
+		s->requests += n;
+	}
 	s->canary += atomic_load_explicit(&v->canary, memory_order_relaxed);
 	s->fallback += atomic_load_explicit(&v->fallback, memory_order_relaxed);
 	s->shadow += atomic_load_explicit(&v->shadow, memory_order_relaxed);

@@ -63,7 +63,8 @@ static inline uint32_t qv_log2_bucket(uint64_t v)
 }
 
 struct qv_vstats {
-	_Atomic uint64_t requests;
+	/* requests answered, by status; their sum is the requests
+	 * (qv_vstats_requests): no separate total is counted per request */
 	_Atomic uint64_t status[QV_STATUS_COUNT];
 	_Atomic uint64_t canary;
 	_Atomic uint64_t fallback;
@@ -97,6 +98,16 @@ struct qv_vstats {
 	_Atomic uint64_t req_hist[QV_LOG2_BUCKETS];
 	_Atomic uint64_t req_sum;
 };
+
+/* Requests answered by a version on one worker: the sum of its statuses. */
+static inline uint64_t qv_vstats_requests(const struct qv_vstats *v)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < QV_STATUS_COUNT; i++)
+		n += atomic_load_explicit(&v->status[i], memory_order_relaxed);
+	return n;
+}
 
 /* A plain sum of many workers' qv_vstats (control thread). */
 struct qv_vsum {

@@ -5,15 +5,18 @@
  * A turn: (1) take control messages from the mailbox, (2) load the routing
  * table (acquire; routes.c), used for every request of the turn, (3)
  * gather the ready descriptors of every owned channel (only as many as
- * each channel's completion ring has room for), pick each request's
+ * each channel's completion ring has room for, at most QV_WORKER_CHAN_ROWS
+ * rows a channel and QV_WORKER_TURN_ROWS a turn, channels visited
+ * round-robin from the one after last turn's first; worker.h), pick each request's
  * version, run the requests that picked the same version as one batch -
  * gathered into the worker's buffer and scattered back to their slots -
  * then push every channel's completions; a mirrored (shadow) request runs
  * after that, (4) poll the external transports (UDP: a turn's datagrams
  * are batched the same way), (5) report a quiescent state (QSBR: nothing
  * of this turn's table is held past here), (6) account the turn's cycles
- * as busy (some work done) or idle, and about once a millisecond refresh
- * the server_heartbeat_ns of every owned channel.
+ * as busy (some work done) or idle - at the next turn's start, with that
+ * turn's one TSC read - and about once a millisecond refresh the
+ * server_heartbeat_ns of every owned channel.
  *
  * Batching does not wait unless a model asks to: a turn runs what is
  * ready. From two requests up a batch costs less than the same requests
@@ -40,8 +43,12 @@
  *
  * Per request: one route record (line 0 of struct qv_route_hot) and, when
  * the route has no canary, shadow or fallback (flags == 0), one predicted
- * branch and no routing work; two TSC reads a turn (and one per model run)
- * time requests into their version's histogram. Nothing in a turn blocks,
+ * branch and no routing work; one TSC read a turn (the pick-up stamp of
+ * its requests and the end of the previous turn) and two per model run time
+ * requests into their version's histogram. No divide per request: ring
+ * indices wrap by mask, the channel walk by a compare, TSC-ns conversions
+ * multiply by a precomputed rate, and request totals are the sums of the
+ * per-status counters, made when stats are read. Nothing in a turn blocks,
  * locks, allocates, logs or enters the kernel; the clock is read once a
  * millisecond (vDSO) and per request only when the request has a deadline.
  */
@@ -63,6 +70,7 @@
 #include "numa_mem.h"
 #include "outcheck.h"
 #include "predlog_hook.h"
+#include "qv_prefetch.h"
 #include "route_pick.h"
 #include "sqe_check.h"
 
@@ -101,7 +109,6 @@ static inline void cnt_add(_Atomic uint64_t *c, uint64_t v)
 
 static inline void count_status(struct qv_worker *w, uint32_t st)
 {
-	cnt_add(&w->cnt.requests, 1);
 	cnt_add(&w->cnt.status[st < QV_STATUS_COUNT ? st : QV_INTERNAL], 1);
 }
 
@@ -117,7 +124,6 @@ static inline void vs_record(struct qv_worker *w, const struct qv_version *v, ui
 {
 	struct qv_vstats *s = &w->vs[v->slot];
 
-	qv_stat_inc(&s->requests);
 	qv_stat_inc(&s->status[st]);
 	if (flags & QV_FLAG_CANARY)
 		qv_stat_inc(&s->canary);
@@ -338,7 +344,7 @@ static uint32_t route_choose(struct qv_worker *w, const struct qv_route_hot *h,
 				st = QV_DEADLINE_EXCEEDED;
 				goto out;
 			}
-			left = (double)(req->deadline_ns - now) / w->ns_per_cycle;
+			left = (double)(req->deadline_ns - now) * w->cycles_per_ns;
 		} else {
 			left = (double)v->deadline_cycles - (double)(qv_tsc() - t0);
 		}
@@ -551,15 +557,17 @@ static void batch_run(struct qv_worker *w, struct qv_batch_item *items, uint32_t
 	const struct qv_version *v = items[i].v;
 	uint32_t in_dim = v->info.in_dim, out_dim = v->info.out_dim;
 	uint32_t rows = items[i].req.rows, cnt = 1, last = i, st;
-	uint64_t cap_rows = QV_BATCH_BUF_FLOATS / (in_dim > out_dim ? in_dim : out_dim), now;
+	/* Floats a row takes in the gather buffers: compared by multiplying,
+	 * no divide per batch. */
+	uint64_t row_floats = in_dim > out_dim ? in_dim : out_dim, now;
 	float *in = w->bt_in, *out = w->bt_out;
 
 	items[i].v = NULL;
 	/* Pick the members first: a request alone keeps the zero-copy path. */
-	if (rows <= cap_rows) {
+	if ((uint64_t)rows * row_floats <= QV_BATCH_BUF_FLOATS) {
 		for (uint32_t j = i + 1; j < n; j++) {
 			if (items[j].v != v || rows + items[j].req.rows > v->max_batch ||
-			    rows + items[j].req.rows > cap_rows)
+			    (uint64_t)(rows + items[j].req.rows) * row_floats > QV_BATCH_BUF_FLOATS)
 				continue;
 			if (cnt == 1)
 				memcpy(in, items[i].req.in, items[i].req.in_bytes);
@@ -694,10 +702,11 @@ static void chan_corrupt(struct qv_worker *w, uint32_t i)
  * descriptors taken, or -1 when the channel was dropped (the caller then
  * looks at index i again, which now holds another channel).
  */
-static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint64_t now)
+static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint32_t *turn_rows,
+		       uint64_t now)
 {
 	struct qv_chan *c = w->chans[i];
-	uint32_t n, room = QV_WORKER_MAX_PENDING - *nitems;
+	uint32_t n, room = QV_WORKER_MAX_PENDING - *nitems, rows = 0;
 	int avail, space;
 
 	avail = qv_ring_cons_avail(&c->sq);
@@ -722,12 +731,44 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint64
 		n = QV_WORKER_BURST;
 	if (n > room)
 		n = room;
+	/*
+	 * The one read of each descriptor; everything below uses the copies.
+	 * Copied as a burst first, each slot's input (and output line, to be
+	 * written) prefetched as soon as its index is known and checked, so
+	 * the misses on the slots overlap one another and the validation
+	 * instead of each following its descriptor's (qv_prefetch.h).
+	 *
+	 * Fairness: the burst stops before the descriptor that would take the
+	 * channel past QV_WORKER_CHAN_ROWS rows or the turn past
+	 * QV_WORKER_TURN_ROWS (the first is always taken); the rest stay in the
+	 * ring for the next turn, read again then. Rows are only counted here
+	 * (clamped: a descriptor claiming absurd rows is refused below at no
+	 * cost), never trusted.
+	 */
+	for (uint32_t k = 0; k < n; k++) {
+		struct qv_sqe *d = &w->sqes[k];
+		uint32_t r;
+
+		memcpy(d, qv_ring_cons_entry(&c->sq, k), sizeof(*d));
+		r = d->rows == 0 ? 1 : d->rows < QV_WORKER_CHAN_ROWS ? d->rows : QV_WORKER_CHAN_ROWS;
+		if (k > 0 && (rows + r > QV_WORKER_CHAN_ROWS ||
+			      *turn_rows + rows + r > QV_WORKER_TURN_ROWS)) {
+			n = k;
+			break;
+		}
+		rows += r;
+		if (d->slot < c->lim.nslots) {
+			uint8_t *sl = c->slots + (uint64_t)d->slot * c->slot_stride;
+
+			qv_prefetch_rd(sl, d->in_bytes < c->lim.slot_in_bytes ? d->in_bytes :
+										 c->lim.slot_in_bytes);
+			qv_prefetch_wr(sl + c->slot_in_bytes, QV_CACHELINE);
+		}
+	}
 	for (uint32_t k = 0; k < n; k++) {
 		struct qv_batch_item *it = &w->items[*nitems + k];
-		struct qv_sqe d;
+		const struct qv_sqe d = w->sqes[k];
 
-		/* The one read of this descriptor; everything below uses the copy. */
-		memcpy(&d, qv_ring_cons_entry(&c->sq, k), sizeof(d));
 		it->chan = c;
 		it->slot = d.slot;
 		it->t0 = now;
@@ -767,6 +808,7 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint64
 	 */
 	qv_ring_cons_release(&c->sq, n);
 	*nitems += n;
+	*turn_rows += rows;
 	return (int)n;
 corrupt:
 	chan_corrupt(w, i);
@@ -824,7 +866,7 @@ static void hold_decide(struct qv_worker *w, struct qv_batch_item *items, uint32
 			double slack_ns = (double)due_ns - (double)qv_now_ns() - svc_ns;
 			if (slack_ns <= 0)
 				continue;
-			uint64_t due_tsc = now + (uint64_t)(slack_ns / w->ns_per_cycle);
+			uint64_t due_tsc = now + (uint64_t)(slack_ns * w->cycles_per_ns);
 			if (due_tsc < w->hold_until)
 				w->hold_until = due_tsc;
 		}
@@ -846,31 +888,43 @@ static void hold_decide(struct qv_worker *w, struct qv_batch_item *items, uint32
  * waits for a fuller batch, run the rest in batches, then push each
  * channel's completions. Returns requests completed.
  */
-static int chans_turn(struct qv_worker *w)
+static int chans_turn(struct qv_worker *w, uint64_t now)
 {
-	uint32_t nitems = w->nheld, held0 = w->nheld, ntouched = 0, nheld = 0;
-	uint64_t now = qv_tsc();
+	uint32_t nitems = w->nheld, held0 = w->nheld, ntouched = 0, nheld = 0, turn_rows = 0;
+	uint32_t first = UINT32_MAX;
 
 	w->turn_t0 = now;
 
 	/*
-	 * The start rotates: when the turn's items run out, the channels left
-	 * over this turn come first the next.
+	 * Round-robin: the turn starts at the channel after the one served
+	 * first last turn, so when the turn's items or rows run out, the
+	 * channels left over come first the next, and no busy channel is
+	 * always served before the others.
 	 */
 	if (w->rr >= w->nchans)
 		w->rr = 0;
-	for (uint32_t seen = 0; seen < w->nchans && nitems < QV_WORKER_MAX_PENDING;) {
-		uint32_t i = (w->rr + seen) % w->nchans;
+	for (uint32_t seen = 0, i = w->rr; seen < w->nchans && nitems < QV_WORKER_MAX_PENDING &&
+					     turn_rows < QV_WORKER_TURN_ROWS;) {
+		int got;
+
+		/* Wrapped by a compare, not a modulo: no divide per channel visited. */
+		if (i >= w->nchans)
+			i = 0;
 
 		/*
 		 * Dropped: index i now holds the last channel, maybe one
 		 * gathered already; the rest wait for the next turn.
 		 */
-		if (chan_gather(w, i, &nitems, now) < 0)
+		got = chan_gather(w, i, &nitems, &turn_rows, now);
+		if (got < 0)
 			break;
+		if (got > 0 && first == UINT32_MAX)
+			first = i;
 		seen++;
+		i++;
 	}
-	w->rr++;
+	if (first != UINT32_MAX)
+		w->rr = first + 1;
 	if (nitems == 0)
 		return 0;
 	/* Only held requests, none due yet: nothing to do this turn. */
@@ -976,12 +1030,27 @@ static void heartbeat(struct qv_worker *w)
 
 static void worker_loop(struct qv_worker *w)
 {
+	int work = 0;
+
 	w->last_tsc = qv_tsc();
 	w->last_hb_tsc = w->last_tsc;
 	for (;;) {
-		uint64_t t;
-		int work = 0;
+		/*
+		 * The turn's one TSC read: the pick-up stamp of every request
+		 * gathered this turn, and the end of the previous turn, whose
+		 * cycles are accounted here as busy (it did work) or idle.
+		 */
+		uint64_t t = qv_tsc();
 
+		cnt_add(work ? &w->cnt.busy_cycles : &w->cnt.idle_cycles, t - w->last_tsc);
+		cnt_add(work ? &w->cnt.busy_turns : &w->cnt.idle_turns, 1);
+		w->last_tsc = t;
+		if (t - w->last_hb_tsc >= w->hb_interval_tsc) {
+			w->last_hb_tsc = t;
+			cnt_add(&w->cnt.beats, 1);
+			heartbeat(w);
+		}
+		work = 0;
 		if (mbox_poll(w))
 			break;
 		/*
@@ -990,7 +1059,7 @@ static void worker_loop(struct qv_worker *w)
 		 * and exec contexts it names are fully built.
 		 */
 		w->tab = atomic_load_explicit(&w->reg->cur, memory_order_acquire);
-		work += chans_turn(w);
+		work += chans_turn(w, t);
 		for (uint32_t i = 0; i < w->n_ext; i++) {
 			int r = w->ext[i].fn(w->ext[i].arg, w);
 			if (r > 0)
@@ -1007,15 +1076,6 @@ static void worker_loop(struct qv_worker *w)
 			 */
 			atomic_store_explicit(&w->drained, 1, memory_order_release);
 			w->drain_ack_due = 0;
-		}
-		t = qv_tsc();
-		cnt_add(work ? &w->cnt.busy_cycles : &w->cnt.idle_cycles, t - w->last_tsc);
-		cnt_add(work ? &w->cnt.busy_turns : &w->cnt.idle_turns, 1);
-		w->last_tsc = t;
-		if (t - w->last_hb_tsc >= w->hb_interval_tsc) {
-			w->last_hb_tsc = t;
-			cnt_add(&w->cnt.beats, 1);
-			heartbeat(w);
 		}
 	}
 }
@@ -1071,6 +1131,7 @@ int qv_worker_create(uint32_t id, int core, struct qv_registry *reg, uint64_t ts
 	w->reg = reg;
 	w->rng = qv_splitmix64(qv_tsc() ^ ((uint64_t)id << 32)) | 1u;
 	w->ns_per_cycle = 1e9 / (double)(tsc_hz ? tsc_hz : 1000000000ull);
+	w->cycles_per_ns = (double)(tsc_hz ? tsc_hz : 1000000000ull) / 1e9;
 	w->hb_interval_tsc = tsc_hz / 1000 ? tsc_hz / 1000 : 1;
 	w->vs = qv_numa_alloc(QV_MAX_VSLOTS * sizeof(*w->vs), node);
 	w->sh_in = qv_numa_alloc(QV_SHADOW_SCRATCH_BYTES, node);

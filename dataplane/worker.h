@@ -31,6 +31,16 @@ struct qv_plog_ring;
 #define QV_MBOX_ENTRIES 256u
 /* Descriptors taken from one channel a turn: enough for a full batch. */
 #define QV_WORKER_BURST 128u
+/*
+ * Fairness: rows taken from one channel a turn, and from all channels a
+ * turn (a channel's first descriptor is taken whatever its rows, so that a
+ * request larger than the bound still runs). A client flooding large
+ * requests then delays another's by about one run of QV_WORKER_CHAN_ROWS
+ * rows, not by a whole burst of them; the turn's channels are visited
+ * round-robin from the one after the channel served first last turn.
+ */
+#define QV_WORKER_CHAN_ROWS 256u
+#define QV_WORKER_TURN_ROWS 1024u
 #define QV_WORKER_MAX_POLLERS 2u
 
 enum qv_mbox_op {
@@ -51,7 +61,8 @@ typedef int (*qv_worker_poll_fn)(void *arg, struct qv_worker *w);
 
 /* Counters: written by the owning worker only (relaxed load + store, no RMW). */
 struct qv_worker_counters {
-	_Atomic uint64_t requests;
+	/* requests answered, by status; the control thread sums them for the
+	 * total (no separate total is counted per request) */
 	_Atomic uint64_t status[QV_STATUS_COUNT];
 	_Atomic uint64_t busy_cycles;
 	_Atomic uint64_t idle_cycles;
@@ -97,10 +108,12 @@ struct qv_worker {
 	struct qv_vstats *vs;       /* [QV_MAX_VSLOTS], this worker's stats per version */
 	uint32_t draining;          /* plain: written and read by the worker only */
 	uint32_t nchans;
-	uint32_t rr;                /* channel the next turn's gathering starts at */
+	uint32_t rr;                /* channel the next turn's gathering starts at:
+				     * the one after the channel served first last turn */
 	struct qv_chan **chans;     /* [QV_WORKER_MAX_CHANS] */
 	uint64_t rng;               /* xorshift64* state: random canary and shadow shares */
 	double ns_per_cycle;
+	double cycles_per_ns;       /* its inverse: no divide per request */
 	uint32_t drain_ack_due;
 	struct qv_ring_cons mbox_cons;
 	uint64_t hb_interval_tsc;
@@ -135,6 +148,9 @@ struct qv_worker {
 	float *bt_out;                   /* [QV_BATCH_BUF_FLOATS] */
 	struct qv_chan **touched;        /* [QV_WORKER_MAX_CHANS]: channels answered this turn */
 	struct qv_plog_ring *plog;       /* prediction log ring (predlog.h), NULL: none */
+	/* One channel's burst of descriptors, copied before any is validated
+	 * so that their slots can be prefetched together (chan_gather). */
+	alignas(64) struct qv_sqe sqes[QV_WORKER_BURST];
 
 	alignas(64) struct qv_worker_counters cnt;
 
@@ -201,6 +217,17 @@ uint64_t qv_tsc_calibrate(void);
 static inline uint64_t qv_cnt_get(const _Atomic uint64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Requests the worker answered: the sum of its per-status counters (it
+ * counts no separate total on the hot path). Control thread. */
+static inline uint64_t qv_worker_requests(const struct qv_worker *w)
+{
+	uint64_t n = 0;
+
+	for (uint32_t s = 0; s < QV_STATUS_COUNT; s++)
+		n += qv_cnt_get(&w->cnt.status[s]);
+	return n;
 }
 
 #endif /* QV_DP_WORKER_H */

@@ -1119,6 +1119,43 @@ int qv_model_describe(const qv_model *m, char *buf, size_t len)
 	return k < len ? 0 : -ENOBUFS;
 }
 
+int qv_model_plan(const qv_model *m, struct qv_plan_step *steps, uint32_t max, uint32_t *ret_n)
+{
+	static const char *const kinds[] = { "dense", "binary", "affine", "act", "softmax", "concat", "copy" };
+
+	if (!m || !ret_n || (max && !steps))
+		return -EINVAL;
+	if (m->ops || m->ens)
+		return -ENOTSUP;
+	*ret_n = m->n_steps;
+	if (m->n_steps > max)
+		return -ENOBUFS;
+	for (uint32_t i = 0; i < m->n_steps; i++) {
+		const struct qv_step *st = &m->steps[i];
+		struct qv_plan_step *p = &steps[i];
+
+		memset(p, 0, sizeof(*p));
+		snprintf(p->kind, sizeof(p->kind), "%s",
+			 (unsigned)st->kind < sizeof(kinds) / sizeof(kinds[0]) ? kinds[st->kind] : "?");
+		snprintf(p->label, sizeof(p->label), "%s", st->label);
+		p->in_w = st->in_w;
+		p->out_w = st->out_w;
+		if (st->kind != QV_STEP_DENSE)
+			continue;
+		p->K = st->K;
+		p->N = st->N;
+		snprintf(p->act, sizeof(p->act), "%s", act_name(st->act.kind));
+		snprintf(p->precision, sizeof(p->precision), "%s", qv_prec_name(st->prec));
+		p->n_folded = st->n_folded;
+		p->n_buckets = m->n_buckets < QV_PLAN_MAX_BUCKETS ? m->n_buckets : QV_PLAN_MAX_BUCKETS;
+		/* The choice qv_dense_step_run() makes for exactly 2^b rows. */
+		for (uint32_t b = 0; b < p->n_buckets; b++)
+			p->hand[b] = st->all_hand || (1u << b) < st->hand_below ||
+				     (st->any_hand && st->use_hand[b]);
+	}
+	return 0;
+}
+
 int qv_model_dense_chain(const struct qv_model *m, struct qv_dense_layer *layers,
 			 uint32_t max_layers, uint32_t *ret_n)
 {

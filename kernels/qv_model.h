@@ -181,6 +181,36 @@ int qv_model_tensor(const qv_model *m, int is_output, uint32_t idx, struct qv_te
 /* Human-readable plan, one step a line (op, shapes, kernel chosen, measured ns). */
 int qv_model_describe(const qv_model *m, char *buf, size_t len);
 
+/* Batch-size buckets a plan step can report (1, 2, 4 ... 2^15 rows). */
+#define QV_PLAN_MAX_BUCKETS 16u
+
+/* One step of a compiled plan, as qv_model_plan() reports it. */
+struct qv_plan_step {
+	char kind[16];          /* "dense", "binary", "affine", "act", "softmax", "concat", "copy" */
+	char label[96];         /* the ONNX node(s) it was compiled from */
+	uint32_t in_w, out_w;   /* floats a row read / written */
+	/* dense steps only (zero / empty otherwise): */
+	uint32_t K, N;          /* weights K x N */
+	char act[16];           /* activation fused as a post-op, "" for none */
+	char precision[8];      /* kernels' precision: "fp32", "bf16", "int8" */
+	uint32_t n_folded;      /* Add / Mul / BatchNormalization ... folded into the weights */
+	uint32_t n_buckets;     /* buckets of 1, 2, 4 ... max_batch rows */
+	/* per bucket 2^i rows: 1 the hand-written kernel runs it, 0 oneDNN */
+	uint8_t hand[QV_PLAN_MAX_BUCKETS];
+};
+
+/*
+ * The compiled plan of an MLP (ONNX dense) model, step by step: what each
+ * step computes, the nodes it came from and, for dense steps, the kernel
+ * that runs each batch-size bucket (measured at load time under
+ * QV_KERNELS_AUTO) and its precision. Fills up to max steps and sets
+ * *ret_n to the plan's length; -ENOBUFS when that is more than max.
+ * -ENOTSUP for models that have no such plan (trees, general graphs,
+ * ensembles: qv_model_describe describes them), -EINVAL for NULL
+ * arguments.
+ */
+int qv_model_plan(const qv_model *m, struct qv_plan_step *steps, uint32_t max, uint32_t *ret_n);
+
 /* One context per running thread. Allocates everything run() will touch. */
 int qv_exec_ctx_create(const qv_model *m, qv_exec_ctx **ret_ctx);
 void qv_exec_ctx_free(qv_exec_ctx *ctx);

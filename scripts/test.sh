@@ -36,7 +36,7 @@ if build build-san -Db_sanitize=address,undefined -Db_lundef=false; then
     meson test -C build-san --logbase testlog-e2e --print-errorlogs --num-processes 2 \
       --timeout-multiplier 4 e2e_garbage e2e_canary e2e_ensemble dataplane_batch_e2e \
       dataplane_queue_delay_e2e udp_batch_e2e e2e_graph trees_e2e e2e_ens_named e2e_precision \
-      e2e_ops e2e_apply e2e_load_async || status=1
+      e2e_ops e2e_apply e2e_load_async e2e_hol || status=1
 else
   echo "sanitizer build failed"; status=1
 fi

@@ -35,6 +35,7 @@
 
 #include "quiver.h"
 #include "qv_desc.h"
+#include "qv_prefetch.h"
 #include "qv_proto.h"
 #include "qv_ring.h"
 #include "qv_seg.h"
@@ -57,6 +58,8 @@ static inline uint64_t submit_stamp(void)
 #endif
 }
 
+/* Completions of a reaped burst whose outputs are prefetched before any is read. */
+#define QV_REAP_PREFETCH 16
 /* Empty spins between clock reads: ~2^10 * ~10 ns ≈ 10 µs of staleness. */
 #define QV_SPIN_CHECK 1024u
 /* Requests between client heartbeats when no spin reached a clock read. */
@@ -682,6 +685,23 @@ static int reap(qv_client *c, uint32_t sync_slot)
 		c->gone = true;
 		c->broken = true;
 		return n;
+	}
+	/*
+	 * Prefetch the outputs first (qv_prefetch.h). A synchronous call knows
+	 * its slot already: its output is fetched as soon as the tail says a
+	 * completion is there, together with the completion's own line rather
+	 * than after it. (Prefetching it on every empty spin was measured
+	 * slower: it pulls the line back while the worker is writing it.) The
+	 * others' slot index read here is only a hint for the prefetch,
+	 * bounds-checked; each completion is still copied once below and
+	 * validated before anything is read from the slot it names.
+	 */
+	if (n > 0 && sync_slot < c->nslots)
+		qv_prefetch_rd(slot_out(c, sync_slot), c->st[sync_slot].out_cap_bytes);
+	for (int i = 0; i < n && i < QV_REAP_PREFETCH; i++) {
+		uint32_t ps = ((const struct qv_cqe *)qv_ring_cons_entry(&c->cq, (uint32_t)i))->slot;
+		if (ps < c->nslots)
+			qv_prefetch_rd(slot_out(c, ps), c->st[ps].out_cap_bytes);
 	}
 	for (int i = 0; i < n; i++) {
 		struct qv_cqe e;

@@ -169,6 +169,6 @@ int main(int argc, char **argv)
 		free(t[c]);
 	}
 	printf("canary share served: %llu of %zu\n",
-	       (unsigned long long)qv_cnt_get(&w->vs[1].requests), 2 * chunks * CHUNK);
+	       (unsigned long long)qv_vstats_requests(&w->vs[1]), 2 * chunks * CHUNK);
 	return 0;
 }

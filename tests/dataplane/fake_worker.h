@@ -71,6 +71,7 @@ static inline struct qv_worker *fake_worker_new(const struct qv_table *tab, doub
 	w->bt_out = fake_alloc(QV_BATCH_BUF_FLOATS * sizeof(float));
 	w->rng = rng;
 	w->ns_per_cycle = ns_per_cycle;
+	w->cycles_per_ns = 1.0 / ns_per_cycle;
 	w->tab = tab;
 	return w;
 }

@@ -57,7 +57,7 @@ static uint64_t cnt(uint32_t slot, int what)
 	struct qv_vstats *s = &w->vs[slot];
 
 	switch (what) {
-	case 0: return qv_cnt_get(&s->requests);
+	case 0: return qv_vstats_requests(s);
 	case 1: return qv_cnt_get(&s->canary);
 	case 2: return qv_cnt_get(&s->fallback);
 	case 3: return qv_cnt_get(&s->shadow);

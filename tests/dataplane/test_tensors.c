@@ -320,7 +320,7 @@ int main(void)
 	CHECK(items[1].res.status == QV_BAD_REQUEST && items[1].res.flags == 0);
 	CHECK(items[0].res.status == QV_OK && items[0].res.flags == 0 && outputs_ok(&qs[0], 0, 1));
 	CHECK(items[2].res.status == QV_OK && items[2].res.flags == 0 && outputs_ok(&qs[2], 0, 1));
-	CHECK(qv_cnt_get(&w->vs[1].requests) == 0);
+	CHECK(qv_vstats_requests(&w->vs[1]) == 0);
 
 	/* The nonfinite trigger reads y only: tag's NaN-looking bits never
 	 * fire it, a NaN in y does. */

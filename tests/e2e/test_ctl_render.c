@@ -58,6 +58,11 @@ static const char *const hostile[] = {
 	"{\"models\":[null,1,\"x\",[],{}]}",
 	"{\"models\":[{\"name\":5,\"in_shape\":\"x\",\"out_shape\":{},\"error\":[]}]}",
 	"{\"models\":[{\"in_shape\":[null,\"a\",[],1e300,-1e300]}]}",
+	"{\"models\":[{\"name\":\"m\",\"plan\":{\"steps\":[null,1,{\"kernels\":[null,"
+	"{\"rows\":-1},{\"rows\":1e300,\"kernel\":\"hand\"},{\"rows\":1e300,\"kernel\":\"x\"},"
+	"{\"rows\":2,\"kernel\":5}]}],\"text\":[1,null]}}]}",
+	"{\"models\":[{\"plan\":{\"steps\":{},\"text\":[\"a\",5,{}]}},{\"plan\":[]},"
+	"{\"plan\":{\"steps\":[{\"kind\":[],\"label\":7,\"kernels\":\"x\"}]}}]}",
 	"{\"routes\":null}",
 	"{\"routes\":[null,1,[],{}]}",
 	"{\"routes\":[{\"canary\":1,\"shadow\":[],\"fallback\":\"x\",\"versions\":{}}]}",
