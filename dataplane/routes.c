@@ -885,20 +885,43 @@ static void predlog_attach(struct qv_registry *reg, struct qv_route *r, struct q
 			      memory_order_relaxed);
 }
 
-/*
- * config.json's "log", read by the build (maybe on the loader thread), is
- * needed when the version is attached (on the control thread): a copy
- * rides on the version until then (freed by qv_reg_attach_built or
- * version_destroy).
- */
-static int keep_log_cfg(struct qv_version *v, const struct qv_model_config *cfg)
+/* The directory a load reads (dir, or REPO/NAME/VERSION) and its model file. */
+static int locate(const struct qv_registry *reg, const char *name, uint32_t version,
+		  const char *dir, char *d, size_t dlen, char *file, size_t flen, char *err,
+		  size_t err_len)
 {
-	if (!cfg->log_set)
-		return 0;
-	v->log_cfg = malloc(sizeof(*v->log_cfg));
-	if (!v->log_cfg)
+	if (dir)
+		snprintf(d, dlen, "%s", dir);
+	else
+		snprintf(d, dlen, "%s/%s/%u", reg->repo, name, version);
+	if (model_file(d, file, flen) < 0) {
+		snprintf(err, err_len,
+			 "load %s/%u: no MLmodel, model.onnx, model.json, model.ubj or config.json in %s",
+			 name, version, d);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/*
+ * What a built version keeps for its attach: where it came from, and
+ * config.json's "log" (read by the build, maybe on the loader thread, but
+ * applied when the version is attached on the control thread; freed by
+ * qv_reg_attach_built or version_destroy). On failure v is destroyed.
+ */
+static int keep_dir_cfg(struct qv_registry *reg, struct qv_version *v, const char *d,
+			const struct qv_model_config *cfg)
+{
+	v->dir = strdup(d);
+	if (v->dir && cfg->log_set) {
+		v->log_cfg = malloc(sizeof(*v->log_cfg));
+		if (v->log_cfg)
+			*v->log_cfg = *cfg;
+	}
+	if (!v->dir || (cfg->log_set && !v->log_cfg)) {
+		version_destroy(reg, v);
 		return -ENOMEM;
-	*v->log_cfg = *cfg;
+	}
 	return 0;
 }
 
@@ -919,15 +942,9 @@ int qv_reg_build(struct qv_registry *reg, const char *name, uint32_t version, co
 	struct qv_mlflow *ml = NULL;
 	int rc;
 
-	if (dir)
-		snprintf(d, sizeof(d), "%s", dir);
-	else
-		snprintf(d, sizeof(d), "%s/%s/%u", reg->repo, name, version);
-	if (model_file(d, file, sizeof(file)) < 0) {
-		snprintf(err, err_len, "load %s/%u: no MLmodel, model.onnx, model.json, model.ubj or config.json in %s", name, version,
-			 d);
-		return -ENOENT;
-	}
+	rc = locate(reg, name, version, dir, d, sizeof(d), file, sizeof(file), err, err_len);
+	if (rc < 0)
+		return rc;
 	if (is_ens_file(file))
 		return 1;
 	rc = read_config(reg->repo, name, &cfg, why, sizeof(why));
@@ -955,11 +972,10 @@ int qv_reg_build(struct qv_registry *reg, const char *name, uint32_t version, co
 		snprintf(err, err_len, "load %s/%u: %s", name, version, why);
 		return rc < 0 ? rc : -EIO;
 	}
-	v->dir = strdup(d);
-	if (!v->dir || keep_log_cfg(v, &cfg) < 0) {
-		version_destroy(reg, v);
+	rc = keep_dir_cfg(reg, v, d, &cfg);
+	if (rc < 0) {
 		snprintf(err, err_len, "load %s/%u: out of memory", name, version);
-		return -ENOMEM;
+		return rc;
 	}
 	*ret_v = v;
 	return 0;
@@ -1045,15 +1061,9 @@ static int load_ensemble(struct qv_registry *reg, const char *name, uint32_t ver
 	struct qv_version *v = NULL;
 	int rc;
 
-	if (dir)
-		snprintf(d, sizeof(d), "%s", dir);
-	else
-		snprintf(d, sizeof(d), "%s/%s/%u", reg->repo, name, version);
-	if (model_file(d, file, sizeof(file)) < 0) {
-		snprintf(err, err_len, "load %s/%u: no MLmodel, model.onnx, model.json, model.ubj or config.json in %s", name, version,
-			 d);
-		return -ENOENT;
-	}
+	rc = locate(reg, name, version, dir, d, sizeof(d), file, sizeof(file), err, err_len);
+	if (rc < 0)
+		return rc;
 	rc = read_config(reg->repo, name, &cfg, why, sizeof(why));
 	if (precision >= 0)
 		cfg.precision = (uint32_t)precision;
@@ -1064,11 +1074,10 @@ static int load_ensemble(struct qv_registry *reg, const char *name, uint32_t ver
 		snprintf(err, err_len, "load %s/%u: %s", name, version, why);
 		return rc < 0 ? rc : -EIO;
 	}
-	v->dir = strdup(d);
-	if (!v->dir || keep_log_cfg(v, &cfg) < 0) {
-		version_destroy(reg, v);
+	rc = keep_dir_cfg(reg, v, d, &cfg);
+	if (rc < 0) {
 		snprintf(err, err_len, "load %s/%u: out of memory", name, version);
-		return -ENOMEM;
+		return rc;
 	}
 	return qv_reg_attach_built(reg, name, version, v, ret_load_ms, err, err_len);
 }
