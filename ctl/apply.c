@@ -207,87 +207,64 @@ static int map_fields(struct pctx *c, yaml_node_t *map, const char *path,
 	return rc;
 }
 
-static int parse_canary(struct pctx *c, yaml_node_t *n, const char *path, struct apply_model *m)
+/*
+ * A canary or shadow: a mapping of version, percent or per_million (one of
+ * them; required for a canary, 100% by default for a shadow) and, for a
+ * canary, sticky. null clears the role.
+ */
+struct role_out {
+	const char *role;       /* "canary" or "shadow" */
+	bool share_required;    /* no default share */
+	uint32_t *version, *ppm;
+	unsigned *line;
+	bool *sticky;           /* NULL: the role takes no sticky key */
+};
+
+static int parse_role(struct pctx *c, yaml_node_t *n, const char *path, const struct role_out *o)
 {
 	static const char *const keys[] = { "version", "percent", "per_million", "sticky", NULL };
-	yaml_node_t *v[4], *k[4];
+	static const char *const keys_nosticky[] = { "version", "percent", "per_million", NULL };
+	yaml_node_t *v[4] = { 0 }, *k[4] = { 0 };
 	char kp[APPLY_NAME_MAX + 64];
 	int rc;
 
-	m->line_canary = (unsigned)n->start_mark.line + 1;
+	*o->line = (unsigned)n->start_mark.line + 1;
 	if (is_null(n))
 		return 0;
-	rc = map_fields(c, n, path, keys, v, k);
+	rc = map_fields(c, n, path, o->sticky ? keys : keys_nosticky, v, k);
 	if (rc < 0 && n->type != YAML_MAPPING_NODE)
 		return rc;
 	snprintf(kp, sizeof(kp), "%s.version", path);
 	if (!v[0]) {
-		perr(c, n, kp, "missing (the canary's version)");
+		perr(c, n, kp, "missing (the %s's version)", o->role);
 		rc = -EINVAL;
-	} else if (get_version(c, v[0], kp, &m->want.canary) < 0) {
+	} else if (get_version(c, v[0], kp, o->version) < 0) {
 		rc = -EINVAL;
 	} else {
-		m->line_canary = (unsigned)v[0]->start_mark.line + 1;
+		*o->line = (unsigned)v[0]->start_mark.line + 1;
 	}
+	if (!o->share_required)
+		*o->ppm = 1000000;   /* default: mirror everything */
 	if (v[1] && v[2]) {
 		snprintf(kp, sizeof(kp), "%s.per_million", path);
 		perr(c, k[2], kp, "give percent or per_million, not both");
 		rc = -EINVAL;
-	} else if (!v[1] && !v[2]) {
+	} else if (!v[1] && !v[2] && o->share_required) {
 		snprintf(kp, sizeof(kp), "%s.percent", path);
-		perr(c, n, kp, "missing (the canary's share: percent or per_million)");
+		perr(c, n, kp, "missing (the %s's share: percent or per_million)", o->role);
 		rc = -EINVAL;
 	} else if (v[1]) {
 		snprintf(kp, sizeof(kp), "%s.percent", path);
-		if (get_percent(c, v[1], kp, &m->want.canary_ppm) < 0)
-			rc = -EINVAL;
-	} else {
-		snprintf(kp, sizeof(kp), "%s.per_million", path);
-		if (get_ppm(c, v[2], kp, &m->want.canary_ppm) < 0)
-			rc = -EINVAL;
-	}
-	snprintf(kp, sizeof(kp), "%s.sticky", path);
-	if (v[3] && get_bool(c, v[3], kp, &m->want.canary_sticky) < 0)
-		rc = -EINVAL;
-	return rc;
-}
-
-static int parse_shadow(struct pctx *c, yaml_node_t *n, const char *path, struct apply_model *m)
-{
-	static const char *const keys[] = { "version", "percent", "per_million", NULL };
-	yaml_node_t *v[3], *k[3];
-	char kp[APPLY_NAME_MAX + 64];
-	int rc;
-
-	m->line_shadow = (unsigned)n->start_mark.line + 1;
-	if (is_null(n))
-		return 0;
-	rc = map_fields(c, n, path, keys, v, k);
-	if (rc < 0 && n->type != YAML_MAPPING_NODE)
-		return rc;
-	snprintf(kp, sizeof(kp), "%s.version", path);
-	if (!v[0]) {
-		perr(c, n, kp, "missing (the shadow's version)");
-		rc = -EINVAL;
-	} else if (get_version(c, v[0], kp, &m->want.shadow) < 0) {
-		rc = -EINVAL;
-	} else {
-		m->line_shadow = (unsigned)v[0]->start_mark.line + 1;
-	}
-	m->want.shadow_ppm = 1000000;   /* default: mirror everything */
-	if (v[1] && v[2]) {
-		snprintf(kp, sizeof(kp), "%s.per_million", path);
-		perr(c, k[2], kp, "give percent or per_million, not both");
-		rc = -EINVAL;
-	} else if (v[1]) {
-		snprintf(kp, sizeof(kp), "%s.percent", path);
-		if (get_percent(c, v[1], kp, &m->want.shadow_ppm) < 0)
+		if (get_percent(c, v[1], kp, o->ppm) < 0)
 			rc = -EINVAL;
 	} else if (v[2]) {
 		snprintf(kp, sizeof(kp), "%s.per_million", path);
-		if (get_ppm(c, v[2], kp, &m->want.shadow_ppm) < 0)
+		if (get_ppm(c, v[2], kp, o->ppm) < 0)
 			rc = -EINVAL;
 	}
+	snprintf(kp, sizeof(kp), "%s.sticky", path);
+	if (o->sticky && v[3] && get_bool(c, v[3], kp, o->sticky) < 0)
+		rc = -EINVAL;
 	return rc;
 }
 
@@ -373,10 +350,14 @@ static int parse_model(struct pctx *c, yaml_node_t *kn, yaml_node_t *n, struct a
 			rc = -EINVAL;
 	}
 	snprintf(kp, sizeof(kp), "%s.canary", path);
-	if (v[1] && parse_canary(c, v[1], kp, m) < 0)
+	if (v[1] && parse_role(c, v[1], kp, &(struct role_out){ "canary", true, &m->want.canary,
+							&m->want.canary_ppm, &m->line_canary,
+							&m->want.canary_sticky }) < 0)
 		rc = -EINVAL;
 	snprintf(kp, sizeof(kp), "%s.shadow", path);
-	if (v[2] && parse_shadow(c, v[2], kp, m) < 0)
+	if (v[2] && parse_role(c, v[2], kp, &(struct role_out){ "shadow", false, &m->want.shadow,
+							&m->want.shadow_ppm, &m->line_shadow,
+							NULL }) < 0)
 		rc = -EINVAL;
 	snprintf(kp, sizeof(kp), "%s.fallback", path);
 	if (v[3] && parse_fallback(c, v[3], kp, m) < 0)
