@@ -775,8 +775,10 @@ static int chan_gather(struct qv_worker *w, uint32_t i, uint32_t *nitems, uint32
 		/* A stamp from the future, or absurdly old, is not the same clock. */
 		it->ring = d.submit_tsc && d.submit_tsc <= now && now - d.submit_tsc < (1ull << 40) ?
 			   now - d.submit_tsc : 0;
-		/* Stamped after this turn began is normal (the turn's clock came first). */
-		it->submit_tsc = it->ring || (d.submit_tsc > now && d.submit_tsc - now < (1ull << 32)) ?
+		/* Stamped after this turn began is normal (the turn's clock came first);
+		 * so is a stamp equal to it (a coarse or emulated TSC). */
+		it->submit_tsc = d.submit_tsc && (d.submit_tsc <= now ? now - d.submit_tsc < (1ull << 40)
+								: d.submit_tsc - now < (1ull << 32)) ?
 				 d.submit_tsc : 0;
 		it->held = 0;
 		it->req.request_id = d.request_id;
