@@ -55,6 +55,18 @@ struct qv_loader {
 	atomic_bool cancel;
 };
 
+int qv_load_fetch_s3(const char *url, const char *cache, const char *endpoint, const char *name,
+		     uint32_t version, char *ret_dir, size_t len, char *err, size_t err_len)
+{
+	struct qv_s3_opts o = { .endpoint = endpoint };
+	char why[900];
+	int rc = qv_s3_fetch(url, cache, &o, ret_dir, len, NULL, why, sizeof(why));
+
+	if (rc < 0)
+		snprintf(err, err_len, "load %s/%u: %.900s", name, version, why);
+	return rc;
+}
+
 static int cancelled(struct qv_loader *l)
 {
 	return atomic_load_explicit(&l->cancel, memory_order_relaxed);
@@ -84,14 +96,10 @@ static void build(struct qv_loader *l, struct qv_load_job *j)
 		return;
 	}
 	if (dir && qv_s3_is_url(dir)) {
-		struct qv_s3_opts o = { .endpoint = l->s3_endpoint };
-		char why[900];
-		int rc = qv_s3_fetch(dir, l->s3_cache, &o, j->dir, sizeof(j->dir), NULL, why,
-				     sizeof(why));
+		int rc = qv_load_fetch_s3(dir, l->s3_cache, l->s3_endpoint, j->name, j->version,
+					  j->dir, sizeof(j->dir), j->err, sizeof(j->err));
 		if (rc < 0) {
 			j->rc = rc;
-			snprintf(j->err, sizeof(j->err), "load %s/%u: %.900s", j->name, j->version,
-				 why);
 			return;
 		}
 		if (cancelled(l)) {

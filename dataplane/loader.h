@@ -50,6 +50,15 @@ struct qv_load_job {
  * exists, so a test can act while a load is in flight (the gate without
  * depending on timing). Both give way to a cancel. 0 or -errno.
  */
+/*
+ * A load's S3 source: the version directory at url fetched into cache (or
+ * found current there); its local path in ret_dir. The error names the
+ * load ("load NAME/VERSION: ..."). Blocking: the loader thread's, or the
+ * command's own thread when quiverd runs without one.
+ */
+int qv_load_fetch_s3(const char *url, const char *cache, const char *endpoint, const char *name,
+		     uint32_t version, char *ret_dir, size_t len, char *err, size_t err_len);
+
 int qv_loader_start(struct qv_registry *reg, const char *s3_cache, const char *s3_endpoint,
 		    struct qv_loader **ret);
 /* An eventfd, readable when a finished job waits for qv_loader_next_done. */

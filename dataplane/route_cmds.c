@@ -152,29 +152,6 @@ static cJSON *commit(struct qv_daemon *d, struct qv_route *r, const struct qv_ro
 	return route_obj(r);
 }
 
-/*
- * `load --path s3://...`: the version directory is fetched into the cache
- * (or found current there) and loaded from the copy. Here only without
- * the loader thread (d->loader NULL); with it, loader.c fetches.
- */
-static int s3_local(struct qv_daemon *d, const struct qv_cmd_args *a, char *ret_dir,
-		    size_t len, char *err, size_t err_len)
-{
-	struct qv_s3_opts o = { .endpoint = d->s3_endpoint };
-	char why[900];
-	int rc;
-
-	if (!d->s3_cache[0]) {
-		snprintf(err, err_len, "load %s/%u: %.300s: quiverd has no S3 cache directory "
-			 "(start it with --s3-cache DIR)", a->name, a->version, a->path);
-		return -EINVAL;
-	}
-	rc = qv_s3_fetch(a->path, d->s3_cache, &o, ret_dir, len, NULL, why, sizeof(why));
-	if (rc < 0)
-		snprintf(err, err_len, "load %s/%u: %.900s", a->name, a->version, why);
-	return rc;
-}
-
 static cJSON *load_reply(const char *name, uint32_t version, double ms)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -211,15 +188,14 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 	double ms = 0;
 	int rc;
 
+	if (dir && qv_s3_is_url(dir) && !d->s3_cache[0])
+		return fail(ret_status, -EINVAL, "load %s/%u: %.300s: quiverd has no S3 cache "
+			    "directory (start it with --s3-cache DIR)", a->name, a->version, a->path);
 	if (d->loader) {
 		r = qv_reg_find(&d->reg, a->name);
 		if (r && qv_route_version(r, a->version))
 			return fail(ret_status, -EEXIST, "load %s/%u: version already loaded", a->name,
 				    a->version);
-		if (dir && qv_s3_is_url(dir) && !d->s3_cache[0])
-			return fail(ret_status, -EINVAL, "load %s/%u: %.300s: quiverd has no S3 cache "
-				    "directory (start it with --s3-cache DIR)", a->name, a->version,
-				    a->path);
 		j = calloc(1, sizeof(*j));
 		if (!j)
 			return NULL;
@@ -238,7 +214,9 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 		return NULL;
 	}
 	if (dir && qv_s3_is_url(dir)) {
-		rc = s3_local(d, a, local, sizeof(local), err, sizeof(err));
+		/* Fetched into the cache (or found current there), loaded from the copy. */
+		rc = qv_load_fetch_s3(a->path, d->s3_cache, d->s3_endpoint, a->name, a->version,
+				      local, sizeof(local), err, sizeof(err));
 		if (rc < 0)
 			return fail(ret_status, rc, "%s", err);
 		dir = local;
