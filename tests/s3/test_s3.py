@@ -164,6 +164,32 @@ def daemon(tmp, root, src, ep, good, nobj, quiverd, quiverctl, bench):
     assert not os.path.exists(os.path.join(tmp, "qcache2", "models"))
     print("ok quiverd with a wrong key: " + [l for l in p.stderr.splitlines()
                                              if "Signature" in l][0][:120])
+
+    # A local repository, no --s3-cache and no default cache (no QUIVER_S3_CACHE,
+    # XDG_CACHE_HOME or HOME): an S3 load is refused, saying what is missing, and nothing
+    # is fetched.
+    sock2 = os.path.join(tmp, "quiverd-local.sock")
+    log = open(os.path.join(tmp, "quiverd-local.log"), "w+")
+    nocache = {k: v for k, v in good.items()
+               if k not in ("QUIVER_S3_CACHE", "XDG_CACHE_HOME", "HOME")}
+    d = subprocess.Popen([quiverd, "--repo", src, "--socket", sock2, "--foreground",
+                          "--cores", "1"], stderr=log, stdout=log, env=nocache)
+    try:
+        wait_ready(d, log, "local repository")
+        requests(root)
+        c = run(quiverctl, "--socket", sock2, "load", "trade-mlp", "7", "--path",
+                "s3://models/extra/trade-mlp/7", env=denv)
+        out = c.stdout + c.stderr
+        assert c.returncode == 1 and "quiverd has no S3 cache directory" in out and \
+            "--s3-cache DIR" in out, (c.returncode, out)
+        gets, lists = requests(root)
+        assert gets == [] and lists == [], (gets, lists)
+        c = run(quiverctl, "--socket", sock2, "--json", "routes", env=denv)
+        assert c.returncode == 0 and '"version":7' not in c.stdout.replace(" ", ""), c.stdout
+        print("ok an S3 load without --s3-cache: " + out.strip()[:100])
+    finally:
+        stop(d)
+        log.close()
     return 0
 
 
