@@ -192,3 +192,18 @@ int qv_cmd_args_parse(enum qv_cmd_kind kind, const cJSON *req, struct qv_cmd_arg
 	*ret_args = a;
 	return 0;
 }
+
+cJSON *qv_cmd_fail(int32_t *ret_status, int err, const char *fmt, ...)
+{
+	cJSON *o = cJSON_CreateObject();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (o)
+		cJSON_AddStringToObject(o, "error", msg);
+	*ret_status = err;
+	return o;
+}

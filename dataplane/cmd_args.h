@@ -41,4 +41,11 @@ enum qv_cmd_kind qv_cmd_kind_of(const char *cmd);
 int qv_cmd_args_parse(enum qv_cmd_kind kind, const cJSON *req, struct qv_cmd_args *ret_args,
 		      char *err, size_t err_len);
 
+/*
+ * A refused command's reply: {"error": the formatted message}, with err
+ * (a negative errno) in *ret_status. NULL only when out of memory.
+ */
+cJSON *qv_cmd_fail(int32_t *ret_status, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif /* QV_DP_CMD_ARGS_H */

@@ -4,29 +4,12 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <string.h>
 
+#include "cmd_args.h"
 #include "log.h"
 #include "predlog.h"
 #include "routes.h"
-
-__attribute__((format(printf, 3, 4)))
-static cJSON *fail(int32_t *ret_status, int err, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	cJSON *o;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	*ret_status = err;
-	o = cJSON_CreateObject();
-	if (o)
-		cJSON_AddStringToObject(o, "error", msg);
-	return o;
-}
 
 cJSON *qv_predlog_cmd(struct qv_daemon *d, const cJSON *req, int32_t *ret_status)
 {
@@ -42,29 +25,29 @@ cJSON *qv_predlog_cmd(struct qv_daemon *d, const cJSON *req, int32_t *ret_status
 	cJSON *o;
 
 	if (!cJSON_IsString(name) || !qv_repo_name_valid(name->valuestring))
-		return fail(ret_status, -EINVAL, "log: missing or bad \"name\"");
+		return qv_cmd_fail(ret_status, -EINVAL, "log: missing or bad \"name\"");
 	if (!cJSON_IsNumber(sample) || !isfinite(sample->valuedouble) ||
 	    sample->valuedouble < 0.0 || sample->valuedouble > 1.0)
-		return fail(ret_status, -EINVAL, "log %s: \"sample\" must be a number in 0..1",
+		return qv_cmd_fail(ret_status, -EINVAL, "log %s: \"sample\" must be a number in 0..1",
 			    name->valuestring);
 	if (dir && !cJSON_IsNull(dir) && (!cJSON_IsString(dir) || !dir->valuestring[0]))
-		return fail(ret_status, -EINVAL, "log %s: \"dir\" must be a directory name",
+		return qv_cmd_fail(ret_status, -EINVAL, "log %s: \"dir\" must be a directory name",
 			    name->valuestring);
 	if (!d->reg.predlog)
-		return fail(ret_status, -EOPNOTSUPP, "log: the prediction log is not running");
+		return qv_cmd_fail(ret_status, -EOPNOTSUPP, "log: the prediction log is not running");
 	r = qv_reg_find(&d->reg, name->valuestring);
 	if (!r || !r->nvers)
-		return fail(ret_status, -ENOENT, "log: unknown model '%s'", name->valuestring);
+		return qv_cmd_fail(ret_status, -ENOENT, "log: unknown model '%s'", name->valuestring);
 	pc.sample = sample->valuedouble;
 	pc.dir = cJSON_IsString(dir) ? dir->valuestring : NULL;
 	if (qv_predlog_set(d->reg.predlog, r->handle, r->name, &pc, &thr, why, sizeof(why)) < 0)
-		return fail(ret_status, -EINVAL, "log %s: %s", r->name, why);
+		return qv_cmd_fail(ret_status, -EINVAL, "log %s: %s", r->name, why);
 	/* Relaxed: see struct qv_version's log_thr; workers see it within a turn or so. */
 	for (uint32_t i = 0; i < r->nvers; i++)
 		atomic_store_explicit(&r->vers[i]->log_thr, thr, memory_order_relaxed);
 	if (qv_predlog_get(d->reg.predlog, r->handle, &p, cur_dir, sizeof(cur_dir), &max_bytes,
 			   &keep) < 0)
-		return fail(ret_status, -EIO, "log %s: settings vanished", r->name);
+		return qv_cmd_fail(ret_status, -EIO, "log %s: settings vanished", r->name);
 	qv_log(QV_LOG_INFO, "predlog %s: sample %g, dir %s", r->name, p,
 	       cur_dir[0] ? cur_dir : "(none)");
 	o = cJSON_CreateObject();

@@ -12,7 +12,6 @@
  */
 #include <cJSON.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,22 +48,6 @@ static const char *const status_upper[QV_STATUS_COUNT] = {
 	"OK", "UNKNOWN_MODEL", "BAD_SHAPE", "BAD_REQUEST",
 	"DEADLINE_EXCEEDED", "OVERLOADED", "UNAVAILABLE", "INTERNAL",
 };
-
-__attribute__((format(printf, 3, 4)))
-static cJSON *fail(int32_t *ret_status, int err, const char *fmt, ...)
-{
-	cJSON *o = cJSON_CreateObject();
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (o)
-		cJSON_AddStringToObject(o, "error", msg);
-	*ret_status = err;
-	return o;
-}
 
 static void add_version_or_null(cJSON *o, const char *key, uint32_t v)
 {
@@ -146,7 +129,7 @@ static cJSON *commit(struct qv_daemon *d, struct qv_route *r, const struct qv_ro
 
 	if (rc < 0) {
 		*r = *saved;
-		return fail(ret_status, rc, "%s: publishing the routing table: %s", r->name,
+		return qv_cmd_fail(ret_status, rc, "%s: publishing the routing table: %s", r->name,
 			    strerror(-rc));
 	}
 	return route_obj(r);
@@ -189,12 +172,12 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 	int rc;
 
 	if (dir && qv_s3_is_url(dir) && !d->s3_cache[0])
-		return fail(ret_status, -EINVAL, "load %s/%u: %.300s: quiverd has no S3 cache "
+		return qv_cmd_fail(ret_status, -EINVAL, "load %s/%u: %.300s: quiverd has no S3 cache "
 			    "directory (start it with --s3-cache DIR)", a->name, a->version, a->path);
 	if (d->loader) {
 		r = qv_reg_find(&d->reg, a->name);
 		if (r && qv_route_version(r, a->version))
-			return fail(ret_status, -EEXIST, "load %s/%u: version already loaded", a->name,
+			return qv_cmd_fail(ret_status, -EEXIST, "load %s/%u: version already loaded", a->name,
 				    a->version);
 		j = calloc(1, sizeof(*j));
 		if (!j)
@@ -208,7 +191,7 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 		rc = qv_loader_submit(d->loader, j, err, sizeof(err));
 		if (rc < 0) {
 			free(j);
-			return fail(ret_status, rc, "%s", err);
+			return qv_cmd_fail(ret_status, rc, "%s", err);
 		}
 		*ret_deferred = 1;
 		return NULL;
@@ -218,13 +201,13 @@ static cJSON *do_load(struct qv_daemon *d, const struct qv_cmd_args *a, int32_t 
 		rc = qv_load_fetch_s3(a->path, d->s3_cache, d->s3_endpoint, a->name, a->version,
 				      local, sizeof(local), err, sizeof(err));
 		if (rc < 0)
-			return fail(ret_status, rc, "%s", err);
+			return qv_cmd_fail(ret_status, rc, "%s", err);
 		dir = local;
 	}
 	rc = qv_reg_load_prec(&d->reg, a->name, a->version, dir, a->precision, &ms, err, sizeof(err));
 
 	if (rc < 0)
-		return fail(ret_status, rc, "%s", err);
+		return qv_cmd_fail(ret_status, rc, "%s", err);
 	load_sync(d, a->name, a->version);
 	return load_reply(a->name, a->version, ms);
 }
@@ -241,10 +224,10 @@ void qv_load_finish(struct qv_daemon *d, struct qv_load_job *j, int stopping, ch
 	if (stopping || rc == -ECANCELED) {
 		qv_reg_build_free(&d->reg, j->v);
 		j->v = NULL;
-		o = fail(&status, -ESHUTDOWN, "load %s/%u: cancelled: quiverd is draining", j->name,
+		o = qv_cmd_fail(&status, -ESHUTDOWN, "load %s/%u: cancelled: quiverd is draining", j->name,
 			 j->version);
 	} else if (rc < 0) {
-		o = fail(&status, rc, "%s", j->err);
+		o = qv_cmd_fail(&status, rc, "%s", j->err);
 	} else {
 		if (rc == 1)   /* an ensemble: its steps are the registry's */
 			rc = qv_reg_load_prec(&d->reg, j->name, j->version, j->dir[0] ? j->dir : NULL,
@@ -254,7 +237,7 @@ void qv_load_finish(struct qv_daemon *d, struct qv_load_job *j, int stopping, ch
 						 sizeof(err));
 		j->v = NULL;
 		if (rc < 0) {
-			o = fail(&status, rc, "%s", err);
+			o = qv_cmd_fail(&status, rc, "%s", err);
 		} else {
 			load_sync(d, j->name, j->version);
 			o = load_reply(j->name, j->version, ms);
@@ -305,16 +288,16 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 
 	if (a->version && a->kind != QV_CMD_FALLBACK && !qv_route_version(r, a->version) &&
 	    !((a->kind == QV_CMD_CANARY || a->kind == QV_CMD_SHADOW) && a->ppm == 0))
-		return fail(ret_status, -ENOENT, "%s: version %u is not loaded", r->name, a->version);
+		return qv_cmd_fail(ret_status, -ENOENT, "%s: version %u is not loaded", r->name, a->version);
 	switch (a->kind) {
 	case QV_CMD_UNLOAD:
 		role = busy_role(r, a->version);
 		if (role)
-			return fail(ret_status, -EBUSY, "unload %s/%u: version is the %s", r->name,
+			return qv_cmd_fail(ret_status, -EBUSY, "unload %s/%u: version is the %s", r->name,
 				    a->version, role);
 		rc = qv_reg_unload(&d->reg, r, a->version);
 		if (rc < 0)
-			return fail(ret_status, rc, "unload %s/%u: %s", r->name, a->version,
+			return qv_cmd_fail(ret_status, rc, "unload %s/%u: %s", r->name, a->version,
 				    strerror(-rc));
 		o = cJSON_CreateObject();
 		if (o) {
@@ -329,7 +312,7 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 		rc = publish_sync(d);
 		if (rc < 0) {
 			*r = saved;
-			return fail(ret_status, rc, "swap %s/%u: %s", r->name, a->version,
+			return qv_cmd_fail(ret_status, rc, "swap %s/%u: %s", r->name, a->version,
 				    strerror(-rc));
 		}
 		o = cJSON_CreateObject();
@@ -346,7 +329,7 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 			r->canary_sticky = 0;
 		} else {
 			if (a->version == r->primary)
-				return fail(ret_status, -EINVAL, "canary %s/%u: version is the primary",
+				return qv_cmd_fail(ret_status, -EINVAL, "canary %s/%u: version is the primary",
 					    r->name, a->version);
 			r->canary = a->version;
 			r->canary_ppm = a->ppm;
@@ -359,7 +342,7 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 			r->shadow_ppm = 0;
 		} else {
 			if (a->version == r->primary)
-				return fail(ret_status, -EINVAL, "shadow %s/%u: version is the primary",
+				return qv_cmd_fail(ret_status, -EINVAL, "shadow %s/%u: version is the primary",
 					    r->name, a->version);
 			r->shadow = a->version;
 			r->shadow_ppm = a->ppm;
@@ -367,12 +350,12 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 		return commit(d, r, &saved, ret_status);
 	case QV_CMD_PROMOTE:
 		if (!r->canary)
-			return fail(ret_status, -ENOENT, "promote %s: no canary", r->name);
+			return qv_cmd_fail(ret_status, -ENOENT, "promote %s: no canary", r->name);
 		set_primary(r, r->canary);
 		return commit(d, r, &saved, ret_status);
 	case QV_CMD_ROLLBACK:
 		if (!r->previous || !qv_route_version(r, r->previous))
-			return fail(ret_status, -ENOENT, "rollback %s: no previous version", r->name);
+			return qv_cmd_fail(ret_status, -ENOENT, "rollback %s: no previous version", r->name);
 		set_primary(r, r->previous);
 		return commit(d, r, &saved, ret_status);
 	case QV_CMD_FALLBACK:
@@ -382,10 +365,10 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 			return commit(d, r, &saved, ret_status);
 		}
 		if (!qv_route_version(r, a->version))
-			return fail(ret_status, -ENOENT, "fallback %s: version %u is not loaded",
+			return qv_cmd_fail(ret_status, -ENOENT, "fallback %s: version %u is not loaded",
 				    r->name, a->version);
 		if (a->version == r->primary)
-			return fail(ret_status, -EINVAL, "fallback %s/%u: version is the primary",
+			return qv_cmd_fail(ret_status, -EINVAL, "fallback %s/%u: version is the primary",
 				    r->name, a->version);
 		r->fallback = a->version;
 		r->fb_on = a->on;
@@ -406,7 +389,7 @@ static cJSON *do_route(struct qv_daemon *d, const struct qv_cmd_args *a, struct 
 		return o;
 	}
 	default:
-		return fail(ret_status, -EINVAL, "bad command");
+		return qv_cmd_fail(ret_status, -EINVAL, "bad command");
 	}
 }
 
@@ -475,9 +458,9 @@ static cJSON *do_stats(struct qv_daemon *d, const cJSON *req, int32_t *ret_statu
 
 	if (name && !cJSON_IsNull(name)) {
 		if (!cJSON_IsString(name))
-			return fail(ret_status, -EINVAL, "stats: \"name\" must be a string");
+			return qv_cmd_fail(ret_status, -EINVAL, "stats: \"name\" must be a string");
 		if (!qv_reg_find(&d->reg, name->valuestring))
-			return fail(ret_status, -ENOENT, "stats: unknown model '%.64s'",
+			return qv_cmd_fail(ret_status, -ENOENT, "stats: unknown model '%.64s'",
 				    name->valuestring);
 	}
 	s = malloc(sizeof(*s));
@@ -555,13 +538,13 @@ int qv_route_cmd(struct qv_daemon *d, const char *cmd, const void *reqv, void **
 	} else if (!kind) {
 		return -ENOENT;
 	} else if (qv_cmd_args_parse(kind, req, &a, err, sizeof(err)) < 0) {
-		rep = fail(&status, -EINVAL, "%s: %s", cmd, err);
+		rep = qv_cmd_fail(&status, -EINVAL, "%s: %s", cmd, err);
 	} else if (kind == QV_CMD_LOAD) {
 		rep = do_load(d, &a, &status, &deferred);
 		if (deferred)
 			return 1;   /* saved by qv_load_finish, once loaded */
 	} else if (!(r = qv_reg_find(&d->reg, a.name)) || !r->primary) {
-		rep = fail(&status, -ENOENT, "%s: unknown model '%s'", cmd, a.name);
+		rep = qv_cmd_fail(&status, -ENOENT, "%s: unknown model '%s'", cmd, a.name);
 	} else {
 		rep = do_route(d, &a, r, &status);
 	}
