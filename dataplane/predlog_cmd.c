@@ -19,7 +19,7 @@ cJSON *qv_predlog_cmd(struct qv_daemon *d, const cJSON *req, int32_t *ret_status
 	struct qv_plog_cfg pc = { 0 };
 	struct qv_route *r;
 	char why[256], cur_dir[4096];
-	uint64_t thr, max_bytes;
+	uint64_t max_bytes;
 	uint32_t keep;
 	double p;
 	cJSON *o;
@@ -40,11 +40,8 @@ cJSON *qv_predlog_cmd(struct qv_daemon *d, const cJSON *req, int32_t *ret_status
 		return qv_cmd_fail(ret_status, -ENOENT, "log: unknown model '%s'", name->valuestring);
 	pc.sample = sample->valuedouble;
 	pc.dir = cJSON_IsString(dir) ? dir->valuestring : NULL;
-	if (qv_predlog_set(d->reg.predlog, r->handle, r->name, &pc, &thr, why, sizeof(why)) < 0)
+	if (qv_reg_set_log(&d->reg, r, &pc, why, sizeof(why)) < 0)
 		return qv_cmd_fail(ret_status, -EINVAL, "log %s: %s", r->name, why);
-	/* Relaxed: see struct qv_version's log_thr; workers see it within a turn or so. */
-	for (uint32_t i = 0; i < r->nvers; i++)
-		atomic_store_explicit(&r->vers[i]->log_thr, thr, memory_order_relaxed);
 	if (qv_predlog_get(d->reg.predlog, r->handle, &p, cur_dir, sizeof(cur_dir), &max_bytes,
 			   &keep) < 0)
 		return qv_cmd_fail(ret_status, -EIO, "log %s: settings vanished", r->name);

@@ -851,6 +851,20 @@ static void log_precision(const char *name, const struct qv_version *v)
 		       p->reduced ? "keeps some layers" : "is served", p->reason);
 }
 
+int qv_reg_set_log(struct qv_registry *reg, struct qv_route *r, const struct qv_plog_cfg *pc,
+		   char *why, size_t why_len)
+{
+	uint64_t thr;
+	int rc = qv_predlog_set(reg->predlog, r->handle, r->name, pc, &thr, why, why_len);
+
+	if (rc < 0)
+		return rc;
+	/* Relaxed: see struct qv_version's log_thr; workers see it within a turn or so. */
+	for (uint32_t i = 0; i < r->nvers; i++)
+		atomic_store_explicit(&r->vers[i]->log_thr, thr, memory_order_relaxed);
+	return 0;
+}
+
 /*
  * The prediction log of a version being attached to route r: config.json's
  * "log" (read again at every load, like max_batch) sets the model's
@@ -862,7 +876,6 @@ static void predlog_attach(struct qv_registry *reg, struct qv_route *r, struct q
 			   const struct qv_model_config *cfg)
 {
 	char why[160];
-	uint64_t thr;
 
 	if (!reg->predlog)
 		return;
@@ -873,13 +886,8 @@ static void predlog_attach(struct qv_registry *reg, struct qv_route *r, struct q
 			.max_bytes = cfg->log_max_bytes,
 			.keep = cfg->log_keep,
 		};
-		if (qv_predlog_set(reg->predlog, r->handle, r->name, &pc, &thr, why, sizeof(why)) == 0) {
-			/* Relaxed: see struct qv_version's log_thr. */
-			for (uint32_t i = 0; i < r->nvers; i++)
-				atomic_store_explicit(&r->vers[i]->log_thr, thr, memory_order_relaxed);
-		} else {
+		if (qv_reg_set_log(reg, r, &pc, why, sizeof(why)) < 0)
 			qv_log(QV_LOG_WARN, "model %s: config.json log: %s", r->name, why);
-		}
 	}
 	atomic_store_explicit(&v->log_thr, qv_predlog_thr(reg->predlog, r->handle),
 			      memory_order_relaxed);

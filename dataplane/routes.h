@@ -187,6 +187,15 @@ int qv_reg_load_prec(struct qv_registry *reg, const char *name, uint32_t version
 		     int precision, double *ret_load_ms, char *err, size_t err_len);
 
 /*
+ * Sets route r's prediction log (predlog.h qv_predlog_set) and stores the
+ * new sampling threshold in every loaded version of r (control thread).
+ * -EINVAL with a message in why when the settings are refused.
+ */
+struct qv_plog_cfg;
+int qv_reg_set_log(struct qv_registry *reg, struct qv_route *r, const struct qv_plog_cfg *pc,
+		   char *why, size_t why_len);
+
+/*
  * A load in two halves, so that the slow one can run off the control
  * thread (loader.c):
  * qv_reg_build - finds the model file in dir (REPO/name/version/ when
